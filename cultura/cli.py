@@ -1,0 +1,73 @@
+"""The one entry point: ``cultura SUBCOMMAND``.
+
+Subcommands live in ``cultura/commands`` and are imported only when used (or listed), so
+``cultura --help`` stays fast: no torch, transformers or ray at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> "module:attribute"; a new subcommand is one entry here plus its module.
+COMMANDS = {
+    "chat": "cultura.commands.chat:chat",
+    "models": "cultura.commands.models:models",
+    "data": "cultura.commands.data:data",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cultura")
+def cli() -> None:
+    """cultura: culturally aware language models on Ray.
+
+    CulturePark (cross-cultural agent dialogues -> refined data -> one LoRA adapter per culture)
+    and Cultural Palette (five continent agents blended by a Cultural MoE gate), from a laptop
+    default (SmolLM2-135M-Instruct, local Ray) to a GPU cluster.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors print one clear line and exit 2, never a traceback."""
+    from cultura.errors import CulturaError
+
+    try:
+        cli.main(args=argv, prog_name="cultura", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CulturaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        click.echo(f"error: {exc.strerror}: {exc.filename}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""LLM engines behind one protocol (:class:`cultura.engines.base.Engine`).
+
+``create_engine`` imports the chosen engine lazily, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from cultura.engines.base import ChatRequest, Completion, Engine, SamplingParams
+
+__all__ = ["ChatRequest", "Completion", "Engine", "SamplingParams", "create_engine", "ENGINE_KINDS"]
+
+ENGINE_KINDS = ("transformers", "vllm", "openai")
+
+
+def create_engine(config, num_threads: int | None = None) -> Engine:
+    """Build the engine named by ``config.kind`` (an :class:`~cultura.config.EngineConfig`).
+
+    ``num_threads`` sizes torch's CPU threads (the CPUs the calling actor was given); the
+    config's ``num_threads`` wins when set.
+    """
+    from cultura.errors import ConfigError
+
+    if config.kind == "transformers":
+        from cultura.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(config, num_threads=config.num_threads or num_threads)
+    if config.kind == "vllm":
+        from cultura.engines.vllm_engine import VllmEngine
+
+        return VllmEngine(config, num_threads=config.num_threads or num_threads)
+    if config.kind == "openai":
+        from cultura.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(config)
+    raise ConfigError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, got {config.kind!r}")

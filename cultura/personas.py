@@ -1,0 +1,81 @@
+"""Personas: who an agent is (name, culture or continent, role) and the system prompt that says so.
+
+The tiny default model drifts into broken German or Portuguese when asked to speak "as" a culture,
+so personas answer in English unless a language is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+CONTINENT_PERSONA = (
+    "You are a knowledgeable assistant about {continent}, its cultures, history and nuances. "
+    "You answer from the perspective of people in {continent}: their values, customs and everyday "
+    "practice, noting where countries within {continent} differ."
+)
+
+
+@dataclass(frozen=True)
+class Persona:
+    """An agent's identity. ``key`` is unique per agent (``delegate:german``, ``continent:Asia``)."""
+
+    key: str
+    name: str
+    role: str  # main_contact | delegate | continent | meta | assistant
+    system_prompt: str
+    culture: str | None = None
+    country: str | None = None
+    adapter: str | None = None
+
+    def with_adapter(self, adapter: str | None) -> Persona:
+        """The same persona with a LoRA adapter applied to its engine calls."""
+        return replace(self, adapter=adapter)
+
+    def messages(self, user_text: str) -> list[dict[str, str]]:
+        """A single-turn chat: this persona's system prompt and one user message."""
+        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user_text}]
+
+
+def culture_persona(culture: str, name_index: int = 0, language: str = "English", extra: str = "") -> Persona:
+    """A cultural persona for a CulturePark culture key or any country in the Hofstede table.
+
+    ``name_index`` picks among the culture's persona names (several delegates of one culture get
+    different names); ``extra`` appends instructions such as self-calibration.
+    """
+    from cultura.data.cultures import get_culture
+
+    c = get_culture(culture)
+    name = c.names[name_index % len(c.names)]
+    prompt = (
+        f"You are {name}, a person from {c.primary_country} who knows {c.display} culture, values and "
+        f"everyday life from the inside. Speak from a {c.display} point of view, as {name} would, "
+        f"in {language}, in a few clear sentences."
+    )
+    if extra:
+        prompt = f"{prompt} {extra.strip()}"
+    return Persona(key=f"delegate:{c.key}", name=name, role="delegate", system_prompt=prompt,
+                   culture=c.key, country=c.primary_country)
+
+
+def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "") -> Persona:
+    """CulturePark's main contact: asks the delegates about their culture and compares views."""
+    prompt = (
+        f"You are {name}, {description}. You are curious about other cultures and talk with people "
+        "from around the world about their views, asking follow-up questions and sharing your own "
+        "perspective. Keep each reply to a few sentences, in English."
+    )
+    if extra:
+        prompt = f"{prompt} {extra.strip()}"
+    return Persona(key=f"contact:{name.lower()}", name=name, role="main_contact", system_prompt=prompt)
+
+
+def continent_persona(continent: str, adapter: str | None = None) -> Persona:
+    """A Cultural Palette continent agent (Africa, America, Asia, Europe, Oceania)."""
+    from cultura.data.hofstede import CONTINENTS
+    from cultura.errors import UnknownNameError
+
+    match = next((c for c in CONTINENTS if c.lower() == continent.lower()), None)
+    if match is None:
+        raise UnknownNameError("continent", continent, CONTINENTS)
+    return Persona(key=f"continent:{match}", name=f"{match} agent", role="continent",
+                   system_prompt=CONTINENT_PERSONA.format(continent=match), adapter=adapter)

@@ -1,0 +1,60 @@
+"""Starting or joining Ray with the settings cultura needs (loopback listeners, no token auth locally)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# Ray's token auth (on by default in 2.60) breaks `ray status`, `serve status` and the dashboard API
+# for a local cluster; loopback-only listeners keep a local cluster off the network.
+LOCAL_RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+# What every worker process needs: offline model loading and polite OpenMP threads.
+WORKER_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables passed to every Ray worker (plus CULTURA_HOME when set)."""
+    env = dict(WORKER_ENV)
+    for key in ("CULTURA_HOME", "HF_HOME"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    return env
+
+
+def init_ray(config: Any | None = None, address: str | None = None, **kwargs: Any) -> None:
+    """Connect to Ray once per process: ``address`` (or ``config.ray.address``), else start locally.
+
+    A local Ray gets a small object store, its dashboard on 127.0.0.1 and the worker environment
+    above. Calling it again when Ray is already up does nothing.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in LOCAL_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ray_cfg = getattr(config, "ray", None)
+    address = address or (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS")
+    namespace = ray_cfg.namespace if ray_cfg else "cultura"
+    runtime_env = {"env_vars": worker_env()}
+    if address:
+        ray.init(address=address, namespace=namespace, runtime_env=runtime_env, log_to_driver=False, **kwargs)
+        return
+    store_mb = ray_cfg.object_store_memory_mb if ray_cfg else 512
+    ray.init(
+        namespace=namespace,
+        runtime_env=runtime_env,
+        object_store_memory=store_mb * 1024 * 1024,
+        include_dashboard=ray_cfg.include_dashboard if ray_cfg else True,
+        dashboard_host=ray_cfg.dashboard_host if ray_cfg else "127.0.0.1",
+        log_to_driver=False,
+        **kwargs,
+    )

@@ -1,0 +1,129 @@
+"""Agent actors: a persona plus a way to reach an engine, stateless about dialogues.
+
+Placement (``config.placement``):
+
+- ``shared``: one engine actor hosts the model and every adapter; agents are light actors that
+  forward to it, so calls from all agents batch together (the default on one small machine).
+- ``dedicated``: every agent owns its engine and its resources (``num_gpus=1`` per agent on a cluster).
+
+The dialogue travels with each call, so an agent restarted by Ray loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cultura.engines.base import ChatRequest, Completion, Message, SamplingParams
+from cultura.personas import Persona
+
+SHARED_ENGINE_NAME = "cultura-shared-engine"
+
+
+class Agent:
+    """One persona's agent; wrapped as a Ray actor by :func:`start_agents`."""
+
+    def __init__(self, persona: Persona, engine_config: Any = None, engine_handle: Any = None,
+                 num_threads: int | None = None):
+        self.persona = persona
+        self._handle = engine_handle
+        self._engine = None
+        if engine_handle is None:
+            from cultura.engines import create_engine
+
+            self._engine = create_engine(engine_config, num_threads=num_threads)
+        self.calls = 0
+
+    def info(self) -> dict[str, Any]:
+        """The persona and where its engine lives."""
+        return {"key": self.persona.key, "name": self.persona.name, "role": self.persona.role,
+                "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter}
+
+    async def respond(self, conversations: Sequence[Sequence[Message]], sampling: SamplingParams,
+                      system_prompts: Sequence[str | None] | None = None) -> list[Completion]:
+        """Answer each conversation (user/assistant turns) as this persona, in one batch.
+
+        ``system_prompts[i]``, when given, replaces the persona's system prompt for conversation i
+        (for example the persona plus a seed-specific self-calibration).
+        """
+        requests = []
+        for i, conv in enumerate(conversations):
+            system = (system_prompts[i] if system_prompts and system_prompts[i] else self.persona.system_prompt)
+            messages = [{"role": "system", "content": system}, *conv]
+            requests.append(ChatRequest(tuple(messages), sampling, self.persona.adapter))
+        self.calls += 1
+        if self._engine is not None:
+            return await self._engine.generate(requests)
+        return await self._handle.generate.remote(requests)
+
+    async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
+        """Log-probability of each option as this persona's answer (persona system prompt first)."""
+        full = [{"role": "system", "content": self.persona.system_prompt}, *messages]
+        if self._engine is not None:
+            return await self._engine.score_options(full, options, self.persona.adapter)
+        return await self._handle.score_options.remote(full, options, self.persona.adapter)
+
+
+def agent_actor_options(config: Any) -> dict[str, Any]:
+    """Ray options for an agent actor: restarts and retries, resources by placement."""
+    dedicated = config.placement == "dedicated"
+    res = config.agent_resources
+    return dict(
+        num_cpus=res.num_cpus if dedicated else 0,
+        num_gpus=res.num_gpus if dedicated else 0,
+        max_concurrency=1024,
+        max_restarts=3,
+        max_task_retries=3,
+    )
+
+
+@dataclass
+class AgentPool:
+    """Agent actors by persona key, plus the shared engine actor they forward to (if any)."""
+
+    agents: dict[str, Any]
+    engine: Any = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.agents[key]
+
+    def stop(self) -> None:
+        """Kill every agent and the shared engine."""
+        stop_actors(list(self.agents.values()) + ([self.engine] if self.engine is not None else []))
+
+
+def start_agents(personas: Sequence[Persona], config: Any, engine_handle: Any = None) -> AgentPool:
+    """Start one agent actor per persona.
+
+    With ``shared`` placement the agents forward to ``engine_handle``, or to an engine actor started
+    here from ``config.engine`` and ``config.engine_resources`` (then owned by the returned pool).
+    """
+    import ray
+
+    from cultura.actors.engine_actor import start_engine_actor
+
+    actor_cls = ray.remote(Agent)
+    options = agent_actor_options(config)
+    owned_engine = None
+    if config.placement == "shared" and engine_handle is None:
+        engine_handle = owned_engine = start_engine_actor(config.engine, config.engine_resources)
+    threads = max(1, int(config.agent_resources.num_cpus)) if config.agent_resources.num_cpus else None
+    agents = {}
+    for persona in personas:
+        if config.placement == "shared":
+            agents[persona.key] = actor_cls.options(**options).remote(persona, engine_handle=engine_handle)
+        else:
+            agents[persona.key] = actor_cls.options(**options).remote(persona, config.engine, num_threads=threads)
+    return AgentPool(agents, owned_engine)
+
+
+def stop_actors(handles: Sequence[Any]) -> None:
+    """Kill actors, ignoring ones already gone."""
+    import ray
+
+    for handle in handles:
+        try:
+            ray.kill(handle)
+        except Exception:  # already dead or never started
+            pass

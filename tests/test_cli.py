@@ -1,0 +1,83 @@
+"""The CLI as a user runs it: fast help, real answers, clear errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CULTURA = str(Path(sys.executable).with_name("cultura"))
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([CULTURA, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    start = time.perf_counter()
+    result = run_cli("--help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and "chat" in result.stdout and "models" in result.stdout
+    assert elapsed < 2.0, f"--help took {elapsed:.2f} s"
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, cultura.cli as c\n"
+         "for name in c.COMMANDS: c.cli.get_command(None, name)\n"
+         "heavy = [m for m in ('torch', 'transformers', 'ray', 'vllm', 'sentence_transformers', 'matplotlib')"
+         " if m in sys.modules]\n"
+         "print(heavy)"],
+        capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+
+def test_every_subcommand_has_help():
+    from cultura.cli import COMMANDS
+
+    for name in COMMANDS:
+        result = run_cli(name, "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, name
+
+
+def test_chat_answers_as_a_german_persona():
+    result = run_cli("chat", "--culture", "german", "--max-tokens", "24", "How important is family in your life?")
+    assert result.returncode == 0, result.stderr
+    assert "Germany" in result.stdout
+    answer = result.stdout.split("\n", 1)[1].strip()
+    assert len(answer.split()) >= 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["chat", "--culture", "Germny", "hi"], "did you mean"),
+        (["chat", "  "], "empty"),
+        (["chat", "--max-tokens", "0", "hi"], "0"),
+        (["chat", "--engine", "llamacpp", "hi"], "llamacpp"),
+        (["chat", "--adapter", "../../etc", "hi"], "adapter"),
+        (["chat", "--config", "/nonexistent/c.yaml", "hi"], "not found"),
+        (["data", "hofstede", "Atlantis"], "unknown country"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_gives_a_message_and_nonzero_exit(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_models_list_shows_the_prepared_default():
+    result = run_cli("models", "list")
+    assert result.returncode == 0 and "SmolLM2-135M-Instruct" in result.stdout and "True" in result.stdout
+
+
+def test_data_commands_show_bundled_data():
+    hof = run_cli("data", "hofstede", "germany")
+    assert hof.returncode == 0 and "Germany" in hof.stdout and "PDI" in hof.stdout
+    seeds = run_cli("data", "seeds", "--culture", "german")
+    assert seeds.returncode == 0 and "seeds" in seeds.stdout

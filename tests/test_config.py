@@ -1,0 +1,59 @@
+"""Configuration: profiles, YAML files and overrides, and errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from cultura.config import load_config
+from cultura.errors import ConfigError
+
+
+def test_defaults_are_the_local_profile():
+    cfg = load_config()
+    assert cfg.profile == "local" and cfg.placement == "shared"
+    assert cfg.engine.kind == "transformers" and cfg.engine.model == "default"
+    assert cfg.ray.dashboard_host == "127.0.0.1"
+
+
+def test_cluster_profile_changes_values_only():
+    cfg = load_config(overrides={"profile": "cluster"})
+    assert cfg.placement == "dedicated" and cfg.engine.kind == "vllm" and cfg.agent_resources.num_gpus == 1
+
+
+def test_yaml_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("engine:\n  kind: openai\n  base_url: http://127.0.0.1:9/v1\nsampling:\n  max_tokens: 32\n")
+    cfg = load_config(path, {"sampling.max_tokens": 64, "engine.model": None})
+    assert cfg.engine.kind == "openai" and cfg.sampling.max_tokens == 64 and cfg.engine.model == "default"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field", "hint"),
+    [
+        ("engine:\n  kind: llamacpp\n", "engine.kind", "transformers"),
+        ("placement: everywhere\n", "placement", "shared"),
+        ("sampling:\n  temperature: -1\n", "sampling.temperature", "greater than or equal"),
+        ("engine:\n  max_batch_size: 0\n", "engine.max_batch_size", "greater than or equal"),
+        ("enigne:\n  kind: vllm\n", "enigne", "unknown field"),
+        ("profile: huge\n", "profile", "local"),
+    ],
+)
+def test_invalid_values_name_the_field(tmp_path, yaml_text, field, hint):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert field in str(err.value) and hint in str(err.value)
+
+
+@pytest.mark.parametrize("content", ["engine: [unclosed\n", "- just\n- a list\n", b"\xff\xfe\x00bad"])
+def test_unreadable_files_are_clear_errors(tmp_path, content):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,143 @@
+"""The transformers engine on the real default model: batching, adapters, option scoring."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cultura.config import EngineConfig
+from cultura.engines import ChatRequest, create_engine
+from cultura.errors import CulturaError
+
+QUESTIONS = [
+    "How important is family in your life?",
+    "What is the capital of France?",
+    "Name three colors.",
+    "Why do people travel abroad?",
+]
+
+
+def make_lora(base_path: str, folder, seed: int) -> str:
+    """A small LoRA adapter with random non-zero weights, so it visibly changes the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory, default_model_path):
+    root = tmp_path_factory.mktemp("adapters")
+    return {name: make_lora(str(default_model_path), root / name, seed) for seed, name in enumerate(["alpha", "beta"])}
+
+
+@pytest.fixture(scope="module")
+def engine(adapters):
+    eng = create_engine(EngineConfig(adapters=adapters, max_batch_size=16, batch_wait_ms=20))
+    yield eng
+    asyncio.run(eng.close())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def requests_for(questions, adapter=None, max_tokens=24):
+    return [ChatRequest.of([{"role": "user", "content": q}], adapter=adapter, max_tokens=max_tokens) for q in questions]
+
+
+def test_batched_greedy_equals_unbatched(engine):
+    reqs = requests_for(QUESTIONS)
+
+    async def both():
+        single = [(await engine.generate([r]))[0] for r in reqs]
+        before = engine.batches_run
+        batched = await engine.generate(reqs)
+        return single, batched, engine.batches_run - before
+
+    single, batched, batches = run(both())
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert all(c.text and c.completion_tokens > 0 and c.prompt_tokens > 0 for c in batched)
+    assert batches == 1, "four concurrent greedy requests should run as one batch"
+
+
+def test_concurrent_callers_share_batches(engine):
+    reqs = requests_for(QUESTIONS * 2, max_tokens=8)
+
+    async def concurrent():
+        before = engine.batches_run
+        results = await asyncio.gather(*(engine.generate([r]) for r in reqs))
+        return results, engine.batches_run - before
+
+    results, batches = run(concurrent())
+    assert len(results) == len(reqs)
+    assert batches < len(reqs)
+
+
+def test_mixed_adapter_batch_equals_per_adapter_runs(engine):
+    plan = [(QUESTIONS[0], None), (QUESTIONS[0], "alpha"), (QUESTIONS[1], "beta"), (QUESTIONS[3], "alpha"),
+            (QUESTIONS[2], None)]
+    reqs = [requests_for([q], adapter=a)[0] for q, a in plan]
+
+    async def both():
+        mixed = await engine.generate(reqs)
+        alone = [(await engine.generate([r]))[0] for r in reqs]
+        return mixed, alone
+
+    mixed, alone = run(both())
+    assert [c.text for c in mixed] == [c.text for c in alone]
+    assert mixed[0].text != mixed[1].text, "the adapter must change the greedy output"
+
+
+def test_score_options_ranks_obvious_answer_first(engine):
+    messages = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
+    scores = run(engine.score_options(messages, ["Paris", "Banana", "Tuesday"]))
+    assert scores[0] == max(scores)
+    assert all(s < 0 for s in scores)
+
+
+def test_score_options_with_adapter_differs_from_base(engine):
+    messages = [{"role": "user", "content": "Is family important? Answer 1 (yes) to 5 (no)."}]
+    options = ["1", "2", "3", "4", "5"]
+    base = run(engine.score_options(messages, options))
+    adapted = run(engine.score_options(messages, options, adapter="alpha"))
+    assert base != adapted
+
+
+def test_sampling_with_seed_is_reproducible(engine):
+    req = ChatRequest.of([{"role": "user", "content": QUESTIONS[0]}], max_tokens=16, temperature=0.9, seed=7)
+    first = run(engine.generate([req]))[0].text
+    second = run(engine.generate([req]))[0].text
+    assert first == second
+
+
+def test_stop_strings_and_length(engine):
+    req = ChatRequest.of([{"role": "user", "content": "Count from 1 to 20, separated by commas."}], max_tokens=6)
+    [c] = run(engine.generate([req]))
+    assert c.finish_reason == "length" and c.completion_tokens == 6
+
+
+@pytest.mark.parametrize("ref", ["../../etc/passwd", "culture/../../x", "nope"])
+def test_bad_adapter_references_are_clear_errors(engine, ref):
+    with pytest.raises(CulturaError):
+        run(engine.generate(requests_for(["hi"], adapter=ref)))
+
+
+def test_adapter_folder_without_safetensors_is_refused(engine, tmp_path):
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(CulturaError, match="safetensors"):
+        run(engine.generate(requests_for(["hi"], adapter=str(tmp_path))))
+
+
+@pytest.mark.parametrize("messages", [[], [{"role": "robot", "content": "x"}], [{"role": "user"}]])
+def test_bad_messages_are_clear_errors(messages):
+    with pytest.raises(CulturaError):
+        ChatRequest.of(messages)

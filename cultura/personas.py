@@ -46,10 +46,11 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
 
     c = get_culture(culture)
     name = c.names[name_index % len(c.names)]
+    # Framing the model as an English-speaking role-player keeps the 135M default in English;
+    # "You are <name> from <country>" alone made it answer in broken German or Portuguese.
     prompt = (
-        f"You are {name}, a person from {c.primary_country} who knows {c.display} culture, values and "
-        f"everyday life from the inside. Speak from a {c.display} point of view, as {name} would, "
-        f"in {language}, in a few clear sentences."
+        f"You are an {language}-speaking assistant role-playing {name}, from {c.primary_country}. "
+        f"{name} shares the values and customs common in {c.primary_country}. Reply in {language} only."
     )
     if extra:
         prompt = f"{prompt} {extra.strip()}"

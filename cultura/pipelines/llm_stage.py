@@ -1,0 +1,136 @@
+"""The LLM stages of refinement as Ray Data ``map_batches`` callables on an actor pool.
+
+Each actor reaches a model through an :class:`EngineCaller`: a shared engine actor (placement
+``shared``: every worker's calls batch together in one model) or an engine of its own (``dedicated``).
+Within a batch every step is ONE batched engine call, decoded greedily, so refinement is
+reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cultura.engines.base import ChatRequest, Completion
+
+
+class EngineCaller:
+    """Greedy chat completions from an engine actor handle, or from an engine built here."""
+
+    def __init__(self, engine_handle: Any = None, engine_config: Any = None, num_threads: int | None = None):
+        self._handle, self._engine, self._loop = engine_handle, None, None
+        if engine_handle is None:
+            from cultura.engines import create_engine
+
+            self._engine = create_engine(engine_config, num_threads=num_threads)
+            self._loop = asyncio.new_event_loop()
+
+    def complete(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[Completion]:
+        """One batched, greedy completion per chat, in order."""
+        if not chats:
+            return []
+        requests = [ChatRequest.of(list(chat), max_tokens=max_tokens, temperature=0.0) for chat in chats]
+        if self._engine is not None:
+            return list(self._loop.run_until_complete(self._engine.generate(requests)))
+        import ray
+
+        return list(ray.get(self._handle.generate.remote(requests)))
+
+    def ask(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[str]:
+        """The answer texts of :meth:`complete`."""
+        return [c.text for c in self.complete(chats, max_tokens)]
+
+
+class ExtractWorker:
+    """Ray Data callable: extraction units in (``unit_schema``), ``extraction_schema`` rows out."""
+
+    def __init__(self, caller: Mapping[str, Any], max_tokens: int, max_chars: int, min_words: int):
+        self.caller = EngineCaller(**caller)
+        self.max_tokens, self.max_chars, self.min_words = max_tokens, max_chars, min_words
+
+    def __call__(self, batch: Any) -> Any:
+        """Extract and parse the opinions of every unit in the batch (one engine call)."""
+        import pyarrow as pa
+
+        from cultura.pipelines.opinions import extraction_messages, parse_opinions
+        from cultura.pipelines.refine_schema import extraction_schema
+
+        units = batch.to_pylist()
+        chats = [extraction_messages(u["country"], u["seed_text"], u["text"], self.max_chars) for u in units]
+        rows = []
+        for unit, completion in zip(units, self.caller.complete(chats, self.max_tokens)):
+            opinions, rejected = parse_opinions(completion.text, self.min_words, completion.finish_reason == "length")
+            unit.pop("text")
+            rows.append(unit | {"answer": completion.text, "finish_reason": completion.finish_reason,
+                                "opinions": opinions, "rejected": [{"text": t, "reason": r} for t, r in rejected]})
+        return pa.Table.from_pylist(rows, schema=extraction_schema())
+
+
+class VerifyWorker:
+    """Ray Data callable: opinion rows in, the same rows with the verification columns filled."""
+
+    def __init__(self, caller: Mapping[str, Any], verify_tokens: int, rewrite_tokens: int, min_words: int):
+        self.caller = EngineCaller(**caller)
+        self.verify_tokens, self.rewrite_tokens, self.min_words = verify_tokens, rewrite_tokens, min_words
+
+    def __call__(self, batch: Any) -> Any:
+        """Label, rewrite and re-verify the batch's opinions (at most three engine calls)."""
+        import pyarrow as pa
+
+        from cultura.pipelines.refine_schema import opinion_schema
+        from cultura.pipelines.verify import verify_opinions
+
+        rows = batch.to_pylist()
+        results = verify_opinions(rows, self.caller.ask, self.verify_tokens, self.rewrite_tokens, self.min_words)
+        return pa.Table.from_pylist([row | result for row, result in zip(rows, results)], schema=opinion_schema())
+
+
+def caller_settings(config: Any, engine_handle: Any) -> tuple[dict[str, Any], dict[str, float]]:
+    """(EngineCaller kwargs, Ray resources per worker) for ``config.placement``.
+
+    ``shared``: workers forward to ``engine_handle`` and ask for no CPU; ``dedicated``: each worker
+    builds its own engine and asks for ``config.engine_resources``.
+    """
+    if engine_handle is not None:
+        return {"engine_handle": engine_handle}, {"num_cpus": 0}
+    res = config.engine_resources
+    threads = max(1, int(res.num_cpus)) if res.num_cpus else None
+    return ({"engine_config": config.engine, "num_threads": threads},
+            {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus})
+
+
+def map_table(table: Any, worker: type, kwargs: Mapping[str, Any], schema: Any, *, workers: int,
+              batch_size: int, resources: Mapping[str, float], progress: str | None = None) -> Any:
+    """Run ``worker`` over ``table`` as a Ray Data ``map_batches`` on an actor pool; return the output table.
+
+    The table is cut into blocks of ``batch_size`` rows so up to ``workers`` actors share the work.
+    ``progress`` names a progress bar (None: no bar).
+    """
+    import pyarrow as pa
+    import ray
+
+    if table.num_rows == 0:
+        return schema.empty_table()
+    blocks = [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ds = ray.data.from_arrow(blocks).map_batches(
+        worker, fn_constructor_kwargs=dict(kwargs), compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
+        batch_size=batch_size, batch_format="pyarrow", **resources)
+    bar = _bar(progress, table.num_rows) if progress else None
+    parts = []
+    try:
+        for part in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            parts.append(part.cast(schema))
+            if bar is not None:
+                bar.update(part.num_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _bar(name: str, total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="row", dynamic_ncols=True)

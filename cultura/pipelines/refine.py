@@ -1,0 +1,438 @@
+"""CulturePark refinement: generated dialogues -> opinions -> verified -> diversified -> SFT sets.
+
+``refine`` reads a generation run (``IN/manifest.json``, ``IN/dialogues/part-*``) and runs, as far as
+``config.refine.stages`` says (the paper's ablation):
+
+1. generate: opinion extraction, one LLM call per dialogue and delegate culture (Ray Data);
+2. verify: label each opinion against the seed attitude, rewrite the contradicting ones and verify
+   the rewrites (Ray Data); only ``Entail`` survives;
+3. diversify: embed the survivors (Ray Data actor pool), k-means per culture (one Ray task each),
+   keep one representative per cluster.
+
+It writes ``OUT/opinions.parquet`` (every opinion with every decision), ``OUT/extractions.parquet``
+(raw extraction answers), ``OUT/sft/<culture>.jsonl`` and ``.parquet``, ``OUT/summary.json`` and
+``OUT/manifest.json``. An empty stage result is reported in the summary, not raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cultura.errors import CulturaError, DataError
+from cultura.pipelines.refine_schema import SEED_COLUMNS
+
+STAGES = ("generate", "verify", "diversify")
+DIALOGUE_COLUMNS = ("dialogue_id", "seed_id", "seed_source", "seed_text", "seed_kind", "options", "culture",
+                    "country", "attitude", "mode", "turns")
+TURN_FIELDS = ("role", "text")  # what refinement needs of each turn (``culture`` too in multi mode)
+OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.json", "sft")
+
+
+@dataclass
+class RefineSummary:
+    """What a refinement run did: per-culture counts per stage, seconds per stage, files written."""
+
+    out: Path
+    stages: str
+    cultures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    sft_files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def totals(self) -> dict[str, int]:
+        """The integer counts summed over cultures."""
+        total: Counter = Counter()
+        for counts in self.cultures.values():
+            total.update({k: v for k, v in counts.items() if isinstance(v, int)})
+        return dict(total)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per culture (and a total): how many items survived each stage that ran."""
+        ran = STAGES[: STAGES.index(self.stages) + 1]
+        rows = []
+        for culture, c in [*sorted(self.cultures.items()), ("total", self.totals())]:
+            row = {"culture": culture, "dialogues": c.get("dialogues", 0), "extracted": c.get("extracted", 0)}
+            row["verified"] = c.get("verified", 0) if "verify" in ran else None
+            row["diversified"] = c.get("diversified", 0) if "diversify" in ran else None
+            row["sft"] = c.get("sft", 0)
+            rows.append(row)
+        return rows
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for ``summary.json`` and the manifest."""
+        return {"stages": self.stages, "cultures": self.cultures, "totals": self.totals(),
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+                "sft_files": [str(p) for p in self.sft_files], "notes": self.notes, "out": str(self.out)}
+
+
+# ----- input ----------------------------------------------------------------------------------
+
+def _short_id(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts).encode("utf-8")).hexdigest()[:20]
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The generation manifest of ``root``; a missing or foreign one is a DataError saying what is wrong."""
+    path = root / "manifest.json"
+    if not root.is_dir():
+        raise DataError(f"input folder not found: {root}")
+    if not path.is_file():
+        raise DataError(f"{root} is not generation output: manifest.json is missing "
+                        f"(create the input with `cultura generate --out {root}`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("stage") != "generate":
+        stage = manifest.get("stage") if isinstance(manifest, dict) else None
+        raise DataError(f"{root} is not generation output: manifest.json names stage {stage!r}, not 'generate'")
+    return manifest
+
+
+def _check_parquet_schema(path: Path) -> None:
+    """Raise DataError naming the columns (and turn fields) of ``path`` that are missing or mistyped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cultura.pipelines.schema import dialogue_schema
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    missing = [c for c in DIALOGUE_COLUMNS if c not in schema.names]
+    if missing:
+        raise DataError(f"{path}: not a dialogue table: missing column(s) {', '.join(missing)}")
+    expected = dialogue_schema()
+    for name in DIALOGUE_COLUMNS:
+        got = schema.field(name).type
+        if name == "turns":
+            turn = got.value_type if pa.types.is_list(got) or pa.types.is_large_list(got) else None
+            names = [turn.field(i).name for i in range(turn.num_fields)] if turn is not None and pa.types.is_struct(turn) else []
+            lacking = [f for f in TURN_FIELDS if f not in names]
+            if turn is None or lacking:
+                raise DataError(f"{path}: column 'turns' must be a list of structs with fields "
+                                f"{', '.join(TURN_FIELDS)}; lacking {', '.join(lacking) or 'the list'} (type {got})")
+        elif not _compatible(got, expected.field(name)):
+            raise DataError(f"{path}: column {name!r} has type {got}, expected {expected.field(name).type}")
+
+
+def _compatible(got: Any, expected: Any) -> bool:
+    """Whether a column of type ``got`` reads as the ``expected`` field (list item names and
+    string widths aside; an all-null column fits a nullable field)."""
+    import pyarrow as pa
+
+    want = expected.type
+    if pa.types.is_null(got):
+        return expected.nullable
+    if pa.types.is_list(want):
+        return (pa.types.is_list(got) or pa.types.is_large_list(got)) and _compatible(got.value_type, want.value_field)
+    if pa.types.is_string(want):
+        return pa.types.is_string(got) or pa.types.is_large_string(got)
+    return got == want
+
+
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, line {number}: expected a dialogue object")
+        missing = [c for c in DIALOGUE_COLUMNS if c not in row]
+        if missing:
+            raise DataError(f"{path}, line {number}: not a dialogue row: missing field(s) {', '.join(missing)}")
+        turns = row["turns"]
+        if not isinstance(turns, list) or not all(isinstance(t, dict) and all(f in t for f in TURN_FIELDS) for t in turns):
+            raise DataError(f"{path}, line {number}, field 'turns': expected a list of objects with "
+                            f"{', '.join(TURN_FIELDS)}")
+        rows.append({c: row[c] for c in DIALOGUE_COLUMNS})
+    return rows
+
+
+def read_generation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The dialogue rows (refinement's columns only) and the manifest of a generation run.
+
+    Raises DataError naming what is missing: the folder, ``manifest.json``, the part files, or the
+    columns a part lacks.
+    """
+    import pyarrow.parquet as pq
+
+    from cultura.pipelines.writer import part_files
+
+    root = Path(path).expanduser()
+    manifest = read_manifest(root)
+    folder = root / "dialogues"
+    parquet, jsonl = part_files(folder, "parquet"), part_files(folder, "jsonl")
+    if not parquet and not jsonl:
+        raise DataError(f"{root} is not generation output with dialogues: no dialogues/part-*.parquet or "
+                        "part-*.jsonl files (the generation run wrote none yet)")
+    rows: list[dict[str, Any]] = []
+    for part in parquet:
+        _check_parquet_schema(part)
+        rows.extend(pq.read_table(part, columns=list(DIALOGUE_COLUMNS)).to_pylist())
+    for part in jsonl:
+        rows.extend(_jsonl_rows(part))
+    return rows, manifest
+
+
+def seed_attitudes(manifest: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(seed id, culture) -> attitude from the seeds the generation run used; empty when unavailable.
+
+    Multi-mode dialogues store no single attitude: each delegate culture's comes from here.
+    """
+    from cultura.data.seeds import load_seeds
+
+    params = manifest.get("params") or {}
+    try:
+        seeds = load_seeds(params.get("seeds", "bundled"), sources=params.get("sources") or ("wvs", "pew"))
+    except (CulturaError, OSError):
+        return {}
+    return {(s.id, culture): answer for s in seeds for culture, answer in s.attitudes.items()}
+
+
+def _country_of(culture: str) -> str:
+    from cultura.data.cultures import get_culture
+
+    try:
+        return get_culture(culture).primary_country
+    except CulturaError:
+        return culture.replace("_", " ").title()
+
+
+def extraction_units(rows: Sequence[Mapping[str, Any]], attitudes: Callable[[str, str], str | None]) -> list[dict[str, Any]]:
+    """One unit per dialogue and delegate culture with that culture's delegate text.
+
+    ``cross``/``in``: the dialogue's culture and all delegate turns; ``multi``: one unit per culture
+    among the delegate turns. ``attitudes(seed_id, culture)`` supplies an attitude the row lacks.
+    Dialogues without delegate text make no unit.
+    """
+    from cultura.pipelines.opinions import delegate_text
+
+    units = []
+    for row in rows:
+        turns = row.get("turns") or []
+        multi = row["mode"] == "multi"
+        if multi:
+            cultures = list(dict.fromkeys(t.get("culture") for t in turns if t.get("role") == "delegate" and t.get("culture")))
+        else:
+            cultures = [row["culture"]]
+        for culture in cultures:
+            text = delegate_text(turns, culture if multi else None)
+            if not text:
+                continue
+            attitude = (None if multi else row.get("attitude")) or attitudes(row["seed_id"], culture)
+            country = (None if multi else row.get("country")) or _country_of(culture)
+            unit = {c: row.get(c) for c in SEED_COLUMNS}
+            unit.update(culture=culture, country=country, attitude=attitude, text=text,
+                        unit_id=_short_id(row["dialogue_id"], culture), options=list(row.get("options") or []))
+            units.append(unit)
+    return units
+
+
+def opinion_rows(extractions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Explode extraction rows into one opinion row each (``opinion_schema``, later columns empty)."""
+    rows = []
+    for e in extractions:
+        for index, text in enumerate(e["opinions"]):
+            row = {c: e[c] for c in SEED_COLUMNS}
+            row.update(opinion_id=_short_id(e["unit_id"], index), unit_id=e["unit_id"], index=index, opinion=text,
+                       text=text, selected=False)
+            rows.append(row)
+    return rows
+
+
+# ----- output ---------------------------------------------------------------------------------
+
+def prepare_output(out: Path, source: Path, overwrite: bool) -> None:
+    """Make ``out`` ready: refuse the input folder itself and folders holding other things; with
+    ``overwrite`` remove an earlier refinement's files (only those)."""
+    if out.exists() and not out.is_dir():
+        raise CulturaError(f"{out} is a file, not a folder")
+    if out.resolve() == source.resolve():
+        raise CulturaError(f"--out must differ from --in ({out})")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            ours = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("stage") == "refine"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise CulturaError(f"{out} is not empty and holds no refine run; choose another output folder")
+        if not overwrite:
+            raise CulturaError(f"{out} already holds a refine run; pass --overwrite to replace it")
+        for name in OUTPUTS:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from cultura.pipelines.writer import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# ----- the stages -----------------------------------------------------------------------------
+
+def _count_extraction(summary: RefineSummary, units: Sequence[Mapping[str, Any]], extractions: Sequence[Mapping[str, Any]]) -> None:
+    dialogues: dict[str, set[str]] = {}
+    for u in units:
+        dialogues.setdefault(u["culture"], set()).add(u["dialogue_id"])
+    for culture, ids in dialogues.items():
+        summary.cultures[culture] = {"dialogues": len(ids), "extracted": 0, "empty_answers": 0,
+                                     "rejected": {}, "sft": 0}
+    for e in extractions:
+        c = summary.cultures[e["culture"]]
+        c["extracted"] += len(e["opinions"])
+        c["empty_answers"] += int(not e["opinions"])
+        for item in e["rejected"]:
+            c["rejected"][item["reason"]] = c["rejected"].get(item["reason"], 0) + 1
+
+
+def _count_verification(summary: RefineSummary, rows: Sequence[Mapping[str, Any]]) -> None:
+    for c in summary.cultures.values():
+        c.update(entail=0, contradict=0, irrelevant=0, unrecognised=0, rewritten=0, rewrite_kept=0,
+                 no_attitude=0, verified=0)
+    for r in rows:
+        c = summary.cultures[r["culture"]]
+        if r["label"]:
+            c[r["label"].lower()] += 1
+        c["unrecognised"] += r["unrecognised"] or 0
+        c["rewritten"] += int(r["rewrite"] is not None)
+        c["rewrite_kept"] += int(r["decision"] == "kept-rewrite")
+        c["no_attitude"] += int(r["decision"] == "dropped-no-attitude")
+        c["verified"] += int(bool(r["verified"]))
+
+
+def _diversify(config: Any, summary: RefineSummary, rows: list[dict[str, Any]]) -> None:
+    """Embed the verified opinions, cluster each culture, mark the representatives (in place)."""
+    from cultura.pipelines.diversify import cluster_cultures, embed_texts
+
+    r = config.refine
+    keep = [row for row in rows if row["verified"]]
+    for c in summary.cultures.values():
+        c.update(clusters=0, diversified=0)
+    if not keep:
+        return
+    vectors = embed_texts([row["opinion_id"] for row in keep], [row["text"] for row in keep], r.embedder,
+                          workers=r.embed_workers, batch_size=r.embed_batch_size, num_cpus=r.embed_num_cpus)
+    members: dict[str, list[int]] = {}
+    for i, row in enumerate(keep):
+        members.setdefault(row["culture"], []).append(i)
+    groups = {culture: (vectors[idx], [len(keep[i]["text"]) for i in idx]) for culture, idx in members.items()}
+    results = cluster_cultures(groups, r.k, r.opinions_per_cluster, r.representative, r.seed, r.cluster_num_cpus)
+    for culture, idx in members.items():
+        result = results[culture]
+        reps = set(result.representatives)
+        for j, i in enumerate(idx):
+            keep[i].update(cluster=result.labels[j], distance=result.distances[j], representative=j in reps)
+        summary.cultures[culture].update(clusters=result.k, diversified=len(reps))
+
+
+def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool = False, engine: Any = None,
+           progress: bool = False) -> RefineSummary:
+    """Refine the generation run in ``source`` into ``out``; return the summary.
+
+    ``config.refine`` sets the stages and their parameters; ``engine`` is an engine actor handle to
+    use (not stopped) instead of one started here for ``shared`` placement.
+    """
+    import pyarrow as pa
+
+    from cultura.actors.agents import stop_actors
+    from cultura.actors.engine_actor import start_engine_actor
+    from cultura.pipelines.llm_stage import ExtractWorker, VerifyWorker, caller_settings, map_table
+    from cultura.pipelines.refine_schema import extraction_schema, opinion_schema, unit_schema
+    from cultura.pipelines.sft import atomic_write_parquet, write_sft_sets
+    from cultura.ray_utils import init_ray
+
+    r = config.refine
+    source, out = Path(source).expanduser(), Path(out).expanduser()
+    rows, manifest = read_generation(source)
+    prepare_output(out, source, overwrite)
+    params = {"input": str(source), "model": config.engine.model, "engine": config.engine.kind, **r.model_dump()}
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _write_json(out / "manifest.json", {"stage": "refine", "params": params, "status": "running", "created_at": created})
+    summary = RefineSummary(out, r.stages)
+    lookup: dict[tuple[str, str], str] | None = None
+
+    def attitudes(seed_id: str, culture: str) -> str | None:
+        nonlocal lookup
+        if lookup is None:
+            lookup = seed_attitudes(manifest)
+        return lookup.get((seed_id, culture))
+
+    units = extraction_units(rows, attitudes)
+    summary.notes += [f"{len(rows)} dialogues read, {len(units)} extraction units"]
+    init_ray(config)
+    owned = None
+    if engine is None and config.placement == "shared" and units:
+        engine = owned = start_engine_actor(config.engine, config.engine_resources)
+    caller, resources = caller_settings(config, engine)
+    status = "interrupted"
+    try:
+        start = time.perf_counter()
+        extractions = map_table(
+            pa.Table.from_pylist(units, schema=unit_schema()), ExtractWorker,
+            {"caller": caller, "max_tokens": r.extract_max_tokens, "max_chars": r.max_input_chars,
+             "min_words": r.min_words}, extraction_schema(), workers=r.workers, batch_size=r.batch_size,
+            resources=resources, progress="extract" if progress else None).to_pylist()
+        extractions.sort(key=lambda e: e["unit_id"])
+        summary.seconds["generate"] = time.perf_counter() - start
+        _count_extraction(summary, units, extractions)
+        opinions = opinion_rows(extractions)
+        if r.stages != "generate":
+            start = time.perf_counter()
+            opinions = map_table(
+                pa.Table.from_pylist(opinions, schema=opinion_schema()), VerifyWorker,
+                {"caller": caller, "verify_tokens": r.verify_max_tokens, "rewrite_tokens": r.rewrite_max_tokens,
+                 "min_words": r.min_words}, opinion_schema(), workers=r.workers, batch_size=r.batch_size,
+                resources=resources, progress="verify" if progress else None).to_pylist()
+            opinions.sort(key=lambda o: (o["unit_id"], o["index"]))
+            summary.seconds["verify"] = time.perf_counter() - start
+            _count_verification(summary, opinions)
+        if owned is not None:
+            stop_actors([owned])  # free its CPUs (or GPU) for the embedding actors
+            owned = None
+        if r.stages == "diversify":
+            start = time.perf_counter()
+            _diversify(config, summary, opinions)
+            summary.seconds["diversify"] = time.perf_counter() - start
+        chosen = {"generate": lambda o: True, "verify": lambda o: bool(o["verified"]),
+                  "diversify": lambda o: bool(o.get("representative"))}[r.stages]
+        for o in opinions:
+            o["selected"] = chosen(o)
+        atomic_write_parquet(pa.Table.from_pylist(extractions, schema=extraction_schema()), out / "extractions.parquet")
+        atomic_write_parquet(pa.Table.from_pylist(opinions, schema=opinion_schema()), out / "opinions.parquet")
+        counts = write_sft_sets(out / "sft", [o for o in opinions if o["selected"]])
+        for culture, n in counts.items():
+            summary.cultures[culture]["sft"] = n
+            summary.sft_files += [out / "sft" / f"{culture}.jsonl", out / "sft" / f"{culture}.parquet"]
+        for stage in STAGES[: STAGES.index(r.stages) + 1]:
+            key = {"generate": "extracted", "verify": "verified", "diversify": "diversified"}[stage]
+            if not summary.totals().get(key):
+                summary.notes.append(f"no opinion survived the {stage} stage")
+                break
+        status = "complete"
+    finally:
+        if owned is not None:
+            stop_actors([owned])
+        _write_json(out / "summary.json", summary.as_dict())
+        _write_json(out / "manifest.json", {"stage": "refine", "params": params, "status": status,
+                                            "summary": summary.as_dict(), "created_at": created})
+    return summary

@@ -1,0 +1,368 @@
+"""CulturePark refinement on real default-model output: parser, verification flow, stages, clusters, SFT files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from cultura.config import EngineConfig, Resources, load_config
+from cultura.errors import DataError
+from cultura.pipelines.diversify import choose_k, cluster
+from cultura.pipelines.opinions import parse_opinions
+from cultura.pipelines.refine import extraction_units, read_generation, refine, seed_attitudes
+from cultura.pipelines.verify import CONTRADICT, ENTAIL, IRRELEVANT, parse_label, verify_opinions
+
+CULTURA = str(Path(sys.executable).with_name("cultura"))
+SEEDS = [
+    {"id": "r-family", "source": "wvs", "topic": "family", "kind": "question",
+     "text": "How important is family in your life?", "options": ["Very important", "Not important"],
+     "attitudes": {"german": "Very important", "chinese": "Very important"}},
+    {"id": "r-religion", "source": "wvs", "topic": "religion", "kind": "question",
+     "text": "Is religion important in your life?", "options": ["Important", "Not important"],
+     "attitudes": {"german": "Not important", "chinese": "Not important"}},
+]
+# small and greedy: the tests check the data flow, not the tiny model's judgement
+TINY = {"refine.extract_max_tokens": 64, "refine.rewrite_max_tokens": 32, "refine.verify_max_tokens": 6,
+        "refine.k": 2, "engine_resources": {"num_cpus": 1}}
+
+
+# ----- input: generation output with real default-model turns -------------------------------------
+
+def write_generation_run(folder: Path, engine, seed_file: Path) -> Path:
+    """A generation run (manifest + one Parquet part in the generator's schema) whose delegate turns
+    the default model writes now: two cross dialogues per seed (german, chinese) and one multi."""
+    import ray
+
+    from cultura.data.seeds import load_seeds
+    from cultura.engines import ChatRequest
+    from cultura.pipelines.generate import CALIBRATION, delegate, dialogue_id
+    from cultura.pipelines.schema import to_table
+
+    seeds = load_seeds(seed_file)
+    planned = []  # (seed, culture, mode)
+    for seed in seeds:
+        planned += [(seed, "german", "cross"), (seed, "chinese", "cross")]
+    planned += [(seeds[0], "german", "multi"), (seeds[0], "chinese", "multi")]
+    requests, speakers = [], []
+    for seed, culture, _ in planned:
+        persona = delegate(culture, 0, "English", extra=CALIBRATION.format(attitude=seed.attitude_text(culture)))
+        speakers.append(persona)
+        requests.append(ChatRequest.of(persona.messages(f"Lily asks you: {seed.prompt_text()}"),
+                                       max_tokens=48, temperature=0.0))
+    completions = ray.get(engine.generate.remote(requests))
+
+    def turn(speaker, role, culture, text, c=None):
+        return {"speaker": speaker, "role": role, "culture": culture, "text": text,
+                "prompt_tokens": c.prompt_tokens if c else 0, "completion_tokens": c.completion_tokens if c else 0,
+                "guidance": None}
+
+    def row(seed, culture, country, attitude, mode, turns):
+        return {"dialogue_id": dialogue_id(seed.id, culture, mode, "free", 0), "seed_id": seed.id,
+                "seed_source": seed.source, "seed_text": seed.text, "seed_kind": seed.kind,
+                "options": list(seed.options), "culture": culture, "country": country, "attitude": attitude,
+                "mode": mode, "script": "free", "calibration": True, "variation": 0, "rounds": 1, "speakers": [],
+                "turns": turns, "model": "default", "adapter": None, "engine": "transformers",
+                "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
+                "completion_tokens": sum(t["completion_tokens"] for t in turns), "seconds": 1.0,
+                "created_at": datetime.now(timezone.utc)}
+
+    rows, multi_turns = [], [turn("Lily", "main_contact", None, seeds[0].prompt_text())]
+    for (seed, culture, mode), persona, c in zip(planned, speakers, completions):
+        if mode == "cross":
+            turns = [turn("Lily", "main_contact", None, seed.prompt_text()), turn(persona.name, "delegate", culture, c.text, c)]
+            rows.append(row(seed, culture, persona.country, seed.attitude(culture), "cross", turns))
+        else:
+            multi_turns.append(turn(persona.name, "delegate", culture, c.text, c))
+    rows.append(row(seeds[0], "german+chinese", None, None, "multi", multi_turns))
+    (folder / "dialogues").mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    pq.write_table(to_table(rows), folder / "dialogues" / "part-00000.parquet")
+    manifest = {"stage": "generate", "status": "complete",
+                "params": {"seeds": str(seed_file), "sources": ["wvs"], "format": "parquet"}}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seed_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in SEEDS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(ray_session):
+    """One shared engine actor (1 CPU, so embedding actors fit beside it) for every run below."""
+    from cultura.actors.agents import stop_actors
+    from cultura.actors.engine_actor import start_engine_actor
+
+    handle = start_engine_actor(EngineConfig(), Resources(num_cpus=1))
+    yield handle
+    stop_actors([handle])
+
+
+@pytest.fixture(scope="module")
+def gen_run(tmp_path_factory, engine, seed_file) -> Path:
+    return write_generation_run(tmp_path_factory.mktemp("gen") / "run", engine, seed_file)
+
+
+def config(**extra):
+    return load_config(None, {**TINY, **extra})
+
+
+def cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([CULTURA, "refine", *args], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+
+
+# ----- parsers (no model) -----------------------------------------------------------------------
+
+def test_parser_reads_lists_amid_chatter_and_drops_non_opinions():
+    answer = ("Sure! Here are the opinions:\n\n"
+              "1. People in Germany value family dinners on Sundays.\n"
+              "2) **People in Germany think grandparents deserve regular visits.**\n"
+              "3. Family.\n"
+              "- The text does not contain any other opinion about families.\n"
+              "4. People in Germany value family dinners on Sundays.\n"
+              "I hope this helps!")
+    opinions, rejected = parse_opinions(answer)
+    assert opinions == ["People in Germany value family dinners on Sundays.",
+                        "People in Germany think grandparents deserve regular visits."]
+    assert sorted(r for _, r in rejected) == ["duplicate", "non-opinion", "short"]
+
+    bullets = "* People in Korea respect teachers a great deal\n• \"People in Korea save money for their children.\"\n"
+    assert parse_opinions(bullets)[0] == ["People in Korea respect teachers a great deal",
+                                          "People in Korea save money for their children."]
+    plain = "People in Spain enjoy long meals with relatives. People in Spain keep close ties with cousins.\n"
+    assert parse_opinions(plain)[0] == ["People in Spain enjoy long meals with relatives.",
+                                        "People in Spain keep close ties with cousins."]
+    for empty in ("", "   \n\n", "None", "N/A", "Opinions:\n", "There are no opinions in this text.",
+                  "I cannot extract any opinion from the text."):
+        assert parse_opinions(empty)[0] == [], empty
+    cut = "1. People in Turkey value hospitality towards guests.\n2. People in Turkey think that neighbours should"
+    opinions, rejected = parse_opinions(cut, truncated=True)
+    assert opinions == ["People in Turkey value hospitality towards guests."] and rejected[0][1] == "cut off"
+    assert parse_opinions(cut, truncated=False)[0][1].startswith("People in Turkey think")
+    assert parse_opinions("1. Opinion 1: People in Brazil value football above most sports.")[0] == [
+        "People in Brazil value football above most sports."]
+
+
+def test_label_parser_tolerates_case_punctuation_and_extra_words():
+    cases = {"Entail": ENTAIL, "entail.": ENTAIL, "ENTAILMENT!": ENTAIL, "Label: Contradict": CONTRADICT,
+             "The answer is: contradiction.": CONTRADICT, " irrelevant\n": IRRELEVANT, "**Irrelevant**": IRRELEVANT}
+    for text, label in cases.items():
+        assert parse_label(text) == (label, True), text
+    for text in ("", "Yes", "Not important", "Entail or Contradict", "It does not entail the answer",
+                 "Oversimplification"):
+        assert parse_label(text) == (IRRELEVANT, False), text
+
+
+def test_choose_k_and_cluster_representatives_on_fixed_vectors():
+    import numpy as np
+
+    assert choose_k(0) == 0 and choose_k(3) == 1 and choose_k(500) == 10 and choose_k(1000) == 20
+    assert choose_k(5, 8) == 5 and choose_k(40, 3) == 3
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.05, 0.95]], dtype=np.float32)
+    result = cluster(vectors, 2, "longest", lengths=[1, 50, 3, 2, 1])
+    assert result.labels[0] == result.labels[1] != result.labels[2]
+    assert set(result.representatives) == {1, 2}  # the longest of each cluster
+    dup = cluster(np.ones((4, 2), dtype=np.float32), 3)  # fewer distinct points than k
+    assert dup.k == 1 and len(dup.representatives) == 1
+
+
+# ----- bad input --------------------------------------------------------------------------------
+
+def test_bad_input_is_a_clear_error(tmp_path, gen_run):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pytest.raises(DataError, match="not found"):
+        read_generation(tmp_path / "nowhere")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match="manifest.json is missing"):
+        read_generation(tmp_path / "plain")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"stage": "refine"}))
+    with pytest.raises(DataError, match="stage 'refine'"):
+        read_generation(other)
+    (other / "manifest.json").write_text(json.dumps({"stage": "generate"}))
+    with pytest.raises(DataError, match="no dialogues/part-"):
+        read_generation(other)
+    (other / "dialogues").mkdir()
+    pq.write_table(pa.table({"dialogue_id": ["a"], "seed_id": ["s"]}), other / "dialogues" / "part-00000.parquet")
+    with pytest.raises(DataError, match="missing column.*seed_source.*turns"):
+        read_generation(other)
+    (other / "dialogues" / "part-00000.parquet").unlink()
+    (other / "dialogues" / "part-00000.jsonl").write_text(json.dumps({"dialogue_id": "a"}) + "\n")
+    with pytest.raises(DataError, match="line 1: .*missing field.*seed_id"):
+        read_generation(other)
+    # the CLI prints the error without a traceback and exits 2; --out must not be --in
+    result = cli("--in", str(tmp_path / "plain"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "manifest.json is missing" in result.stderr and "Traceback" not in result.stderr
+    result = cli("--in", str(gen_run), "--out", str(gen_run))
+    assert result.returncode == 2 and "--out must differ" in result.stderr
+
+
+# ----- the stages on real default-model output --------------------------------------------------
+
+def test_units_follow_the_mode_and_find_multi_mode_attitudes(gen_run):
+    rows, manifest = read_generation(gen_run)
+    lookup = seed_attitudes(manifest)
+    units = extraction_units(rows, lambda s, c: lookup.get((s, c)))
+    multi = [u for u in units if u["mode"] == "multi"]
+    assert sorted(u["culture"] for u in multi) == ["chinese", "german"]
+    assert all(u["attitude"] == "Very important" and u["country"] in ("Germany", "China") for u in multi)
+    cross = [u for u in units if u["mode"] == "cross"]
+    assert len(cross) == 4
+    by_dialogue = {r["dialogue_id"]: r for r in rows}
+    for u in cross:  # only the delegate's words, never the main contact's
+        [delegate_turn] = [t for t in by_dialogue[u["dialogue_id"]]["turns"] if t["role"] == "delegate"]
+        assert u["text"] == " ".join(delegate_turn["text"].split())
+
+
+def test_verify_rewrites_a_contradiction_and_verifies_the_rewrite(engine):
+    """The real engine judges a constructed opinion that contradicts the seed attitude.
+
+    The default model cannot judge entailment: its label follows the order of the worked examples
+    (ENTAIL under the default order). This order makes it answer CONTRADICT, so the rewrite path runs
+    on real engine answers."""
+    from cultura.pipelines.llm_stage import EngineCaller
+
+    caller = EngineCaller(engine_handle=engine)
+    calls = []
+
+    def ask(chats, max_tokens):  # records what is asked, answers with the real engine
+        calls.append([chat[-1]["content"] for chat in chats])
+        return caller.ask(chats, max_tokens)
+
+    item = {"opinion": "People in Germany consider religion very important in everyday life.",
+            "seed_text": "Is religion important in your life?", "attitude": "Not important", "country": "Germany"}
+    [result] = verify_opinions([item], ask, verify_tokens=6, rewrite_tokens=32, order=(ENTAIL, IRRELEVANT, CONTRADICT))
+    assert [s["step"] for s in result["audit"]] == ["verify", "rewrite", "reverify"], result
+    assert result["label"] == CONTRADICT and result["rewrite"]
+    reverify = result["audit"][2]
+    assert reverify["input"] == result["rewrite"] != item["opinion"]  # the rewrite is judged, not the original
+    assert result["rewrite"] in calls[2][0] and item["opinion"] not in calls[2][0]
+    assert result["rewrite_label"] == reverify["label"]
+    assert result["verified"] == (reverify["label"] == ENTAIL)
+    assert result["decision"] == ("kept-rewrite" if result["verified"] else f"dropped-rewrite-{reverify['label'].lower()}")
+
+
+@pytest.fixture(scope="module")
+def runs(gen_run, engine, tmp_path_factory, ray_session):
+    """The three stage settings: generate through the CLI, verify and diversify in-process."""
+    root = tmp_path_factory.mktemp("refined")
+    cfg_file = root / "config.yaml"
+    cfg_file.write_text("engine_resources: {num_cpus: 1}\nrefine: {extract_max_tokens: 64, k: 2}\n")
+    result = cli("--in", str(gen_run), "--out", str(root / "generate"), "--stages", "generate",
+                 "--config", str(cfg_file))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = {"generate": (root / "generate", json.loads((root / "generate" / "summary.json").read_text()), result.stdout)}
+    for stages in ("verify", "diversify"):
+        summary = refine(config(**{"refine.stages": stages}), gen_run, root / stages, engine=engine)
+        out[stages] = (root / stages, summary.as_dict(), None)
+    return out
+
+
+def _table(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def test_counts_shrink_monotonically_across_the_stage_settings(runs):
+    from cultura.pipelines.refine_schema import opinion_schema
+
+    gen_dir, gen, stdout = runs["generate"]
+    assert gen["totals"]["extracted"] > 0, "the default model's extraction yielded no opinion"
+    assert "german" in stdout and "chinese" in stdout and "extracted" in stdout  # per-culture counts printed
+    sft = {name: runs[name][1]["totals"].get("sft", 0) for name in runs}
+    assert sft["generate"] == gen["totals"]["extracted"]
+    assert sft["generate"] >= sft["verify"] >= sft["diversify"]
+    for culture, c in runs["diversify"][1]["cultures"].items():
+        assert c["extracted"] >= c["verified"] >= c["diversified"] == c["sft"], culture
+        assert c["entail"] + c["contradict"] + c["irrelevant"] + c["no_attitude"] == c["extracted"]
+    table = _table(runs["verify"][0] / "opinions.parquet")
+    assert table.schema.equals(opinion_schema(), check_metadata=False)
+    for row in table.to_pylist():
+        steps = [s["step"] for s in row["audit"]]
+        assert steps[:1] == ["verify"] and row["decision"]
+        assert row["selected"] == row["verified"] == (row["decision"] in ("kept", "kept-rewrite"))
+        if row["label"] == CONTRADICT and row["rewrite"]:
+            assert steps == ["verify", "rewrite", "reverify"] and row["audit"][2]["input"] == row["rewrite"]
+    diversified = _table(runs["diversify"][0] / "opinions.parquet").to_pylist()
+    assert all(r["representative"] is None for r in diversified if not r["verified"])
+    clusters = {}
+    for r in diversified:
+        if r["verified"]:
+            clusters.setdefault((r["culture"], r["cluster"]), []).append(r)
+    for members in clusters.values():  # exactly one representative per cluster, and it is a member
+        assert sum(bool(m["representative"]) for m in members) == 1
+
+
+def test_representatives_are_members_of_their_clusters(runs, ray_session):
+    """Real opinions, embedded through the Ray Data stage, clustered per culture in Ray tasks."""
+    import numpy as np
+
+    from cultura.pipelines.diversify import cluster_cultures, embed_texts
+
+    rows = _table(runs["generate"][0] / "opinions.parquet").to_pylist()
+    rows += [dict(r, opinion_id=r["opinion_id"] + "-rw", text=r["rewrite"])
+             for r in _table(runs["verify"][0] / "opinions.parquet").to_pylist() if r["rewrite"]]
+    vectors = embed_texts([r["opinion_id"] for r in rows], [r["text"] for r in rows], batch_size=4)
+    assert vectors.shape == (len(rows), 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    groups, members = {}, {}
+    for i, r in enumerate(rows):
+        members.setdefault(r["culture"], []).append(i)
+    for culture, idx in members.items():
+        groups[culture] = (vectors[idx], [len(rows[i]["text"]) for i in idx])
+    for method in ("centroid", "longest"):
+        results = cluster_cultures(groups, 2, 50, method)
+        for culture, result in results.items():
+            vecs, lengths = groups[culture]
+            assert len(result.representatives) == len(set(result.labels)) == result.k
+            for rep in result.representatives:
+                label = result.labels[rep]
+                cluster_members = [j for j, lab in enumerate(result.labels) if lab == label]
+                assert rep in cluster_members
+                if method == "centroid":
+                    assert result.distances[rep] == min(result.distances[j] for j in cluster_members)
+                else:
+                    assert lengths[rep] == max(lengths[j] for j in cluster_members)
+
+
+def test_sft_files_load_with_datasets_and_json(runs):
+    import datasets
+
+    from cultura.pipelines.sft_data import load_culture_sets
+
+    out = runs["generate"][0]
+    files = sorted((out / "sft").glob("*.jsonl"))
+    assert {f.stem for f in files} == {"chinese", "german"}
+    for path in files:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+        assert len(loaded) == len(records) > 0
+        assert set(loaded.column_names) >= {"messages", "culture", "seed_id", "dialogue_id"}
+        display = {"chinese": "Chinese", "german": "German"}[path.stem]
+        for record in records:
+            system, user, assistant = record["messages"]
+            assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+            assert system["content"] == f"You are a {display} chatbot that knows {display} very well."
+            seed = next(s for s in SEEDS if s["id"] == record["seed_id"])
+            assert seed["text"] in user["content"] and all(o in user["content"] for o in seed["options"])
+            assert assistant["content"].startswith(seed["attitudes"][path.stem] + ". ")
+            assert record["culture"] == path.stem and record["dialogue_id"]
+        parquet = _table(path.with_suffix(".parquet")).to_pylist()
+        assert [r["messages"] for r in parquet] == [r["messages"] for r in records]
+    sets = load_culture_sets(out)  # the fine-tuning reader accepts the files as they are
+    assert sorted(s.name for s in sets) == ["chinese", "german"]

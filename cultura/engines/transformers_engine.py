@@ -45,6 +45,7 @@ class TransformersEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from cultura.models import resolve_model
+        from cultura.registry import known_adapters
 
         self.config = config
         self.model = config.model
@@ -60,7 +61,7 @@ class TransformersEngine:
             path, dtype=dtype, trust_remote_code=config.trust_remote_code, use_safetensors=True
         )
         self._model.eval()
-        self._known_adapters: dict[str, str] = dict(config.adapters)
+        self._known_adapters: dict[str, str] = known_adapters(config)  # registry names + config.adapters
         self._loaded_adapters: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cultura-engine")
         self._queue: asyncio.Queue[_Pending] | None = None

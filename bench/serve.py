@@ -1,0 +1,131 @@
+"""Benchmark the Serve app: ``palette`` against one continent agent, at concurrency 1 and 8.
+
+Starts the app on the local Ray (or measures a running one with --url), sends a bounded number of
+requests per model and concurrency over loopback with the official ``openai`` client, and prints
+p50/p99 latency, requests/s and errors, then the ratios (palette / single agent) last.
+Target: palette p50 <= 2.5x the single agent's at concurrency 1 (the drafts run in parallel), no errors.
+
+    python bench/serve.py                          # default model, max_tokens 32, 12 requests per cell
+    python bench/serve.py --url http://127.0.0.1:8000/v1 --api-key $CULTURA_API_KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+for _key, _value in {"HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                     "OMP_WAIT_POLICY": "PASSIVE"}.items():
+    os.environ.setdefault(_key, _value)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="cultura YAML config (default: the defaults)")
+    parser.add_argument("--url", default=None, help="measure a running app at this /v1 URL instead of starting one")
+    parser.add_argument("--api-key", default=os.environ.get("CULTURA_API_KEY", "none"))
+    parser.add_argument("--continent", default="Europe", help="the single agent to compare with")
+    parser.add_argument("--country", default="Germany", help="target country of every request")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=12, help="requests per model and concurrency")
+    parser.add_argument("--concurrency", default="1,8", help="comma-separated concurrency levels")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per request")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(config_path: str | None) -> tuple[str, str]:
+    """Start the app on a free loopback port; returns (url, app name)."""
+    from cultura.config import load_config
+    from cultura.serve.app import start
+
+    config = load_config(config_path, {"serve.port": free_port(), "serve.host": "127.0.0.1", "serve.api_key": "bench"})
+    return start(config), config.serve.app_name
+
+
+def prompts() -> list[str]:
+    from cultura.data.prompts import load_prompts
+
+    return [p.text for p in load_prompts("bundled")[:24]]
+
+
+def run_cell(client, model: str, texts: list[str], args: argparse.Namespace, concurrency: int) -> dict:
+    """``args.requests`` requests to ``model`` with ``concurrency`` in flight: latencies, errors, wall time."""
+    def one(i: int) -> float | None:
+        start = time.perf_counter()
+        try:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}],
+                                           max_tokens=args.max_tokens, extra_body={"country": args.country})
+        except Exception as exc:  # counted, reported below
+            print(f"  error ({model}): {type(exc).__name__}: {str(exc)[:160]}")
+            return None
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(args.requests)))
+    wall = time.perf_counter() - start
+    latencies = sorted(r for r in results if r is not None)
+    p99_index = min(len(latencies) - 1, max(0, round(0.99 * len(latencies)) - 1))
+    return {"model": model, "concurrency": concurrency, "ok": len(latencies), "errors": results.count(None),
+            "p50": statistics.median(latencies) if latencies else float("nan"),
+            "p99": latencies[p99_index] if latencies else float("nan"), "rps": len(latencies) / wall}
+
+
+def main() -> None:
+    args = parse_args()
+    from openai import OpenAI
+
+    app_name = None
+    if args.url:
+        url = args.url
+    else:
+        started = time.perf_counter()
+        url, app_name = start_app(args.config)
+        args.api_key = "bench"
+        print(f"app ready at {url} in {time.perf_counter() - started:.0f} s")
+    client = OpenAI(base_url=url, api_key=args.api_key, max_retries=0, timeout=args.timeout)
+    single = f"continent/{args.continent}"
+    texts = prompts()
+    try:
+        for model in ("palette", single):  # warm-up: adapters, batcher, first-call costs
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[0]}],
+                                           max_tokens=args.max_tokens, extra_body={"country": args.country})
+        rows = []
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            for model in ("palette", single):
+                row = run_cell(client, model, texts, args, concurrency)
+                rows.append(row)
+                print(f"{model:>18}  c={concurrency:<3} ok={row['ok']:<3} errors={row['errors']:<3} "
+                      f"p50={row['p50']:.2f}s  p99={row['p99']:.2f}s  {row['rps']:.2f} req/s", flush=True)
+    finally:
+        if app_name:
+            from ray import serve
+
+            serve.delete(app_name)
+            serve.shutdown()
+    print(f"\nmax_tokens={args.max_tokens}, {args.requests} requests per cell, single agent = {single}")
+    for concurrency in sorted({r["concurrency"] for r in rows}):
+        pal = next(r for r in rows if r["model"] == "palette" and r["concurrency"] == concurrency)
+        one = next(r for r in rows if r["model"] == single and r["concurrency"] == concurrency)
+        print(f"ratio c={concurrency}: palette/single p50 {pal['p50'] / one['p50']:.2f}x, "
+              f"p99 {pal['p99'] / one['p99']:.2f}x, req/s {pal['rps'] / one['rps']:.2f}x")
+    first = min(r["concurrency"] for r in rows)
+    pal = next(r for r in rows if r["model"] == "palette" and r["concurrency"] == first)
+    one = next(r for r in rows if r["model"] == single and r["concurrency"] == first)
+    errors = sum(r["errors"] for r in rows)
+    print(f"target: palette p50 <= 2.5x single at c={first}: {pal['p50'] / one['p50']:.2f}x "
+          f"({'met' if pal['p50'] <= 2.5 * one['p50'] else 'missed'}); errors: {errors}")
+
+
+if __name__ == "__main__":
+    main()

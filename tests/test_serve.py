@@ -1,0 +1,377 @@
+"""The Serve app over real HTTP with the official ``openai`` client: the default model, local Ray.
+
+One app for the whole module (started once, removed at the end). Traffic goes to 127.0.0.1 only;
+every load loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+API_KEY = "test-key-7f3a"
+TOKENS = 16
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _config(port: int):
+    from cultura.config import load_config
+
+    fast_scaling = {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 1,
+                    "upscale_delay_s": 0.5, "downscale_delay_s": 2, "look_back_period_s": 1.5}
+    return load_config(None, {
+        "engine_resources.num_cpus": 1, "sampling.max_tokens": TOKENS, "palette.max_tokens": TOKENS,
+        "serve.port": port, "serve.app_name": "cultura-test", "serve.api_key": API_KEY,
+        "serve.metrics_push_interval_s": 0.5, "serve.health_check_period_s": 2,
+        "serve.max_prompt_chars": 4000, "serve.max_tokens_limit": 256, "serve.culture.autoscaling": fast_scaling,
+    })
+
+
+@pytest.fixture(scope="module")
+def app(ray_session):
+    """The running app: (config, base URL of the OpenAI API)."""
+    from ray import serve
+
+    from cultura.serve.app import start
+
+    config = _config(_free_port())
+    url = start(config)
+    yield config, url
+    serve.delete(config.serve.app_name)
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from openai import OpenAI
+
+    return OpenAI(base_url=app[1], api_key=API_KEY, max_retries=0, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def http(app):
+    import httpx
+
+    with httpx.Client(base_url=app[1].removesuffix("/v1"), timeout=180,
+                      headers={"Authorization": f"Bearer {API_KEY}"}) as session:
+        yield session
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def _assert_openai_error(response, status: int, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"] and error["type"]
+    assert "Traceback" not in error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+def _usage_ok(usage) -> None:
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+# ----- the API ----------------------------------------------------------------------------------
+def test_models_are_listed(client):
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "palette" and "base" in ids
+    assert {f"continent/{c}" for c in ("Africa", "America", "Asia", "Europe", "Oceania")} <= set(ids)
+    assert {"culture/german", "culture/chinese", "culture/arabic"} <= set(ids)
+
+
+def test_palette_completion(client):
+    response = client.chat.completions.create(
+        model="palette", messages=_user("How should I greet my host at a family dinner?"),
+        max_tokens=TOKENS, extra_body={"country": "Japan"})
+    assert response.model == "palette" and response.object == "chat.completion"
+    assert response.choices[0].message.content.strip()
+    assert response.choices[0].finish_reason in ("stop", "length")
+    _usage_ok(response.usage)  # drafts and Meta Agent together: more prompt tokens than one call
+    assert response.usage.prompt_tokens > 150
+
+
+def test_palette_streams_openai_chunks(client):
+    stream = client.chat.completions.create(
+        model="palette", messages=_user("What is a polite gift for a new neighbour?"), max_tokens=TOKENS,
+        stream=True, stream_options={"include_usage": True}, extra_body={"country": "Brazil"})
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] in (["stop"], ["length"])
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    _usage_ok(chunks[-1].usage)
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_culture_and_continent_models(client):
+    response = client.chat.completions.create(
+        model="culture/german", messages=[{"role": "system", "content": "Answer briefly."},
+                                          *_user("What do you eat for breakfast?")], max_tokens=TOKENS)
+    assert response.model == "culture/german" and response.choices[0].message.content.strip()
+    _usage_ok(response.usage)
+    stream = client.chat.completions.create(model="continent/asia", messages=_user("How do people greet?"),
+                                            max_tokens=TOKENS, stream=True)
+    chunks = list(stream)
+    assert chunks[0].model == "continent/Asia"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks).strip()
+
+
+def test_palette_endpoint_reports_gate_drafts_and_timings(http):
+    response = http.post("/v1/palette", json={"prompt": "What should I bring to a wedding in Nigeria?",
+                                              "max_tokens": TOKENS})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["country"] == "Nigeria" and body["answer"].strip()  # detected in the prompt
+    assert abs(sum(body["weights"].values()) - 1) < 1e-6 and body["selected"][0] == "Africa"
+    assert set(body["drafts"]) == set(body["selected"]) and body["missing"] == {}
+    assert {"gate_s", "drafts_s", "aggregate_s", "total_s"} <= set(body["timings"])
+    assert body["timings"]["total_s"] >= body["timings"]["drafts_s"]
+    header = http.post("/v1/palette", json={"prompt": "How do families celebrate a birthday?", "max_tokens": TOKENS},
+                       headers={"X-Cultura-Country": "south korean"})
+    assert header.status_code == 200 and header.json()["country"] == "South Korea"
+
+
+# ----- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("body, status, param", [
+    ({"model": "palette", "messages": []}, 400, "messages"),
+    ({"model": "palette", "messages": [{"role": "tool", "content": "hi"}]}, 400, "messages.0.role"),
+    ({"model": "palette", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
+    ({"model": "palette", "messages": [{"role": "user", "content": "   "}]}, 400, "messages"),
+    ({"model": "palette"}, 400, "messages"),
+    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+    ({"model": "culture/../../etc", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+    ({"model": "continent/Atlantis", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
+    ({"model": "base", "messages": [{"role": "user", "content": "x" * 4001}]}, 413, "messages"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 257}, 400, "max_tokens"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n"),
+    ({"model": "palette", "messages": [{"role": "user", "content": "hi"}], "country": "Atlantis"}, 400, "country"),
+])
+def test_bad_requests_get_openai_errors(http, body, status, param):
+    _assert_openai_error(http.post("/v1/chat/completions", json=body), status, param)
+
+
+def test_malformed_bodies_and_routes(http):
+    _assert_openai_error(http.post("/v1/chat/completions", content=b"{not json",
+                                   headers={"Content-Type": "application/json"}), 400)
+    _assert_openai_error(http.post("/v1/chat/completions", json=["a list"]), 400)
+    _assert_openai_error(http.post("/v1/palette", json={"prompt": "hi", "messages": _user("hi")}), 400)
+    _assert_openai_error(http.get("/v1/nothing-here"), 404)
+    _assert_openai_error(http.post("/v1/chat/completions", content=b"x" * 200_000,
+                                   headers={"Content-Type": "application/json"}), 413)
+
+
+def test_openai_client_raises_typed_errors(client):
+    import openai
+
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=_user("hi"), max_tokens=TOKENS)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="base", messages=_user("hi"), max_tokens=100_000)
+
+
+def test_api_key_is_enforced(app, http):
+    import httpx
+    import openai
+
+    base = app[1].removesuffix("/v1")
+    _assert_openai_error(httpx.get(f"{base}/v1/models"), 401)
+    _assert_openai_error(httpx.post(f"{base}/v1/chat/completions", json={"model": "base", "messages": _user("hi")},
+                                    headers={"Authorization": "Bearer wrong"}), 401)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=app[1], api_key="wrong", max_retries=0).models.list()
+    assert httpx.get(f"{base}/healthz").json()["status"] == "ok"  # health needs no key
+
+
+# ----- resilience and scaling -------------------------------------------------------------------
+def _replicas(app_name: str, deployment: str) -> dict[str, int]:
+    from ray import serve
+
+    return dict(serve.status().applications[app_name].deployments[deployment].replica_states)
+
+
+def _replica_actors(app_name: str, deployment: str) -> list[str]:
+    """Names of the deployment's replica actors (``SERVE_REPLICA::<app>#<deployment>#<id>``)."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["namespace"] == "serve" and a["name"].startswith(prefix))
+
+
+def _wait(predicate, timeout: float, step: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def test_palette_survives_a_killed_continent_replica(app, http):
+    import ray
+
+    from cultura.serve.app import continent_deployment
+
+    config, _ = app
+    prompt = {"prompt": "Describe in detail how a traditional wedding is celebrated.", "country": "Germany",
+              "max_tokens": 96}
+    selected = http.post("/v1/palette", json=dict(prompt, max_tokens=TOKENS)).json()["selected"]
+    victim = selected[0]
+    deployment = continent_deployment(victim)
+    [name] = _replica_actors(config.serve.app_name, deployment)
+    replica = ray.get_actor(name, namespace="serve")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(http.post, "/v1/palette", json=prompt)
+        # kill it while its draft is in flight: the Meta Agent must blend the other drafts
+        assert _wait(lambda: ray.get(replica.get_num_ongoing_requests.remote()) > 0, 60, 0.05)
+        ray.kill(replica, no_restart=True)
+        response = pending.result(timeout=180)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert list(body["missing"]) == [victim] and "failed" in body["missing"][victim]
+    assert set(body["drafts"]) == set(selected) - {victim} and body["answer"].strip()
+    # Serve replaces the replica; afterwards every draft comes back again
+    assert _wait(lambda: _replica_actors(config.serve.app_name, deployment) not in ([], [name])
+                 and _replicas(config.serve.app_name, deployment).get("RUNNING") == 1, 90)
+    after = http.post("/v1/palette", json=dict(prompt, max_tokens=TOKENS))
+    assert after.status_code == 200 and after.json()["missing"] == {}
+
+
+def test_culture_agents_scale_up_under_load_and_back_down(app, client):
+    config, _ = app
+    app_name, deployment = config.serve.app_name, "CultureAgent"
+    assert _replicas(app_name, deployment) == {"RUNNING": 1}
+    stop = threading.Event()
+    sent = []
+
+    def load() -> None:  # bounded: at most 15 requests per worker, stops when scaled or after the deadline
+        for _ in range(15):
+            if stop.is_set():
+                return
+            r = client.chat.completions.create(model="culture/korean", messages=_user("What is a good dinner?"),
+                                               max_tokens=TOKENS)
+            sent.append(r.choices[0].message.content)
+
+    with ThreadPoolExecutor(6) as pool:
+        workers = [pool.submit(load) for _ in range(6)]
+        scaled = _wait(lambda: _replicas(app_name, deployment).get("RUNNING", 0) >= 2, 90, 0.5)
+        stop.set()
+        for w in workers:
+            w.result(timeout=180)
+    assert scaled, f"no second replica after {len(sent)} requests: {_replicas(app_name, deployment)}"
+    assert _wait(lambda: _replicas(app_name, deployment) == {"RUNNING": 1}, 90, 0.5), _replicas(app_name, deployment)
+
+
+def test_custom_metrics_reach_prometheus_export(app, http):
+    import httpx
+    import ray
+
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    wanted = ("ray_cultura_serve_gate_weight", "ray_cultura_serve_stage_seconds", "ray_cultura_serve_drafts_skipped")
+
+    def exported() -> bool:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return all(name in text for name in wanted)
+
+    assert _wait(exported, 60, 2), "custom metrics missing from Ray's Prometheus export"
+
+
+# ----- deployment files -------------------------------------------------------------------------
+def test_serve_config_file_is_valid_for_serve_deploy(tmp_path):
+    from ray.serve.schema import ServeDeploySchema
+
+    from cultura.config import load_config
+    from cultura.serve.app import BUILDER_ARGS, IMPORT_PATH, app_builder, write_serve_config
+
+    config = load_config(None, {"serve.api_key": "do-not-write-me", "serve.port": 8123})
+    path = write_serve_config(config, tmp_path / "serve_config.yaml")
+    text = path.read_text()
+    assert "do-not-write-me" not in text
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(text))
+    [application] = schema.applications
+    assert application.import_path == IMPORT_PATH and schema.http_options.host == "127.0.0.1"
+    assert type(app_builder(application.args)).__name__ == "Application"  # builds the graph, starts nothing
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy/k8s/rayservice-serve.yaml").read_text())
+    [service_app] = yaml.safe_load(manifest["spec"]["serveConfigV2"])["applications"]
+    assert service_app["import_path"] == IMPORT_PATH and set(service_app["args"]) <= set(BUILDER_ARGS)
+
+
+def test_bad_serve_configuration_is_a_clear_error(tmp_path):
+    from cultura.config import load_config
+    from cultura.errors import ConfigError
+    from cultura.serve.app import app_builder, build_app
+
+    with pytest.raises(ConfigError, match="weighted-merge"):
+        build_app(load_config(None, {"palette.blend": "weighted-merge"}))
+    with pytest.raises(ConfigError, match="max_replicas"):
+        load_config(None, {"serve.gate.autoscaling": {"min_replicas": 3, "max_replicas": 2}})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        app_builder({"config_file": "x.yaml"})
+
+
+# ----- the schema, without Ray --------------------------------------------------------------------
+def test_conversation_validation_and_framing():
+    from cultura.serve.openai_api import ApiError, ChatMessage, conversation
+
+    messages = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Hi"),
+                ChatMessage(role="assistant", content="Hello!"),
+                ChatMessage(role="user", content=[{"type": "text", "text": "Any tips"}, {"type": "text", "text": "?"}])]
+    conv = conversation(messages, max_chars=100)
+    assert conv.system == "Be brief." and conv.prompt == "Any tips\n?" and len(conv.history) == 2
+    framed = conv.frame([{"role": "system", "content": "Persona."}, {"role": "user", "content": conv.prompt}])
+    assert framed[0] == {"role": "system", "content": "Persona.\n\nBe brief."}
+    assert [m["role"] for m in framed] == ["system", "user", "assistant", "user"]
+    with pytest.raises(ApiError) as too_long:
+        conversation(messages, max_chars=10)
+    assert too_long.value.status == 413
+    with pytest.raises(ApiError, match="last message"):
+        conversation(messages[:3], max_chars=100)
+    with pytest.raises(ApiError, match="not supported"):
+        conversation([ChatMessage(role="user", content=[{"type": "image_url"}])], max_chars=100)
+
+
+def test_stream_chunks_follow_the_openai_format():
+    import json
+
+    from cultura.serve.openai_api import SSE_DONE, ChunkWriter, Usage
+
+    writer = ChunkWriter("palette")
+    events = [writer.role(), *writer.content("Hello there, friend.", "stop", Usage.of(5, 3))]
+    assert events[-1] == SSE_DONE and all(e.startswith("data: ") and e.endswith("\n\n") for e in events)
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
+    assert "".join(c["choices"][0]["delta"]["content"] or "" for c in chunks if c["choices"]) == "Hello there, friend."
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 8
+
+
+def test_cli_writes_the_serve_config_and_refuses_a_detached_local_app(tmp_path):
+    import subprocess
+    import sys
+
+    cultura = str(Path(sys.executable).with_name("cultura"))
+    out = tmp_path / "serve_config.yaml"
+    done = subprocess.run([cultura, "serve", "--write-config", str(out), "--port", "9001", "--host", "127.0.0.1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = yaml.safe_load(out.read_text())
+    assert written["http_options"]["port"] == 9001 and written["applications"][0]["args"]["config"]["serve"]["port"] == 9001
+    refused = subprocess.run([cultura, "serve", "--no-blocking"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--address" in refused.stderr and "Traceback" not in refused.stderr

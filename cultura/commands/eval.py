@@ -1,0 +1,147 @@
+"""``cultura eval``: Hofstede alignment, opinion alignment and content moderation, with reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cultura.commands.common import build_config, config_options, echo_table, pop_config_args
+
+
+def eval_options(default_methods: str, default_report: str) -> Callable:
+    """Options every evaluation shares: methods, report folder, sampling, adapters, actors, seed."""
+    options = [
+        click.option("--methods", default=default_methods, show_default=True,
+                     help="Comma-separated methods, or 'all'; `cultura eval methods` lists them."),
+        click.option("--report", "report", default=default_report, show_default=True, type=click.Path(file_okay=False),
+                     help="Report folder: report.md, results.parquet/.csv, summary.parquet/.csv, PNG plots."),
+        click.option("--sample", "sample", type=click.IntRange(1, 1000), default=None,
+                     help="Answer by sampling N answers per question (parsed; unreadable ones re-asked and "
+                          "counted) instead of option scoring."),
+        click.option("--adapters", default=None, type=click.Path(file_okay=False),
+                     help="Adapter registry folder (from `cultura finetune`): culture adapters for the "
+                          "'adapter' method, continent adapters for the continent agents."),
+        click.option("--actors", type=click.IntRange(1, 1024), default=None,
+                     help="Ray Data actors, each holding an engine (default from config: 1)."),
+        click.option("--seed", type=int, default=None, help="Sampling seed (default from config: 0)."),
+    ]
+
+    def decorate(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return config_options(func)
+
+    return decorate
+
+
+def _setup(kwargs: dict[str, Any]) -> tuple[Any, list, Any, Path]:
+    """Config, methods and method context from the shared options (validated before any model loads)."""
+    from cultura.eval.context import build_context
+    from cultura.eval.methods import get_methods
+
+    methods = get_methods(kwargs.pop("methods"))
+    sample = kwargs.pop("sample")
+    extra = {"eval.actors": kwargs.pop("actors"), "eval.seed": kwargs.pop("seed"),
+             "eval.mode": "sample" if sample else None, "eval.samples": sample}
+    adapters = kwargs.pop("adapters")
+    report = Path(kwargs.pop("report"))
+    config = build_config(**pop_config_args(kwargs), **extra)
+    return config, methods, build_context(config, adapters), report
+
+
+def _finish(rows: list[dict[str, Any]], files: list[Path], report: Path, started: float) -> None:
+    seconds = time.perf_counter() - started
+    answered = sum(1 for r in rows if r["status"] == "ok")
+    skipped = sum(1 for r in rows if r["status"] != "ok")
+    click.echo(f"{answered} answers ({skipped} not applicable or unreadable) in {seconds:.1f} s "
+               f"({answered / seconds if seconds else 0:.2f} rows/s); {len(files)} files in {report}/ "
+               f"(open {report / 'report.md'})")
+
+
+@click.group(name="eval")
+def eval_() -> None:
+    """Evaluate methods (base, prompted, adapter, continent agents, Cultural Palette) and write reports.
+
+    Each evaluation runs as a Ray Data job over questions x targets x methods and writes a report
+    folder with report.md, raw results (Parquet and CSV), a summary table and PNG plots.
+    """
+
+
+@eval_.command()
+def methods() -> None:
+    """List the evaluation methods."""
+    from cultura.eval.methods import METHODS
+
+    echo_table([{"method": m.name, "description": m.description} for m in METHODS.values()])
+
+
+@eval_.command()
+@click.option("--cultures", default="all", show_default=True,
+              help="'all' (the eight CulturePark cultures) or comma-separated culture keys or countries.")
+@eval_options("base,prompted", "reports/hofstede")
+def hofstede(cultures: str, **kwargs: Any) -> None:
+    """Hofstede alignment: answer the 24 VSM 2013 items as each culture; distance to Hofstede's scores."""
+    from cultura.eval.vsm_eval import resolve_targets, run_hofstede
+
+    started = time.perf_counter()
+    targets = resolve_targets(cultures)
+    config, methods_, ctx, report = _setup(kwargs)
+    result = run_hofstede(config, targets, methods_, ctx, report)
+    echo_table(result.summary, ["target", "method", "items", "PDI", "IDV", "MAS", "UAI", "LTO", "IVR", "distance"])
+    click.echo("")
+    echo_table([{"method": m, "mean distance": d} for m, d in result.mean_distance.items()])
+    _finish(result.rows, result.files, report, started)
+
+
+@eval_.command()
+@click.option("--countries", default="palette18", show_default=True,
+              help="A country set (palette18) or comma-separated countries.")
+@click.option("--questions", default="bundled", show_default=True,
+              help="'bundled' (the seed attitudes) or a file: GlobalOpinionQA CSV, or seeds JSONL/CSV.")
+@click.option("--sources", default="wvs,pew", show_default=True, help="Bundled seed sets to use.")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="Use only the first N questions.")
+@eval_options("base,prompted,nearest-continent,uniform-blend,palette", "reports/opinions")
+def opinions(countries: str, questions: str, sources: str, limit: int | None, **kwargs: Any) -> None:
+    """Opinion alignment per country: 1 - Jensen-Shannon distance and majority-option alignment %."""
+    from cultura.data.seeds import load_seeds
+    from cultura.eval.countries import resolve_countries
+    from cultura.eval.opinions import run_opinions
+
+    started = time.perf_counter()
+    names = resolve_countries(countries)
+    seeds = load_seeds(questions, sources=[s.strip() for s in sources.split(",") if s.strip()])[:limit]
+    config, methods_, ctx, report = _setup(kwargs)
+    result = run_opinions(config, names, seeds, methods_, ctx, report)
+    echo_table(result.summary, ["country", "method", "questions", "similarity", "alignment_pct"])
+    click.echo("")
+    echo_table(result.by_method)
+    if result.no_data:
+        click.echo(f"no data (not scored): {', '.join(result.no_data)}")
+    _finish(result.rows, result.files, report, started)
+
+
+@eval_.command()
+@click.option("--tasks", default="bundled", show_default=True,
+              help="A folder of task files (*.jsonl with text and label), one file, or 'bundled' (small examples).")
+@click.option("--cultures", default="all", show_default=True,
+              help="'all' (the eight CulturePark cultures) or comma-separated culture keys or countries.")
+@click.option("--limit", type=click.IntRange(1, None), default=None, help="Use only the first N examples per task.")
+@eval_options("base,prompted", "reports/moderation")
+def moderation(tasks: str, cultures: str, limit: int | None, **kwargs: Any) -> None:
+    """Content moderation: macro-F1 per task and culture with culture-prompted yes/no templates."""
+    from cultura.eval.moderation import load_tasks, run_moderation
+    from cultura.eval.vsm_eval import resolve_targets
+
+    started = time.perf_counter()
+    loaded = load_tasks(tasks, limit)
+    targets = resolve_targets(cultures)
+    config, methods_, ctx, report = _setup(kwargs)
+    result = run_moderation(config, loaded, targets, methods_, ctx, report)
+    echo_table(result.summary, ["task", "target", "method", "examples", "macro_f1", "accuracy"])
+    click.echo("")
+    echo_table(result.by_method)
+    _finish(result.rows, result.files, report, started)

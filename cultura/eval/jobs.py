@@ -1,0 +1,109 @@
+"""From questions, targets and methods to answered result rows (the part all evaluations share).
+
+:func:`evaluate` builds one row per (question, target) pair and method, asks each method for its
+plan, sends the applicable rows through the Ray Data job (:func:`cultura.eval.runner.answer_rows`),
+and returns rows in the :data:`cultura.eval.report.RESULT_COLUMNS` layout, in a stable order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cultura.eval.methods import Method, MethodContext, NotApplicable, Target
+from cultura.eval.metrics import expected_option, top_option
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice item: its id and text, the user message asked, the options.
+
+    ``columns`` holds evaluation-specific result columns (a gold label, a reference distribution).
+    """
+
+    item_id: str
+    text: str
+    prompt: str
+    options: tuple[str, ...]
+    columns: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods: Sequence[Method],
+             ctx: MethodContext, config: Any) -> list[dict[str, Any]]:
+    """Answer every (question, target) pair with every method; returns result rows.
+
+    A method that does not apply to a target gives a ``not_applicable`` row with the reason; a
+    sampled answer that stays unreadable gives an ``unreadable`` row with its counts.
+    """
+    from cultura.eval.runner import answer_rows
+
+    results: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    for question, target in pairs:
+        for method in methods:
+            row = {"evaluation": evaluation, "item_id": question.item_id, "item_text": question.text,
+                   "target": target.key, "country": target.country, "method": method.name,
+                   "options": list(question.options), **question.columns}
+            try:
+                plan = method.build(ctx, target, question.prompt)
+            except NotApplicable as exc:
+                row.update(status="not_applicable", note=str(exc))
+            else:
+                row.update(status="pending", note=plan.note,
+                           gate=json.dumps(plan.gate, sort_keys=True) if plan.gate is not None else None)
+                jobs.append({"row_id": len(results), "plan": plan.to_json(), "options": list(question.options)})
+            results.append(row)
+    answers = answer_rows(jobs, config, ctx.adapters)
+    for row_id, answer in answers.items():
+        row = results[row_id]
+        row.update(components=answer["components"], n_samples=answer["n_samples"],
+                   n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
+        if answer["probs"] is None:
+            row.update(status="unreadable", note=_join(row.get("note"), answer["error"]))
+            continue
+        row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
+                   top_option=top_option(answer["probs"]) + 1)
+    missing = [r for r in results if r["status"] == "pending"]
+    if missing:  # the Ray Data job must answer every row it was given
+        raise RuntimeError(f"{len(missing)} evaluation rows came back unanswered")
+    return results
+
+
+def not_applicable(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Distinct (target, method, reason) of rows a method could not answer, for the report."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        if r["status"] in ("not_applicable", "unreadable"):
+            key = (r["target"], r["method"], r["note"] or r["status"])
+            seen[key] = seen.get(key, 0) + 1
+    return [{"target": t, "method": m, "items": n, "reason": why} for (t, m, why), n in seen.items()]
+
+
+def mean_gate(rows: Iterable[dict[str, Any]], continents: Sequence[str]) -> dict[str, list[float]]:
+    """Mean Cultural MoE gate weight per continent for each target, over rows that carry a gate."""
+    sums: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for r in rows:
+        if not r.get("gate"):
+            continue
+        weights = json.loads(r["gate"])
+        acc = sums.setdefault(r["target"], [0.0] * len(continents))
+        for i, c in enumerate(continents):
+            acc[i] += float(weights.get(c, 0.0))
+        counts[r["target"]] = counts.get(r["target"], 0) + 1
+    return {t: [v / counts[t] for v in acc] for t, acc in sums.items()}
+
+
+def sample_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Totals of sampled answers, re-asks and answers still unreadable after re-asking."""
+    totals = {"n_samples": 0, "n_reasks": 0, "n_unparsable": 0}
+    for r in rows:
+        for key in totals:
+            totals[key] += int(r.get(key) or 0)
+    return totals
+
+
+def _join(*parts: str | None) -> str:
+    return "; ".join(p for p in parts if p)

@@ -1,0 +1,243 @@
+"""Evaluation methods: one registry of names, each building what the model is asked for one item.
+
+A method turns (target, question) into a :class:`Plan`: one or more components, each a chat (a
+persona's system prompt plus the question) with an optional LoRA adapter and a weight. The answer
+distribution of a plan is the weighted mixture of its components' option distributions. A method
+that cannot apply to a target (no adapter for that culture) raises :class:`NotApplicable`, and the
+evaluation reports it rather than skipping it silently.
+
+Adding a method is one entry in :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cultura.errors import CulturaError, UnknownNameError
+
+
+class NotApplicable(CulturaError):
+    """A method cannot answer for a target (for example: no adapter for that culture)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who the model answers as: ``key`` as the user named it, the reference ``country``, the culture.
+
+    ``culture`` is the culture key used for personas (a CulturePark key or a country's own key);
+    ``adapter_keys`` are the adapter names to try for it, most specific first.
+    """
+
+    key: str
+    country: str
+    culture: str
+    adapter_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One chat to score: its messages, adapter (registered name) and weight in the mixture."""
+
+    label: str
+    messages: tuple[dict[str, str], ...]
+    adapter: str | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a method asks for one (target, question): components, and the gate weights if any."""
+
+    components: tuple[Component, ...]
+    gate: dict[str, float] | None = None
+    note: str = ""
+
+    def to_json(self) -> str:
+        """The components as JSON (for a Ray Data row)."""
+        return json.dumps([asdict(c) for c in self.components], ensure_ascii=False)
+
+
+@dataclass
+class MethodContext:
+    """What methods may use: adapters (registered with the engine) and the Cultural MoE gate.
+
+    ``adapters`` maps adapter name -> folder (every adapter the engine must know);
+    ``culture_adapters`` maps culture key -> adapter name; ``continent_adapters`` maps continent ->
+    adapter name. ``gate_factory`` builds the gate on first use (its embedder loads lazily).
+    """
+
+    adapters: dict[str, str] = field(default_factory=dict)
+    culture_adapters: dict[str, str] = field(default_factory=dict)
+    continent_adapters: dict[str, str] = field(default_factory=dict)
+    adapter_source: str | None = None
+    gate_factory: Callable[[], Any] | None = None
+    _gate: Any = field(default=None, init=False, repr=False)
+    _decisions: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict, init=False, repr=False)
+
+    def gate_weights(self, question: str, country: str) -> dict[str, float]:
+        """The gate's continent weights for a question and country (cached; zeros outside top-k)."""
+        key = (question, country)
+        if key not in self._decisions:
+            if self._gate is None:
+                if self.gate_factory is None:
+                    raise NotApplicable("no Cultural MoE gate is available (cultura.palette.gate)")
+                self._gate = self.gate_factory()
+            decision = self._gate.weights(question, country)
+            self._decisions[key] = {c: float(w) for c, w in decision.weights.items()}
+        return self._decisions[key]
+
+    def culture_adapter(self, target: Target) -> str:
+        """The registered adapter for the target's culture, or NotApplicable naming what is missing."""
+        for key in target.adapter_keys:
+            if key in self.culture_adapters:
+                return self.culture_adapters[key]
+        where = f" in {self.adapter_source}" if self.adapter_source else " (no --adapters folder given)"
+        raise NotApplicable(f"no adapter for {' or '.join(target.adapter_keys)}{where}")
+
+    def continent_adapter(self, continent: str) -> str | None:
+        """The adapter of a continent agent, or None (the agent then runs on its persona alone)."""
+        return self.continent_adapters.get(continent)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named evaluation method; ``build(ctx, target, question)`` returns its Plan."""
+
+    name: str
+    description: str
+    build: Callable[[MethodContext, Target, str], Plan]
+
+
+def _user(question: str) -> dict[str, str]:
+    return {"role": "user", "content": question}
+
+
+def _persona_chat(system_prompt: str, question: str) -> tuple[dict[str, str], ...]:
+    return ({"role": "system", "content": system_prompt}, _user(question))
+
+
+def _base(ctx: MethodContext, target: Target, question: str) -> Plan:
+    return Plan((Component("base", (_user(question),)),))
+
+
+def _prompted(ctx: MethodContext, target: Target, question: str) -> Plan:
+    from cultura.personas import culture_persona
+
+    persona = culture_persona(target.culture)
+    return Plan((Component(target.culture, _persona_chat(persona.system_prompt, question)),))
+
+
+def _adapter(ctx: MethodContext, target: Target, question: str) -> Plan:
+    from cultura.personas import culture_persona
+
+    adapter = ctx.culture_adapter(target)
+    persona = culture_persona(target.culture)
+    return Plan((Component(target.culture, _persona_chat(persona.system_prompt, question), adapter),))
+
+
+def continent_component(ctx: MethodContext, continent: str, question: str, weight: float) -> Component:
+    """A continent agent's chat (its persona, and its adapter when registered) with a weight."""
+    from cultura.personas import continent_persona
+
+    persona = continent_persona(continent, ctx.continent_adapter(continent))
+    return Component(continent, _persona_chat(persona.system_prompt, question), persona.adapter, weight)
+
+
+def _continent_note(ctx: MethodContext, continents: Iterable[str]) -> str:
+    missing = [c for c in continents if ctx.continent_adapter(c) is None]
+    return f"continent agents without adapter (persona only): {', '.join(missing)}" if missing else ""
+
+
+def _blend(ctx: MethodContext, question: str, weights: dict[str, float], gate: dict[str, float] | None) -> Plan:
+    chosen = {c: w for c, w in weights.items() if w > 0}
+    components = tuple(continent_component(ctx, c, question, w) for c, w in chosen.items())
+    return Plan(components, gate, _continent_note(ctx, chosen))
+
+
+def _home_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
+    from cultura.data.hofstede import continent_of
+
+    return _blend(ctx, question, {continent_of(target.country): 1.0}, None)
+
+
+def _nearest_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
+    return _blend(ctx, question, {nearest_continent(target.country): 1.0}, None)
+
+
+def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
+    from cultura.data.hofstede import CONTINENTS
+
+    return _blend(ctx, question, {c: 1.0 / len(CONTINENTS) for c in CONTINENTS}, None)
+
+
+def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
+    weights = ctx.gate_weights(question, target.country)
+    return _blend(ctx, question, weights, weights)
+
+
+def nearest_continent(country: str) -> str:
+    """The continent whose Hofstede centroid is closest to the country's scores.
+
+    Uses the Cultural MoE gate's distance (missing dimensions skipped, rescaled to all six), so this
+    baseline and the gate's proximity term agree.
+    """
+    from cultura.data.hofstede import CONTINENTS
+    from cultura.palette.gate import hofstede_distance
+
+    distances = {c: hofstede_distance(country, c) for c in CONTINENTS}
+    return min((c for c in CONTINENTS if distances[c] is not None), key=lambda c: distances[c])
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("base", "the model as it is, no persona", _base),
+    Method("prompted", "the model prompted with the culture's (or country's) persona", _prompted),
+    Method("adapter", "the culture's persona with its fine-tuned LoRA adapter", _adapter),
+    Method("home-continent", "the continent agent of the country's own continent", _home_continent),
+    Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent),
+    Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend),
+    Method("palette", "Cultural Palette: continent agents mixed by the Cultural MoE gate (top-k)", _palette),
+)}
+
+
+def get_methods(names: str | Iterable[str]) -> list[Method]:
+    """Resolve a comma-separated string (or list) of method names; ``all`` gives every method.
+
+    Unknown names raise UnknownNameError listing the known methods; duplicates are dropped.
+    """
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise CulturaError(f"no method given; known methods: {', '.join(METHODS)}")
+    if names == ["all"]:
+        return list(METHODS.values())
+    resolved: list[Method] = []
+    for name in names:
+        if name not in METHODS:
+            raise UnknownNameError("method", name, METHODS)
+        if METHODS[name] not in resolved:
+            resolved.append(METHODS[name])
+    return resolved
+
+
+def culture_target(name: str) -> Target:
+    """A target for a CulturePark culture or any country: its primary country is the reference."""
+    from cultura.data.cultures import get_culture
+
+    culture = get_culture(name)
+    return Target(culture.key, culture.primary_country, culture.key, (culture.key,))
+
+
+def country_target(name: str) -> Target:
+    """A target for a country: its own persona; adapters of the country, then of its culture."""
+    from cultura.data.cultures import country_key, culture_of_country
+    from cultura.data.hofstede import resolve_country
+
+    country = resolve_country(name)
+    own = country_key(country)
+    culture = culture_of_country(country).key
+    keys = (own,) if culture == own else (own, culture)
+    return Target(country, country, own, keys)

@@ -1,0 +1,188 @@
+"""`cultura eval hofstede|opinions|moderation` for real: the default model, a local Ray, Ray Data.
+
+Runs are tiny (two cultures or one, a few items) and go through the click commands in this process,
+so they share the session's Ray. Each writes a complete report folder with valid PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TABLE_FILES = ("report.md", "results.parquet", "results.csv", "summary.parquet", "summary.csv", "table.png")
+
+
+def run_eval(*args: str):
+    from cultura.cli import cli
+
+    result = CliRunner().invoke(cli, ["eval", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def check_report(folder: Path, pngs: tuple[str, ...]) -> list[dict]:
+    """Every report file is there, PNGs are valid images, results.parquet has the declared schema."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from cultura.eval.report import result_schema
+
+    for name in TABLE_FILES + pngs:
+        assert (folder / name).is_file(), f"{name} missing from {sorted(p.name for p in folder.iterdir())}"
+    for name in pngs + ("table.png",):
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        with Image.open(folder / name) as image:
+            image.verify()
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 100
+    report = (folder / "report.md").read_text()
+    for name in pngs:
+        assert f"({name})" in report, f"report.md does not show {name}"
+    table = pq.read_table(folder / "results.parquet")
+    assert table.schema.equals(result_schema())
+    assert not list(folder.glob(".*.tmp"))
+    return table.to_pylist()
+
+
+@pytest.fixture(scope="module")
+def adapter_registry(tmp_path_factory, default_model_path):
+    """A registry folder with one culture adapter (german): a small LoRA with random non-zero weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cultura.registry import AdapterEntry, register_adapter
+
+    root = tmp_path_factory.mktemp("registry")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_path), dtype=torch.float32)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    lora.save_pretrained(str(root / "german"))
+    register_adapter(root, AdapterEntry(
+        name="german", kind="culture", target="german", base_model="default",
+        base_model_path=str(default_model_path), data_path="(random weights for a test)", data_sha256="-",
+        preset="test", train_loss=None, eval_loss_before=0.0, eval_loss=0.0, train_rows=0, eval_rows=0, steps=0,
+        created="2026-01-01T00:00:00+00:00", path=str(root / "german")))
+    return root
+
+
+def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
+    out = tmp_path / "h1"
+    result = run_eval("hofstede", "--cultures", "german,korean", "--methods", "base,adapter", "--report", str(out))
+    rows = check_report(out, ("radar_german.png", "radar_korean.png", "distance_by_method.png"))
+    assert len(rows) == 24 * 2 * 2
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 24 * 2 and {r["method"] for r in ok} == {"base"}
+    assert all(1.0 <= r["expected"] <= 5.0 and sum(r["probs"]) == pytest.approx(1.0) for r in ok)
+    # without an adapter registry the adapter method is reported as not applicable, not silently skipped
+    skipped = [r for r in rows if r["method"] == "adapter"]
+    assert {r["status"] for r in skipped} == {"not_applicable"} and "no adapter for german" in skipped[0]["note"]
+    report = (out / "report.md").read_text()
+    assert "no adapter for korean" in report and "## Mean distance per method" in report
+    import pyarrow.parquet as pq
+
+    from cultura.eval.hofstede import hofstede_distance
+    from cultura.eval.vsm_eval import available_indices
+
+    summary = {(s["target"], s["method"]): s for s in pq.read_table(out / "summary.parquet").to_pylist()}
+    german = summary[("german", "base")]
+    means = {int(r["item_id"]): r["expected"] for r in ok if r["target"] == "german"}
+    assert german["items"] == 24
+    assert german["distance"] == pytest.approx(hofstede_distance(available_indices(means), "Germany"))
+    # the base model answers the same for every culture; only the reference scores differ
+    assert summary[("korean", "base")]["PDI"] == pytest.approx(german["PDI"])
+    assert summary[("korean", "base")]["distance"] != pytest.approx(german["distance"])
+    assert summary[("german", "adapter")]["distance"] is None
+    assert "mean distance" in result.output
+
+
+def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_registry):
+    out = tmp_path / "o1"
+    result = run_eval("opinions", "--countries", "Germany,Japan", "--limit", "3", "--adapters", str(adapter_registry),
+                      "--methods", "base,prompted,adapter,palette", "--report", str(out))
+    rows = check_report(out, ("similarity_by_method.png", "alignment_pct_by_method.png", "gate_weights.png"))
+    assert {r["country"] for r in rows} == {"Germany"}  # Japan has no bundled seed data
+    assert {r["method"] for r in rows if r["status"] == "ok"} == {"base", "prompted", "adapter", "palette"}
+    adapted = {r["item_id"]: r["probs"] for r in rows if r["method"] == "adapter"}
+    prompted = {r["item_id"]: r["probs"] for r in rows if r["method"] == "prompted"}
+    assert any(adapted[k] != pytest.approx(prompted[k], abs=1e-4) for k in adapted)  # the LoRA is applied
+    for r in rows:
+        if r["method"] == "palette":
+            gate = json.loads(r["gate"])
+            assert sum(gate.values()) == pytest.approx(1.0)
+            assert len(json.loads(r["components"])) == sum(1 for w in gate.values() if w > 0)
+    report = (out / "report.md").read_text()
+    assert "not scored: Japan" in report and "no data (not scored): Japan" in result.output
+    import pyarrow.parquet as pq
+
+    for s in pq.read_table(out / "summary.parquet").to_pylist():
+        assert 0.0 <= s["similarity"] <= 1.0 and 0.0 <= s["alignment_pct"] <= 100.0
+    # the gate weights cover Japan too: the gate needs no answers
+    gate_rows = [line for line in report.split("## Cultural MoE gate weights")[1].splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in gate_rows[1:]] == ["Germany", "Japan"]
+
+
+def test_eval_moderation_macro_f1(ray_session, tmp_path):
+    from sklearn.metrics import f1_score
+
+    out = tmp_path / "m1"
+    run_eval("moderation", "--tasks", "bundled", "--cultures", "german", "--limit", "2",
+             "--methods", "base,prompted", "--report", str(out))
+    rows = check_report(out, ("macro_f1_by_method.png",))
+    assert len(rows) == 3 * 2 * 2
+    import pyarrow.parquet as pq
+
+    for s in pq.read_table(out / "summary.parquet").to_pylist():
+        mine = [r for r in rows if r["item_id"].startswith(s["task"] + ":") and r["method"] == s["method"]]
+        labels = [s["task"], "not_" + s["task"]]
+        assert {r["label"] for r in mine} <= set(labels) and {r["prediction"] for r in mine} <= set(labels)
+        expected = f1_score([r["label"] for r in mine], [r["prediction"] for r in mine], labels=labels,
+                            average="macro", zero_division=0)
+        assert s["examples"] == 2 and s["macro_f1"] == pytest.approx(expected)
+
+
+def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):
+    out = tmp_path / "s1"
+    run_eval("opinions", "--countries", "Germany", "--limit", "2", "--methods", "base", "--sample", "2",
+             "--report", str(out))
+    rows = check_report(out, ("similarity_by_method.png",))
+    assert len(rows) == 2
+    for r in rows:
+        assert r["n_samples"] == 2
+        assert r["status"] in ("ok", "unreadable")
+        if r["status"] == "ok":
+            assert sum(r["probs"]) == pytest.approx(1.0)
+            # a distribution of sampled answers: multiples of 1 / (answers read)
+            read = r["n_samples"] - r["n_unparsable"]
+            assert all(abs(p * read - round(p * read)) < 1e-9 for p in r["probs"])
+    assert "re-asked" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["eval", "hofstede", "--methods", "base,telepathy"], "unknown method 'telepathy'"),
+    (["eval", "opinions", "--countries", "Atlantis"], "unknown country 'Atlantis'"),
+    (["eval", "hofstede", "--cultures", "klingon"], "unknown culture 'klingon'"),
+])
+def test_eval_bad_names_are_clear_errors(args, message):
+    result = subprocess.run([str(Path(sys.executable).with_name("cultura")), *args], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_task_file_with_a_missing_label_names_the_row(tmp_path):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "spam.jsonl").write_text('{"text": "hello", "label": "not_spam"}\n{"text": "BUY NOW"}\n')
+    result = subprocess.run([str(Path(sys.executable).with_name("cultura")), "eval", "moderation", "--tasks",
+                             str(tasks)], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 2 and "spam.jsonl: row 2, field 'label': missing" in result.stderr

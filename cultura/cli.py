@@ -16,6 +16,15 @@ COMMANDS = {
     "chat": "cultura.commands.chat:chat",
     "models": "cultura.commands.models:models",
     "data": "cultura.commands.data:data",
+    "generate": "cultura.commands.generate:generate",
+    "refine": "cultura.commands.refine:refine",
+    "finetune": "cultura.commands.finetune:finetune",
+    "adapters": "cultura.commands.adapters:adapters",
+    "eval": "cultura.commands.eval:eval_",
+    "serve": "cultura.commands.serve:serve",
+    "palette": "cultura.commands.palette:palette",
+    "palette-data": "cultura.commands.palette:palette_data",
+    "demo": "cultura.commands.demo:demo",
 }
 
 

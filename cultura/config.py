@@ -76,6 +76,218 @@ class RayConfig(Section):
     namespace: str = "cultura"
 
 
+class GenerateConfig(Section):
+    """CulturePark dialogue generation (``cultura generate``)."""
+
+    cultures: list[str] = Field(
+        default_factory=lambda: ["arabic", "bengali", "chinese", "german", "korean", "portuguese", "spanish", "turkish"],
+        min_length=1, description="culture keys or Hofstede countries")
+    seeds: str = Field("bundled", min_length=1, description="'bundled' or a seed file (.jsonl/.csv)")
+    sources: list[str] = Field(default_factory=lambda: ["wvs", "pew"], min_length=1)
+    max_seeds: int | None = Field(None, ge=1, description="use only the first N seeds")
+    mode: Literal["cross", "in", "multi"] = "cross"
+    script: Literal["self-guidance", "free"] = "self-guidance"
+    rounds: int = Field(4, ge=1, le=1000)
+    per_seed: int = Field(1, ge=1, le=1000, description="dialogues per seed and culture (variations)")
+    calibration: bool = True
+    main_contact: str = Field("Lily", min_length=1)
+    main_contact_description: str = "an English-speaking American"
+    language: str = "English"
+    delegate_adapter: str | None = None
+    workers: int = Field(2, ge=1, description="Ray Data actor-pool size")
+    batch_size: int = Field(16, ge=1, description="dialogues run together by one worker")
+    worker_num_cpus: float = Field(0.0, ge=0, description="CPUs per dialogue worker (holds no model)")
+    rows_per_file: int = Field(256, ge=1)
+    format: Literal["parquet", "jsonl"] = "parquet"
+
+
+class RefineConfig(Section):
+    """CulturePark refinement (``cultura refine``): extract, verify, diversify, write SFT sets.
+
+    ``stages`` is how far the pipeline goes (the paper's ablation): ``generate`` keeps every extracted
+    opinion, ``verify`` only those that entail the seed attitude, ``diversify`` one per k-means cluster.
+    """
+
+    stages: Literal["generate", "verify", "diversify"] = "diversify"
+    workers: int = Field(1, ge=1, le=1024, description="Ray Data actors of the LLM stages")
+    batch_size: int = Field(16, ge=1, le=100000, description="rows per Ray Data batch of the LLM stages")
+    extract_max_tokens: int = Field(160, ge=8, le=8192, description="tokens of one extraction answer")
+    verify_max_tokens: int = Field(8, ge=1, le=1024, description="tokens of one verification label")
+    rewrite_max_tokens: int = Field(64, ge=8, le=8192, description="tokens of one rewritten opinion")
+    max_input_chars: int = Field(4000, ge=100, description="delegate text longer than this is cut (from the start)")
+    min_words: int = Field(5, ge=1, le=100, description="shorter extracted opinions are dropped")
+    k: int | Literal["auto"] = Field("auto", description="clusters per culture, or 'auto': opinions / opinions_per_cluster")
+    opinions_per_cluster: int = Field(50, ge=1, description="'auto' k: one cluster per this many opinions")
+    representative: Literal["centroid", "longest"] = Field(
+        "centroid", description="the opinion kept per cluster: nearest the centroid, or the longest (the paper)")
+    embedder: str = Field("default", min_length=1, description="sentence-transformers model name or folder")
+    embed_workers: int = Field(1, ge=1, le=1024, description="Ray Data embedding actors (model loaded once each)")
+    embed_batch_size: int = Field(256, ge=1, le=100000, description="opinions per embedding batch")
+    embed_num_cpus: float = Field(1.0, gt=0, description="CPUs per embedding actor (its torch threads)")
+    cluster_num_cpus: float = Field(0.5, gt=0, description="CPUs per k-means task (one task per culture)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _k_positive(self) -> RefineConfig:
+        if self.k != "auto" and self.k < 1:
+            raise ValueError(f"k must be >= 1 or 'auto', got {self.k}")
+        return self
+
+
+class EvalConfig(Section):
+    """Evaluation: how answers are read from the model and how the batch job runs."""
+
+    mode: Literal["score", "sample"] = Field("score", description="score: option log-probabilities; sample: N parsed answers")
+    samples: int = Field(5, ge=1, le=1000, description="answers sampled per question in sample mode")
+    max_reasks: int = Field(2, ge=0, le=20, description="re-asks of an unreadable sampled answer")
+    max_tokens: int = Field(16, ge=1, le=1024, description="tokens per sampled answer")
+    temperature: float = Field(0.7, ge=0, le=5)
+    top_p: float = Field(0.95, gt=0, le=1)
+    seed: int = 0
+    actors: int = Field(1, ge=1, le=1024, description="Ray Data actors, each with its own engine")
+    batch_size: int = Field(32, ge=1, le=100000, description="rows per Ray Data batch")
+    adapters: str | None = Field(None, description="adapter registry folder for the 'adapter' and continent methods")
+
+
+class FinetuneConfig(Section):
+    """LoRA fine-tuning with Ray Train (``cultura finetune``).
+
+    Hyper-parameters left at ``None`` take the preset's value (``cultura.pipelines.finetune.PRESETS``):
+    ``cpu-small`` (minutes on a CPU) or ``paper`` (the reference QLoRA settings).
+    """
+
+    preset: Literal["cpu-small", "paper"] = "cpu-small"
+    lora_r: int | None = Field(None, ge=1, le=1024)
+    lora_alpha: float | None = Field(None, gt=0)
+    lora_dropout: float | None = Field(None, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, min_length=1, description="module names, or ['all-linear']")
+    learning_rate: float | None = Field(None, gt=0, le=1)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] | None = None
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    epochs: float | None = Field(None, gt=0, le=1000)
+    max_steps: int | None = Field(None, ge=0, description="stop after N optimizer steps; 0: the epochs decide")
+    max_grad_norm: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1, le=4096, description="rows per worker per step")
+    grad_accum: int | None = Field(None, ge=1, le=4096)
+    max_length: int | None = Field(None, ge=16, le=131072, description="tokens per row (longer rows are cut)")
+    weight_decay: float | None = Field(None, ge=0)
+    load_in_4bit: bool | None = Field(None, description="QLoRA; needs bitsandbytes and a GPU, else full precision")
+    eval_fraction: float = Field(0.1, gt=0, lt=1, description="rows held out for the evaluation loss")
+    evaluations: int = Field(3, ge=1, le=1000, description="evaluations (each with a checkpoint) per run")
+    max_rows: int | None = Field(None, ge=2, description="use at most N rows per adapter")
+    seed: int = 0
+    workers: int = Field(1, ge=1, le=4096, description="Ray Train workers per adapter")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    max_concurrent: int | None = Field(None, ge=1, description="adapters trained at once; default: what resources allow")
+    storage_path: str | None = Field(None, description="Ray Train checkpoint storage; default OUT/_runs")
+
+
+class PaletteConfig(Section):
+    """Cultural Palette (``cultura palette``, ``cultura palette-data``): the gate, the blend, the data.
+
+    Gate: softmax((-alpha * hofstede_distance + beta * relevance) / tau), top_k continents draft.
+    """
+
+    alpha: float = Field(1.0, ge=0, description="weight of cultural proximity (Hofstede distance / 100)")
+    beta: float = Field(1.0, ge=0, description="weight of prompt relevance (cosine similarity + mention bonus)")
+    tau: float = Field(0.2, gt=0, le=100, description="gate temperature: lower is sharper")
+    top_k: int = Field(3, ge=1, le=5, description="continents that draft (the rest are skipped)")
+    mention_bonus: float = Field(0.5, ge=0, description="relevance added to a continent the prompt names")
+    blend: Literal["aggregate", "select", "weighted-merge"] = "aggregate"
+    max_tokens: int = Field(128, ge=1, le=8192, description="tokens per draft and per final answer")
+    temperature: float = Field(0.7, ge=0, le=5, description="sampling temperature of the drafts")
+    meta_temperature: float = Field(0.0, ge=0, le=5, description="sampling temperature of the Meta Agent")
+    adapters: str | None = Field(None, description="adapter registry folder; its 'continent' entries are used")
+    continent_adapters: dict[str, str] = Field(default_factory=dict, description="continent -> adapter name or folder")
+    merge_round: float = Field(0.05, gt=0, le=0.5, description="weighted-merge: weights rounded to this step (cache key)")
+    workers: int = Field(1, ge=1, le=1024, description="respond_batch / palette-data: Ray Data actor-pool size")
+    batch_size: int = Field(16, ge=1, le=100000, description="prompts per Ray Data batch")
+    samples: int = Field(2, ge=1, le=64, description="palette-data: responses sampled per prompt and continent")
+    judge_max_tokens: int = Field(48, ge=8, le=1024, description="palette-data: tokens of the judge's rating")
+    max_distance: float = Field(1.5, gt=0,
+                                description="palette-data: drop a continent's best sample farther than this (0..2.45)")
+
+    @model_validator(mode="after")
+    def _continents_known(self) -> PaletteConfig:
+        known = ("Africa", "America", "Asia", "Europe", "Oceania")
+        unknown = [k for k in self.continent_adapters if k not in known]
+        if unknown:
+            raise ValueError(f"continent_adapters: unknown continent(s) {', '.join(unknown)}; use {', '.join(known)}")
+        return self
+
+
+class ServeAutoscaling(Section):
+    """Ray Serve autoscaling bounds of one deployment (passed to Serve's ``autoscaling_config``)."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    initial_replicas: int | None = Field(None, ge=0)
+    target_ongoing_requests: float = Field(2.0, gt=0, description="requests per replica the autoscaler aims for")
+    upscale_delay_s: float = Field(10.0, ge=0)
+    downscale_delay_s: float = Field(120.0, ge=0)
+    look_back_period_s: float = Field(10.0, gt=0, description="window the load is averaged over")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ServeAutoscaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
+        return self
+
+
+class ServeDeployment(Section):
+    """Replicas and resources of one Serve deployment. ``None`` resources: derived from the placement
+    (the engine takes ``engine_resources``; dedicated agents ``agent_resources``; the rest 0 CPUs)."""
+
+    num_replicas: int = Field(1, ge=1, description="fixed replica count when autoscaling is not set")
+    autoscaling: ServeAutoscaling | None = None
+    max_ongoing_requests: int = Field(64, ge=1, description="concurrent requests one replica accepts")
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
+
+
+class ServeConfig(Section):
+    """The Ray Serve app (``cultura serve``): where it listens, its limits, and each deployment's scaling.
+
+    Deployments: ``ingress`` (HTTP), ``gate`` (Cultural MoE), ``engine`` (the shared model),
+    ``continent`` (each of the five ContinentAgents; ``continents`` overrides single ones), ``meta``, ``culture``.
+    """
+
+    host: str = Field("127.0.0.1", min_length=1, description="HTTP bind address; 127.0.0.1 keeps it on this machine")
+    port: int = Field(8000, ge=1, le=65535)
+    app_name: str = Field("cultura", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    api_key_env: str = Field("CULTURA_API_KEY", description="environment variable holding the API key")
+    api_key: str | None = Field(None, repr=False, description="API key (prefer api_key_env); unset and no env: no key")
+    max_prompt_chars: int = Field(16000, ge=1, description="characters of all messages together; more: HTTP 413")
+    max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask for; more: HTTP 400")
+    request_timeout_s: float = Field(120.0, gt=0, description="a request running longer gets HTTP 504")
+    draft_timeout_s: float = Field(60.0, gt=0, description="a continent draft running longer is left out")
+    engine_batch_wait_ms: float = Field(
+        50.0, ge=0, le=1000, description="the Engine deployment's batching window: drafts arrive through "
+        "separate replicas, so they need a wider window than in-process callers to share one batch")
+    health_check_period_s: float = Field(10.0, gt=0)
+    metrics_push_interval_s: float | None = Field(
+        None, gt=0, description="how often load is reported to the autoscaler; None keeps Ray's 10 s")
+    ingress: ServeDeployment = Field(default_factory=ServeDeployment)
+    gate: ServeDeployment = Field(default_factory=ServeDeployment)
+    engine: ServeDeployment = Field(default_factory=lambda: ServeDeployment(max_ongoing_requests=256))
+    continent: ServeDeployment = Field(default_factory=ServeDeployment)
+    continents: dict[str, ServeDeployment] = Field(default_factory=dict, description="per-continent overrides")
+    meta: ServeDeployment = Field(default_factory=ServeDeployment)
+    culture: ServeDeployment = Field(default_factory=ServeDeployment)
+    culture_models_per_replica: int = Field(8, ge=1, description="culture adapters one CultureAgent replica keeps")
+
+    @model_validator(mode="after")
+    def _continents_known(self) -> ServeConfig:
+        known = ("Africa", "America", "Asia", "Europe", "Oceania")
+        unknown = [k for k in self.continents if k not in known]
+        if unknown:
+            raise ValueError(f"continents: unknown continent(s) {', '.join(unknown)}; use {', '.join(known)}")
+        return self
+
+
 class CulturaConfig(Section):
     """The whole configuration. Stages add their own sections beside these."""
 
@@ -87,6 +299,12 @@ class CulturaConfig(Section):
     agent_resources: Resources = Field(default_factory=Resources)
     engine_resources: Resources = Field(default_factory=lambda: Resources(num_cpus=2.0))
     ray: RayConfig = Field(default_factory=RayConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    refine: RefineConfig = Field(default_factory=RefineConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    palette: PaletteConfig = Field(default_factory=PaletteConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
     def _dedicated_needs_resources(self) -> CulturaConfig:

@@ -30,6 +30,7 @@ dev: $(VENV)/.dev-installed
 demo: install
 	$(BIN)/cultura models prepare
 	$(BIN)/cultura chat --culture german "How important is family in your life?"
+	$(BIN)/cultura demo
 
 vllm-venv:
 	bash scripts/setup-vllm-venv.sh

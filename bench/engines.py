@@ -40,12 +40,13 @@ async def timed(engine, requests) -> tuple[int, float]:
     return sum(c.completion_tokens for c in completions), time.perf_counter() - start
 
 
-def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repeats: int, lora: bool = True) -> dict:
+def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repeats: int, lora: bool = True,
+                 threads: int | None = None) -> dict:
     """Build one engine and measure it; returns a row of results."""
     from cultura.config import EngineConfig
     from cultura.engines import create_engine
 
-    config = EngineConfig(kind=kind, model=model, max_batch_size=max(16, concurrency))
+    config = EngineConfig(kind=kind, model=model, max_batch_size=max(16, concurrency), num_threads=threads)
     t0 = time.perf_counter()
     if kind == "vllm" and not lora:
         from cultura.engines.vllm_engine import VllmEngine
@@ -67,7 +68,8 @@ def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repea
                 if bestn is None or tokn / sn > bestn[0] / bestn[1]:
                     bestn = (tokn, sn)
             return {
-                "engine": kind if lora or kind != "vllm" else "vllm (no LoRA)", "model": model, "startup_s": round(startup, 1), "max_tokens": max_tokens,
+                "engine": kind if lora or kind != "vllm" else "vllm (no LoRA)", "model": model, "threads": threads,
+                "startup_s": round(startup, 1), "max_tokens": max_tokens,
                 "batch1_tokens": best1[0], "batch1_s": round(best1[1], 2), "batch1_tok_s": round(best1[0] / best1[1], 1),
                 "concurrency": concurrency, "concurrent_tokens": bestn[0], "concurrent_s": round(bestn[1], 2),
                 "concurrent_tok_s": round(bestn[0] / bestn[1], 1),
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per request (greedy)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests submitted at once")
     parser.add_argument("--repeats", type=int, default=1, help="timed rounds; the best is reported")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads the engine uses (default: every CPU this process may use)")
     parser.add_argument("--no-lora", action="store_true",
                         help="vllm only: start vLLM without LoRA support, to see what LoRA support costs")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for kind in kinds:
         print(f"[{kind}] starting ...", file=sys.stderr, flush=True)
-        row = bench_engine(kind, args.model, args.max_tokens, args.concurrency, args.repeats, lora=not args.no_lora)
+        row = bench_engine(kind, args.model, args.max_tokens, args.concurrency, args.repeats, lora=not args.no_lora,
+                           threads=args.threads)
         rows.append(row)
         print(f"{row['engine']:>12}: start-up {row['startup_s']:.1f} s | batch 1: {row['batch1_tok_s']:.1f} tok/s "
               f"({row['batch1_tokens']} tok in {row['batch1_s']:.2f} s) | {row['concurrency']} concurrent: "

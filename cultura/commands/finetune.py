@@ -31,7 +31,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--cpus-per-worker", type=float, default=None, help="CPUs each worker asks Ray for (default 1).")
 @click.option("--max-concurrent", type=click.IntRange(min=1), default=None,
               help="Adapters trained at once (default: as many as the cluster's resources allow).")
-@click.option("--storage", default=None, help="Ray Train checkpoint storage: a folder or a cloud URI (default OUT/_runs).")
+@click.option("--storage", default=None,
+              help="Ray Train checkpoint storage: a folder or a cloud URI (default OUT/_runs).")
 @click.option("--lora-r", type=int, default=None, help="LoRA rank (preset: 16 / 64).")
 @click.option("--lora-alpha", type=float, default=None, help="LoRA alpha (preset: 32 / 16).")
 @click.option("--lora-dropout", type=float, default=None, help="LoRA dropout (preset: 0.05 / 0.1).")
@@ -47,7 +48,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--batch-size", type=int, default=None, help="Rows per worker per step (preset: 4).")
 @click.option("--grad-accum", type=int, default=None, help="Gradient accumulation steps (preset: 1).")
 @click.option("--max-length", type=int, default=None, help="Tokens per row; longer rows are cut (preset: 512 / 1024).")
-@click.option("--4bit/--no-4bit", "load_in_4bit", default=None, help="QLoRA 4-bit base model (needs bitsandbytes and --gpu).")
+@click.option("--4bit/--no-4bit", "load_in_4bit", default=None,
+              help="QLoRA 4-bit base model (needs bitsandbytes and --gpu).")
 @click.option("--eval-fraction", type=float, default=None, help="Rows held out for the evaluation loss (default 0.1).")
 @click.option("--evaluations", type=int, default=None,
               help="Evaluations (each with a checkpoint) per run, the last at the final step (default 3).")

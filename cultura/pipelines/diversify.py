@@ -68,14 +68,13 @@ def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "defau
     """Embed ``texts`` through :func:`embedding_stage`; returns an ``(n, d)`` array in the order of ``ids``."""
     import numpy as np
     import pyarrow as pa
-    import ray
 
     if not ids:
         return np.zeros((0, 0), dtype=np.float32)
+    from cultura.pipelines.llm_stage import blocks_of
+
     table = pa.table({"opinion_id": list(ids), "text": list(texts)})
-    blocks = [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = embedding_stage(ray.data.from_arrow(blocks), embedder, workers=min(workers, len(blocks)),
+    ds = embedding_stage(blocks_of(table, batch_size), embedder, workers=min(workers, -(-len(ids) // batch_size)),
                          batch_size=batch_size, num_cpus=num_cpus)
     found: dict[str, Any] = {}
     for part in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

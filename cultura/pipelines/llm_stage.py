@@ -9,6 +9,7 @@ reproducible.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -100,6 +101,18 @@ def caller_settings(config: Any, engine_handle: Any) -> tuple[dict[str, Any], di
             {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus})
 
 
+def blocks_of(table: Any, rows_per_block: int) -> Any:
+    """A Ray Dataset of ``table`` in blocks of ``rows_per_block`` rows.
+
+    The blocks are built in the driver (``from_items``): ``from_arrow`` would run a metadata task
+    that needs a free CPU, and an engine actor may hold them all.
+    """
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray.data.from_items(table.to_pylist(), override_num_blocks=math.ceil(table.num_rows / rows_per_block))
+
+
 def map_table(table: Any, worker: type, kwargs: Mapping[str, Any], schema: Any, *, workers: int,
               batch_size: int, resources: Mapping[str, float], progress: str | None = None) -> Any:
     """Run ``worker`` over ``table`` as a Ray Data ``map_batches`` on an actor pool; return the output table.
@@ -112,10 +125,9 @@ def map_table(table: Any, worker: type, kwargs: Mapping[str, Any], schema: Any, 
 
     if table.num_rows == 0:
         return schema.empty_table()
-    blocks = [table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)]
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.from_arrow(blocks).map_batches(
-        worker, fn_constructor_kwargs=dict(kwargs), compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
+    ds = blocks_of(table, batch_size).map_batches(
+        worker, fn_constructor_kwargs=dict(kwargs),
+        compute=ray.data.ActorPoolStrategy(size=min(workers, math.ceil(table.num_rows / batch_size))),
         batch_size=batch_size, batch_format="pyarrow", **resources)
     bar = _bar(progress, table.num_rows) if progress else None
     parts = []

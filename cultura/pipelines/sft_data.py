@@ -227,7 +227,8 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple
     return text, spans
 
 
-def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, str]], max_length: int) -> dict[str, list[int]] | None:
+def tokenize_conversation(tokenizer: Any, messages: Sequence[dict[str, str]],
+                          max_length: int) -> dict[str, list[int]] | None:
     """``input_ids``, ``attention_mask`` and ``labels`` (assistant tokens only) for one conversation.
 
     Returns None when truncation to ``max_length`` leaves no assistant token to learn from.

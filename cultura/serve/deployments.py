@@ -10,7 +10,9 @@
 ``placement: shared`` (the default on one machine) the agents are light replicas that call it
 through a DeploymentHandle, so drafts of all continents, the Meta Agent and the culture agents land
 in the engine's batcher together: on two CPUs one model copy batching five callers beats five copies
-fighting for the cores. With ``placement: dedicated`` (the cluster profile) each ContinentAgent and
+fighting for the cores. The drafts reach the engine through separate replicas, milliseconds apart, so
+the Engine deployment widens the engine's batching window (``serve.engine_batch_wait_ms``) for them
+to share one batch. With ``placement: dedicated`` (the cluster profile) each ContinentAgent and
 CultureAgent replica owns an engine and asks for its own resources (``num_gpus: 1`` per replica), so
 every continent scales on its own GPUs; the Engine deployment then serves only the Meta Agent and ``base``.
 

@@ -19,7 +19,11 @@ def ray_session():
 
     from cultura.ray_utils import init_ray
 
-    init_ray(num_cpus=2)
+    try:
+        init_ray(num_cpus=2)
+    except Exception:  # the dashboard can miss Ray's start-up timeout on a loaded machine: retry once
+        ray.shutdown()
+        init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 

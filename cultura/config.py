@@ -118,6 +118,7 @@ class RefineConfig(Section):
     min_words: int = Field(5, ge=1, le=100, description="shorter extracted opinions are dropped")
     k: int | Literal["auto"] = Field("auto", description="clusters per culture, or 'auto': opinions / opinions_per_cluster")
     opinions_per_cluster: int = Field(50, ge=1, description="'auto' k: one cluster per this many opinions")
+    min_clusters: int = Field(2, ge=1, description="'auto' k: at least this many clusters (when there are as many opinions)")
     representative: Literal["centroid", "longest"] = Field(
         "centroid", description="the opinion kept per cluster: nearest the centroid, or the longest (the paper)")
     embedder: str = Field("default", min_length=1, description="sentence-transformers model name or folder")

@@ -169,6 +169,7 @@ def test_choose_k_and_cluster_representatives_on_fixed_vectors():
     import numpy as np
 
     assert choose_k(0) == 0 and choose_k(3) == 1 and choose_k(500) == 10 and choose_k(1000) == 20
+    assert choose_k(3, minimum=2) == 2 and choose_k(1, minimum=2) == 1 and choose_k(700, minimum=2) == 14
     assert choose_k(5, 8) == 5 and choose_k(40, 3) == 3
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.05, 0.95]], dtype=np.float32)
     result = cluster(vectors, 2, "longest", lengths=[1, 50, 3, 2, 1])

@@ -30,7 +30,8 @@ def _k(ctx: click.Context, param: click.Parameter, value: str | None) -> int | s
                    "those that entail the seed attitude (contradicting ones rewritten and re-verified); "
                    "diversify = one per k-means cluster (default).")
 @click.option("--k", callback=_k, default=None,
-              help="Clusters per culture, or 'auto' (default): one per --opinions-per-cluster opinions.")
+              help="Clusters per culture, or 'auto' (default): one per --opinions-per-cluster opinions, "
+                   "at least 2.")
 @click.option("--opinions-per-cluster", type=click.IntRange(min=1), default=None,
               help="For --k auto: opinions per cluster (default 50; the paper: 10-20 clusters for 500-1000).")
 @click.option("--representative", type=click.Choice(["centroid", "longest"]), default=None,

@@ -84,13 +84,13 @@ def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "defau
     return np.stack([found[i] for i in ids]).astype(np.float32)
 
 
-def choose_k(n: int, k: int | str = "auto", per_cluster: int = 50) -> int:
+def choose_k(n: int, k: int | str = "auto", per_cluster: int = 50, minimum: int = 1) -> int:
     """Clusters for ``n`` opinions: ``k`` (at most ``n``), or for ``"auto"`` round(n / per_cluster)
-    clamped to 1..n (the paper: 10-20 clusters for 500-1000 opinions)."""
+    clamped to minimum..n (the paper: 10-20 clusters for 500-1000 opinions)."""
     if n <= 0:
         return 0
     if k == "auto":
-        return max(1, min(n, round(n / per_cluster)))
+        return max(1, min(n, max(minimum, round(n / per_cluster))))
     return max(1, min(int(k), n))
 
 
@@ -140,11 +140,14 @@ def cluster(vectors: Any, k: int, representative: str = "centroid", lengths: Seq
 
 
 def cluster_cultures(groups: Mapping[str, tuple[Any, Sequence[int]]], k: int | str, per_cluster: int,
-                     representative: str, seed: int = 0, num_cpus: float = 0.5) -> dict[str, Clustering]:
-    """Cluster each culture's ``(vectors, lengths)`` in its own Ray task, all in parallel."""
+                     representative: str, seed: int = 0, num_cpus: float = 0.5,
+                     min_clusters: int = 1) -> dict[str, Clustering]:
+    """Cluster each culture's ``(vectors, lengths)`` in its own Ray task, all in parallel
+    (k per culture from :func:`choose_k`)."""
     import ray
 
     task = ray.remote(num_cpus=num_cpus)(cluster)
-    refs = {culture: task.remote(vectors, choose_k(len(vectors), k, per_cluster), representative, list(lengths), seed)
+    refs = {culture: task.remote(vectors, choose_k(len(vectors), k, per_cluster, min_clusters), representative,
+                                 list(lengths), seed)
             for culture, (vectors, lengths) in groups.items()}
     return {culture: ray.get(ref) for culture, ref in refs.items()}

@@ -266,6 +266,9 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
             compute=ray.data.ActorPoolStrategy(size=min(gen.workers, blocks), max_tasks_in_flight_per_actor=1),
             batch_size=gen.batch_size, batch_format="pyarrow", num_cpus=gen.worker_num_cpus,
         )
+        # a batch is whole dialogues: on a slow or busy machine it may rightly take longer than
+        # Ray Data's no-progress timeout (30 min), so the timeout is off for this dataset
+        ds.context.execution_no_progress_timeout_s = -1
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             writer.add(_tally(summary, batch))
             summary.seconds = time.perf_counter() - start

@@ -210,7 +210,8 @@ def _diversify(config: Any, summary: RefineSummary, rows: list[dict[str, Any]]) 
     for i, row in enumerate(keep):
         members.setdefault(row["culture"], []).append(i)
     groups = {culture: (vectors[idx], [len(keep[i]["text"]) for i in idx]) for culture, idx in members.items()}
-    results = cluster_cultures(groups, r.k, r.opinions_per_cluster, r.representative, r.seed, r.cluster_num_cpus)
+    results = cluster_cultures(groups, r.k, r.opinions_per_cluster, r.representative, r.seed, r.cluster_num_cpus,
+                               r.min_clusters)
     for culture, idx in members.items():
         result = results[culture]
         reps = set(result.representatives)

@@ -99,6 +99,7 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
     for i, d in enumerate(decisions):
         for continent in _drafting(settings.blend, d.selected):
             wanted[continent].append(i)
+    t = time.perf_counter()
     futures = {}
     for continent, rows in wanted.items():
         if rows:
@@ -106,7 +107,6 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
             futures[continent] = handles.agents[continent].respond.remote(
                 [conv for _, conv in chats], settings.draft_sampling, [system for system, _ in chats])
     drafts: list[dict[str, str]] = [{} for _ in prompts]
-    t = time.perf_counter()
     for continent, future in futures.items():
         for i, completion in zip(wanted[continent], ray.get(future)):
             drafts[i][continent] = completion.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cultura.errors import CulturaError
+
 # Ray's token auth (on by default in 2.60) breaks `ray status`, `serve status` and the dashboard API
 # for a local cluster; loopback-only listeners keep a local cluster off the network.
 LOCAL_RAY_ENV = {
@@ -44,17 +46,18 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     ray_cfg = getattr(config, "ray", None)
     address = address or (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS")
     namespace = ray_cfg.namespace if ray_cfg else "cultura"
-    runtime_env = {"env_vars": worker_env()}
+    options: dict[str, Any] = {"namespace": namespace, "runtime_env": {"env_vars": worker_env()}, "log_to_driver": False}
     if address:
-        ray.init(address=address, namespace=namespace, runtime_env=runtime_env, log_to_driver=False, **kwargs)
-        return
-    store_mb = ray_cfg.object_store_memory_mb if ray_cfg else 512
-    ray.init(
-        namespace=namespace,
-        runtime_env=runtime_env,
-        object_store_memory=store_mb * 1024 * 1024,
-        include_dashboard=ray_cfg.include_dashboard if ray_cfg else True,
-        dashboard_host=ray_cfg.dashboard_host if ray_cfg else "127.0.0.1",
-        log_to_driver=False,
-        **kwargs,
-    )
+        options["address"] = address
+    else:
+        store_mb = ray_cfg.object_store_memory_mb if ray_cfg else 512
+        options["object_store_memory"] = store_mb * 1024 * 1024
+        options["include_dashboard"] = ray_cfg.include_dashboard if ray_cfg else True
+        options["dashboard_host"] = ray_cfg.dashboard_host if ray_cfg else "127.0.0.1"
+    options.update(kwargs)
+    try:
+        ray.init(**options)
+    except Exception as exc:  # Ray raises bare Exception for start-up timeouts and missing clusters
+        ray.shutdown()
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise CulturaError(f"could not start or join {where}: {exc}") from exc

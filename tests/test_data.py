@@ -187,7 +187,7 @@ def _seed(**overrides):
 
 
 @pytest.mark.parametrize("second_line,pattern", [
-    ("{not json", r"row 2, field 'json'"),
+    ("{not json", r"row 2: not valid JSON"),
     (json.dumps({"id": "x-2", "source": "wvs", "kind": "question", "text": "Q?", "options": ["a", "b"],
                  "attitudes": {}}), r"row 2, field 'topic': missing"),
     (_seed(id="x-2", attitudes={"german": "Maybe"}), r"row 2, field 'attitudes'.*'Maybe' is not among"),

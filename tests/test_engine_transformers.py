@@ -103,6 +103,16 @@ def test_score_options_ranks_obvious_answer_first(engine):
     assert all(s < 0 for s in scores)
 
 
+def test_single_token_scoring_matches_the_one_row_per_option_path(engine):
+    """The one-forward-pass shortcut for single-token options gives the same log-probabilities."""
+    messages = [{"role": "user", "content": "Is family important? Answer 1 (yes) to 5 (no)."}]
+    options = ["1", "2", "3", "4", "5"]
+    shortcut = run(engine.score_options(messages, options))
+    # A multi-token option forces one row per option, so the first five come from the long path.
+    per_row = run(engine.score_options(messages, options + ["not at all important"]))[:5]
+    assert shortcut == pytest.approx(per_row, abs=1e-3)
+
+
 def test_score_options_with_adapter_differs_from_base(engine):
     messages = [{"role": "user", "content": "Is family important? Answer 1 (yes) to 5 (no)."}]
     options = ["1", "2", "3", "4", "5"]

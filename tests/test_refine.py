@@ -206,7 +206,7 @@ def test_bad_input_is_a_clear_error(tmp_path, gen_run):
         read_generation(other)
     (other / "dialogues" / "part-00000.parquet").unlink()
     (other / "dialogues" / "part-00000.jsonl").write_text(json.dumps({"dialogue_id": "a"}) + "\n")
-    with pytest.raises(DataError, match="line 1: .*missing field.*seed_id"):
+    with pytest.raises(DataError, match="row 1: .*missing field.*seed_id"):
         read_generation(other)
     # the CLI prints the error without a traceback and exits 2; --out must not be --in
     result = cli("--in", str(tmp_path / "plain"), "--out", str(tmp_path / "out"))

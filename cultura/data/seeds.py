@@ -19,6 +19,7 @@ from typing import Any
 
 from cultura.data import FILES
 from cultura.errors import CulturaError, DataError, UnknownNameError
+from cultura.jsonl import read_jsonl, read_text
 
 BUNDLED = {"wvs": FILES / "seeds_wvs.jsonl", "pew": FILES / "seeds_pew.jsonl"}
 KINDS = ("question", "statement")
@@ -150,30 +151,10 @@ def _parse_seed(path: Path, row: int, data: Any, known: set[str]) -> Seed:
                 data["text"].strip(), tuple(options), dict(attitudes), parsed)
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (1-based line number, parsed JSON) for each non-blank line; bad JSON is a DataError."""
-    for row, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield row, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _fail(path, row, "json", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the file ({exc})") from None
-
-
 def read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """Open a CSV: return its header and an iterator of (1-based line number, row dict)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    lines = _read_text(path).splitlines(keepends=True)
+    lines = read_text(path).splitlines(keepends=True)
     reader = csv.DictReader(lines)
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header

@@ -210,7 +210,9 @@ class TransformersEngine:
 
         prompt_ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
         option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
-        rows = [prompt_ids + ids for ids in option_ids]
+        # Single-token options (the 1-5 survey scales) all read the same next-token distribution:
+        # one row with the prompt alone replaces one row per option.
+        rows = [prompt_ids] if all(len(ids) == 1 for ids in option_ids) else [prompt_ids + ids for ids in option_ids]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
@@ -223,11 +225,12 @@ class TransformersEngine:
         with torch.inference_mode():
             logits = self._model(input_ids=input_ids, attention_mask=mask, **kwargs).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
-        scores = []
         start = len(prompt_ids)
+        scores = []
         for i, ids in enumerate(option_ids):
+            row = 0 if len(rows) == 1 else i
             positions = torch.arange(start - 1, start - 1 + len(ids))
-            scores.append(float(logprobs[i, positions, torch.tensor(ids)].sum()))
+            scores.append(float(logprobs[row, positions, torch.tensor(ids)].sum()))
         return scores
 
     async def close(self) -> None:

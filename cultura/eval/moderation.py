@@ -9,7 +9,6 @@ true/false, yes/no, or the template's label names (``offensive`` / ``not_offensi
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from cultura.eval.answers import numbered_question
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target
 from cultura.eval.metrics import accuracy, macro_f1
+from cultura.jsonl import read_jsonl_objects
 from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
                                  run_description, short, write_table, write_text)
 
@@ -103,20 +103,8 @@ def parse_label(value: Any, template: Template) -> bool | None:
 def load_task(path: Path) -> list[Example]:
     """Read one task file; a row without text or with a missing or unknown label names the row."""
     template = template_for(path.stem)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the file ({exc})") from None
     examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: row {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: row {number}: expected an object with 'text' and 'label'")
+    for number, record in read_jsonl_objects(path, "an object with 'text' and 'label'"):
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{path}: row {number}, field 'text': missing or empty")

@@ -26,6 +26,7 @@ from typing import Any
 
 from cultura.data.hofstede import CONTINENTS, DIMENSIONS
 from cultura.errors import CulturaError, DataError
+from cultura.jsonl import read_jsonl_objects
 
 PARQUET, JSONL, MANIFEST = "palette.parquet", "palette.jsonl", "manifest.json"
 
@@ -366,20 +367,8 @@ def load_palette_jsonl(path: str | Path) -> Any:
     rows = []
     for file in files:
         default_continent = _continent_from_name(file.stem)
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{file}: cannot read the file ({exc})") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, record in read_jsonl_objects(file):
             where = f"{file}: row {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object")
             query = next((record[k] for k in QUERY_FIELDS if k in record), None)
             response = next((record[k] for k in RESPONSE_FIELDS if k in record), None)
             for name, value, names in (("query", query, QUERY_FIELDS), ("response", response, RESPONSE_FIELDS)):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError, DataError
+from cultura.jsonl import read_jsonl_objects
 
 DIALOGUE_COLUMNS = ("dialogue_id", "seed_id", "seed_source", "seed_text", "seed_kind", "options", "culture",
                     "country", "attitude", "mode", "turns")
@@ -82,18 +83,10 @@ def _compatible(got: Any, expected: Any) -> bool:
 
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}, line {number}: expected a dialogue object")
+    for number, row in read_jsonl_objects(path, "a dialogue object"):
         missing = [c for c in DIALOGUE_COLUMNS if c not in row]
         if missing:
-            raise DataError(f"{path}, line {number}: not a dialogue row: missing field(s) {', '.join(missing)}")
+            raise DataError(f"{path}: row {number}: not a dialogue row: missing field(s) {', '.join(missing)}")
         turns = row["turns"]
         if not isinstance(turns, list) or not all(isinstance(t, dict) and all(f in t for f in TURN_FIELDS) for t in turns):
             raise DataError(f"{path}, line {number}, field 'turns': expected a list of objects with "

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import DataError, UnknownNameError
+from cultura.jsonl import read_jsonl
 
 ROLES = ("system", "user", "assistant")
 KINDS = ("culture", "continent")
@@ -69,14 +70,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
         yield from enumerate(table.to_pylist(), start=1)
         return
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+    yield from read_jsonl(path)
 
 
 def check_messages(messages: Any, where: str) -> tuple[dict[str, str], ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError, DataError
+from cultura.jsonl import read_jsonl_objects
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
@@ -126,13 +127,7 @@ def _read_jsonl(path: Path, schema: Any, columns: list[str] | None) -> Any:
     import pyarrow as pa
 
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: row {n}: not valid JSON ({exc.msg})") from None
+    for _, row in read_jsonl_objects(path):
         for name in schema.names:
             if pa.types.is_timestamp(schema.field(name).type) and isinstance(row.get(name), str):
                 row[name] = datetime.fromisoformat(row[name])

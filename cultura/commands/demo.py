@@ -1,7 +1,7 @@
 """``cultura demo``: the whole story on the embedded default, one command.
 
 Generate dialogues for two cultures -> refine -> fine-tune one adapter per culture -> Hofstede
-alignment before (prompted) and after (adapter) -> start the Serve app -> one Cultural Palette
+alignment before (base, prompted) and after (adapter) -> start the Serve app -> one Cultural Palette
 question through the OpenAI API -> shut down. Every step is the same subcommand a user would run,
 invoked in this process so Ray starts once.
 """
@@ -36,7 +36,11 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     from cultura.data.hofstede import resolve_country
     from cultura.errors import CulturaError
 
+    from cultura.pipelines.generate import resolve_cultures
+
     resolve_country(country)
+    if len(resolve_cultures(cultures.split(","))) < 2:
+        raise CulturaError(f"the demo needs two or more cultures, got {cultures!r}")
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
@@ -58,7 +62,7 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
                       "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
     step("refine", ["refine", "--in", str(gen), "--out", str(ref)])
     step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
-    step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "prompted,adapter",
+    step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "base,prompted,adapter",
                   "--adapters", str(adapters), "--report", str(report)])
     click.secho(f"\n== serve: the Cultural Palette API on http://127.0.0.1:{port}/v1", bold=True)
     t = time.perf_counter()

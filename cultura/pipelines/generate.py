@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cultura.errors import CulturaError, UnknownNameError
+from cultura.errors import CulturaError
 from cultura.personas import Persona, culture_persona, main_contact_persona
 from cultura.pipelines.writer import OutputFolder, PartWriter
 
@@ -75,18 +75,11 @@ def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: i
 def resolve_cultures(names: Sequence[str]) -> list[str]:
     """Culture keys for ``names`` (keys, display names or countries), without repeats.
 
-    An unknown name raises UnknownNameError listing the CulturePark cultures and the country keys.
+    An unknown name raises UnknownNameError with the closest known names.
     """
-    from cultura.data.cultures import CULTUREPARK_CULTURES, get_culture, known_cultures
+    from cultura.data.cultures import get_culture
 
-    keys = []
-    for name in names:
-        try:
-            keys.append(get_culture(name.strip()).key)
-        except UnknownNameError as exc:
-            countries = [k for k in known_cultures() if k not in CULTUREPARK_CULTURES]
-            raise CulturaError(f"{exc}\nknown cultures: {', '.join(CULTUREPARK_CULTURES)}; or any Hofstede "
-                               f"country: {', '.join(countries)}") from None
+    keys = [get_culture(name.strip()).key for name in names]
     if not keys:
         raise CulturaError("no cultures given")
     return list(dict.fromkeys(keys))
@@ -203,6 +196,11 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
     cultures = resolve_cultures(gen.cultures)
     if gen.mode == "multi" and len(cultures) < 2:
         raise CulturaError("mode 'multi' needs at least two cultures")
+    if gen.delegate_adapter:  # fail here, not inside the engine actor once Ray and the agents are up
+        from cultura.engines.adapters import resolve_adapter
+        from cultura.registry import known_adapters
+
+        resolve_adapter(gen.delegate_adapter, known_adapters(config.engine))
     seeds = load_seeds(gen.seeds, cultures=cultures if gen.calibration else None, sources=gen.sources)
     seeds = seeds[: gen.max_seeds] if gen.max_seeds else seeds
     plan = plan_dialogues(gen, seeds, config.engine.model, config.engine.kind)

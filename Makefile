@@ -37,10 +37,10 @@ vllm-venv:
 
 test-main: dev
 	$(BIN)/cultura models prepare
-	$(BIN)/python -m pytest -q tests --ignore=tests/vllm
+	$(BIN)/python -m pytest -q --durations=15 tests --ignore=tests/vllm
 
 test-vllm: vllm-venv
-	.venv-vllm/bin/python -m pytest -q tests/vllm
+	.venv-vllm/bin/python -m pytest -q --durations=5 tests/vllm
 
 test: test-main test-vllm
 

@@ -201,6 +201,8 @@ class FinetuneConfig(Section):
     cpus_per_worker: float = Field(1.0, gt=0)
     max_concurrent: int | None = Field(None, ge=1, description="adapters trained at once; default: what resources allow")
     storage_path: str | None = Field(None, description="Ray Train checkpoint storage; default OUT/_runs")
+    max_failures: int = Field(2, ge=-1, description="worker-group restarts per run, each resuming from the latest "
+                              "checkpoint; -1: no limit")
 
 
 class PaletteConfig(Section):

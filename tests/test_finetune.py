@@ -258,3 +258,41 @@ def test_registry_writes_from_many_threads_keep_every_entry(tmp_path):
     (tmp_path / "registry.json").write_text("{oops")
     with pytest.raises(DataError, match="not valid JSON"):
         load_registry(tmp_path)
+
+
+def test_a_killed_train_worker_resumes_from_the_last_checkpoint(ray_session, demo_data, tmp_path):
+    """SIGKILL the Ray Train worker once a checkpoint is reported: Ray Train restarts the worker group, the
+    Trainer resumes at that checkpoint's step (weights, optimizer, scheduler) and finishes the run."""
+    import signal
+    import time
+
+    from ray.util.state import list_actors
+
+    from cultura.config import load_config
+    from cultura.pipelines.finetune import finetune
+
+    out = tmp_path / "adapters"
+    config = load_config(None, {"finetune.max_steps": 12, "finetune.evaluations": 6, "finetune.batch_size": 2,
+                                "finetune.cpus_per_worker": 1, "finetune.eval_fraction": 0.2})
+    result = {}
+    run = threading.Thread(target=lambda: result.update(summary=finetune(config, demo_data, "culture", out,
+                                                                         only=["german"])))
+    run.start()
+    killed = None
+    deadline = time.monotonic() + 400
+    while killed is None and run.is_alive() and time.monotonic() < deadline:
+        # the second checkpoint folder means the first one's report has completed
+        if len(list(out.glob("_runs/*/checkpoint_*"))) >= 2:
+            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+                       if a.class_name.endswith("RayTrainWorker") and a.pid]
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed = workers[0].pid
+        time.sleep(0.3)
+    run.join(timeout=600)
+    assert killed, "no Ray Train worker was found to kill after the first checkpoint"
+    summary = result["summary"]
+    assert not summary.failures, summary.failures
+    [entry] = summary.adapters
+    assert entry.steps == 12 and entry.eval_loss < entry.eval_loss_before
+    assert summary.timings["german"]["resumed_from_step"] >= 2, summary.timings

@@ -349,3 +349,44 @@ def test_sft_files_load_with_datasets_and_json(runs):
         assert [r["messages"] for r in parquet] == [r["messages"] for r in records]
     sets = load_culture_sets(out)  # the fine-tuning reader accepts the files as they are
     assert sorted(s.name for s in sets) == ["chinese", "german"]
+
+
+def test_a_killed_stage_worker_loses_and_repeats_no_unit(gen_run, engine, ray_session):
+    """SIGKILL the Ray Data actor of the extraction stage mid-run: Ray Data restarts it and retries its
+    block, and every extraction unit comes out exactly once."""
+    import signal
+    import threading
+    import time
+
+    import pyarrow as pa
+    from ray.util.state import list_actors
+
+    from cultura.pipelines.llm_stage import ExtractWorker, caller_settings, map_table
+    from cultura.pipelines.refine_schema import extraction_schema, unit_schema
+
+    rows, manifest = read_generation(gen_run)
+    lookup = seed_attitudes(manifest)
+    units = extraction_units(rows, lambda s, c: lookup.get((s, c)))
+    cfg = config()
+    caller, resources = caller_settings(cfg, engine)
+    kwargs = {"caller": caller, "max_tokens": 32, "max_chars": cfg.refine.max_input_chars,
+              "min_words": cfg.refine.min_words}
+    result = {}
+    run = threading.Thread(target=lambda: result.update(table=map_table(
+        pa.Table.from_pylist(units, schema=unit_schema()), ExtractWorker, kwargs, extraction_schema(),
+        workers=1, batch_size=1, resources=resources)))
+    run.start()
+    killed, seen = None, None
+    deadline = time.monotonic() + 300
+    while killed is None and run.is_alive() and time.monotonic() < deadline:
+        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+                   if "ExtractWorker" in a.class_name and a.pid]
+        seen = seen or (time.monotonic() if workers else None)
+        if workers and time.monotonic() - seen > 1.0:  # let it take a block first
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed = workers[0].pid
+        time.sleep(0.2)
+    run.join(timeout=400)
+    assert killed, "the extraction worker finished before it could be killed"
+    ids = result["table"].column("unit_id").to_pylist()
+    assert sorted(ids) == sorted(u["unit_id"] for u in units)

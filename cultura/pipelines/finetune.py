@@ -200,9 +200,14 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     if loop.get("progress") is not None and context.get_world_rank() == 0:
         callbacks.append(progress_callback(loop["progress"], loop["name"]))
     with tempfile.TemporaryDirectory(prefix="cultura-finetune-") as scratch:
-        trainer = build_trainer(model, tokenizer, loop["train_rows"], loop["eval_rows"], loop["hp"], scratch,
-                                loop["use_gpu"], context.get_world_size(), callbacks)
-        figures = train_with_eval(prepare_trainer(trainer))
+        resume_from = None
+        checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarted the workers after a failure
+        if checkpoint is not None:
+            checkpoint.to_directory(os.path.join(scratch, "resume"))
+            resume_from = os.path.join(scratch, "resume", RayTrainReportCallback.CHECKPOINT_NAME)
+        trainer = build_trainer(model, tokenizer, loop["train_rows"], loop["eval_rows"], loop["hp"],
+                                os.path.join(scratch, "out"), loop["use_gpu"], context.get_world_size(), callbacks)
+        figures = train_with_eval(prepare_trainer(trainer), resume_from)
     figures["entered"] = entered
     return figures
 
@@ -234,7 +239,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
 
     Returns the registry entry and the run's timings (start-up and training seconds, samples/s).
     """
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from cultura.registry import AdapterEntry, register_adapter
@@ -256,6 +261,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
             storage_path=plan.storage, name=run_name,
             checkpoint_config=CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="eval_loss",
                                                checkpoint_score_order="min"),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
     )
     result = trainer.fit()
@@ -282,6 +288,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
         "samples_per_second": figures.get("train_samples_per_second", 0.0),
         "samples_per_cpu_second": figures.get("train_samples", 0) / max(figures.get("train_cpu_seconds", 0.0), 1e-9),
         "wall_seconds": time.time() - submitted,
+        "resumed_from_step": figures.get("resumed_from_step", 0),
     }
     return entry, timings
 

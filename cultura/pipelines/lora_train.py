@@ -7,9 +7,11 @@ process (``bench/finetune.py`` compares the two). Hyper-parameters arrive as a p
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -87,7 +89,7 @@ def build_trainer(model: Any, tokenizer: Any, train_rows: Sequence[dict], eval_r
         eval_strategy="steps", eval_steps=every,
         save_strategy="steps", save_steps=every,
         logging_strategy="steps", logging_steps=every,
-        save_only_model=True, save_total_limit=2,
+        save_only_model=False, save_total_limit=2,  # optimizer and scheduler state: a restart resumes exactly
         seed=hp["seed"], data_seed=hp["seed"],
         use_cpu=not use_gpu, **half,
         report_to="none", disable_tqdm=True,
@@ -113,13 +115,18 @@ def log_at_end_callback() -> Any:
     return LogAtEnd()
 
 
-def train_with_eval(trainer: Any) -> dict[str, Any]:
+def train_with_eval(trainer: Any, resume_from: str | None = None) -> dict[str, Any]:
     """Evaluate, train, and return the figures: eval loss before, every eval loss during training
     (the best is the adapter kept), the last training loss, samples/s, and the training's wall and
-    CPU seconds (CPU time, unlike wall time, does not grow when other processes share the CPUs)."""
+    CPU seconds (CPU time, unlike wall time, does not grow when other processes share the CPUs).
+
+    ``resume_from`` is a Trainer checkpoint folder to continue from (weights, optimizer, scheduler,
+    step); the evaluation before training still sees the fresh LoRA initialisation, as the first
+    attempt did.
+    """
     before = trainer.evaluate()["eval_loss"]
     started, cpu_started = time.time(), time.process_time()
-    output = trainer.train()
+    output = trainer.train(resume_from_checkpoint=resume_from)
     cpu_seconds = time.process_time() - cpu_started
     history = trainer.state.log_history
     evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
@@ -135,4 +142,11 @@ def train_with_eval(trainer: Any) -> dict[str, Any]:
         "train_samples_per_second": float(output.metrics["train_samples_per_second"]),
         "train_samples": int(output.metrics["train_samples_per_second"] * output.metrics["train_runtime"] + 0.5),
         "train_cpu_seconds": cpu_seconds,
+        "resumed_from_step": _checkpoint_step(resume_from) if resume_from else 0,
     }
+
+
+def _checkpoint_step(folder: str) -> int:
+    """The optimizer step a Trainer checkpoint folder was written at."""
+    state = json.loads((Path(folder) / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state["global_step"])

@@ -5,7 +5,13 @@ requests per model and concurrency over loopback with the official ``openai`` cl
 p50/p99 latency, requests/s and errors, then the ratios (palette / single agent) last.
 Target: palette p50 <= 2.5x the single agent's at concurrency 1 (the drafts run in parallel), no errors.
 
+``--load SECONDS`` runs the bounded load test instead: ``--clients`` clients send ``palette``
+requests back to back for SECONDS (at most ``--max-load-requests``), and print requests/s, p50/p99
+and errors. With ``--kill-continent NAME`` one replica of that ContinentAgent is killed a third of
+the way in; the errors after the kill and the seconds until Serve runs its successor are printed.
+
     python bench/serve.py                          # default model, max_tokens 32, 12 requests per cell
+    python bench/serve.py --load 60 --clients 8 --kill-continent Europe
     python bench/serve.py --url http://127.0.0.1:8000/v1 --api-key $CULTURA_API_KEY
 """
 
@@ -34,6 +40,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=12, help="requests per model and concurrency")
     parser.add_argument("--concurrency", default="1,8", help="comma-separated concurrency levels")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per request")
+    parser.add_argument("--load", type=float, default=0, help="run the load test for this many seconds instead")
+    parser.add_argument("--clients", type=int, default=8, help="load test: concurrent clients")
+    parser.add_argument("--max-load-requests", type=int, default=2000, help="load test: bound on requests")
+    parser.add_argument("--kill-continent", default=None, help="load test: kill this ContinentAgent's replica")
     return parser.parse_args()
 
 
@@ -58,6 +68,70 @@ def prompts() -> list[str]:
     return [p.text for p in load_prompts("bundled")[:24]]
 
 
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The nearest-rank percentile ``q`` (0-1) of sorted values (NaN when empty)."""
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
+
+
+def run_load(client, texts: list[str], args: argparse.Namespace, app_name: str | None) -> None:
+    """``args.clients`` clients sending ``palette`` requests for ``args.load`` seconds; optionally a replica kill."""
+    import threading
+
+    results: list[tuple[float, float | None]] = []  # (sent at, latency or None for an error)
+    lock = threading.Lock()
+    start = time.perf_counter()
+    deadline = start + args.load
+
+    def client_loop(worker: int) -> None:
+        i = worker
+        while time.perf_counter() < deadline:
+            with lock:
+                if len(results) >= args.max_load_requests:
+                    return
+            sent = time.perf_counter()
+            try:
+                client.chat.completions.create(model="palette", messages=[{"role": "user", "content": texts[i % len(texts)]}],
+                                               max_tokens=args.max_tokens, extra_body={"country": args.country})
+                outcome = time.perf_counter() - sent
+            except Exception as exc:  # counted, reported below
+                print(f"  error: {type(exc).__name__}: {str(exc)[:160]}")
+                outcome = None
+            with lock:
+                results.append((sent - start, outcome))
+            i += args.clients
+
+    killed_at, recovery = None, None
+    threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(args.clients)]
+    for t in threads:
+        t.start()
+    if args.kill_continent:
+        from cultura.serve.app import continent_deployment
+        from cultura.serve.replicas import kill_replica, wait_for_replacement
+
+        if not app_name:
+            raise SystemExit("--kill-continent needs the app started by this script (no --url)")
+        time.sleep(args.load / 3)
+        deployment = continent_deployment(args.kill_continent)
+        killed_at = time.perf_counter() - start
+        victim = kill_replica(app_name, deployment)
+        recovery = wait_for_replacement(app_name, deployment, victim, timeout=args.load)
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    latencies = sorted(r for _, r in results if r is not None)
+    errors = sum(r is None for _, r in results)
+    print(f"\nload: {args.clients} clients, {args.load:.0f} s, max_tokens={args.max_tokens}: {len(results)} requests, "
+          f"{len(latencies) / wall:.2f} req/s, p50 {percentile(latencies, 0.5):.2f} s, "
+          f"p99 {percentile(latencies, 0.99):.2f} s, errors {errors} ({errors / max(1, len(results)):.1%})")
+    if killed_at is not None:
+        after = [r for sent, r in results if sent >= killed_at]
+        replaced = f"{recovery:.1f} s" if recovery is not None else f"not within {args.load:.0f} s"
+        print(f"replica of continent/{args.kill_continent} killed at {killed_at:.1f} s: successor running after "
+              f"{replaced}; {sum(r is None for r in after)} errors among the {len(after)} requests sent after the kill")
+
+
 def run_cell(client, model: str, texts: list[str], args: argparse.Namespace, concurrency: int) -> dict:
     """``args.requests`` requests to ``model`` with ``concurrency`` in flight: latencies, errors, wall time."""
     def one(i: int) -> float | None:
@@ -75,10 +149,9 @@ def run_cell(client, model: str, texts: list[str], args: argparse.Namespace, con
         results = list(pool.map(one, range(args.requests)))
     wall = time.perf_counter() - start
     latencies = sorted(r for r in results if r is not None)
-    p99_index = min(len(latencies) - 1, max(0, round(0.99 * len(latencies)) - 1))
     return {"model": model, "concurrency": concurrency, "ok": len(latencies), "errors": results.count(None),
             "p50": statistics.median(latencies) if latencies else float("nan"),
-            "p99": latencies[p99_index] if latencies else float("nan"), "rps": len(latencies) / wall}
+            "p99": percentile(latencies, 0.99), "rps": len(latencies) / wall}
 
 
 def main() -> None:
@@ -100,6 +173,9 @@ def main() -> None:
         for model in ("palette", single):  # warm-up: adapters, batcher, first-call costs
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[0]}],
                                            max_tokens=args.max_tokens, extra_body={"country": args.country})
+        if args.load:
+            run_load(client, texts, args, app_name)
+            return
         rows = []
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
             for model in ("palette", single):

@@ -263,7 +263,7 @@ def test_cli_bad_input(seed_file, tmp_path):
     (earlier / "manifest.json").write_text(json.dumps({"stage": "generate", "params": {"rounds": 3}}))
     base = ["--seeds", str(seed_file), "--cultures", "german"]
     cases = [
-        (["--cultures", "german,narnia", "--out", str(tmp_path / "a")], ["unknown culture 'narnia'", "arabic, bengali"]),
+        (["--cultures", "german,narnia", "--out", str(tmp_path / "a")], ["unknown culture 'narnia'", "did you mean"]),
         (["--seeds", str(bad_seeds), "--out", str(tmp_path / "b")], ["row 2", "'options'"]),
         ([*base, "--rounds", "0", "--out", str(tmp_path / "c")], ["generate.rounds", "greater than or equal to 1"]),
         ([*base, "--rounds", "-2", "--out", str(tmp_path / "d")], ["generate.rounds"]),

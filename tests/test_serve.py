@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cultura.serve.replicas import replica_actor_names, replica_states, wait_for_replacement
+
 API_KEY = "test-key-7f3a"
 TOKENS = 16
 
@@ -201,21 +203,6 @@ def test_api_key_is_enforced(app, http):
 
 
 # ----- resilience and scaling -------------------------------------------------------------------
-def _replicas(app_name: str, deployment: str) -> dict[str, int]:
-    from ray import serve
-
-    return dict(serve.status().applications[app_name].deployments[deployment].replica_states)
-
-
-def _replica_actors(app_name: str, deployment: str) -> list[str]:
-    """Names of the deployment's replica actors (``SERVE_REPLICA::<app>#<deployment>#<id>``)."""
-    import ray
-
-    prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                  if a["namespace"] == "serve" and a["name"].startswith(prefix))
-
-
 def _wait(predicate, timeout: float, step: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -232,7 +219,7 @@ def test_palette_survives_a_killed_continent_replica(app, http):
     from cultura.serve.app import continent_deployment
 
     config, _ = app
-    names = {c: _replica_actors(config.serve.app_name, continent_deployment(c)) for c in CONTINENTS}
+    names = {c: replica_actor_names(config.serve.app_name, continent_deployment(c)) for c in CONTINENTS}
     assert all(len(n) == 1 for n in names.values()), names
     replicas = {c: ray.get_actor(n[0], namespace="serve") for c, n in names.items()}
 
@@ -257,8 +244,7 @@ def test_palette_survives_a_killed_continent_replica(app, http):
     assert set(body["drafts"]) == set(body["selected"]) - {victim} and body["answer"].strip()
     # Serve replaces the replica; afterwards every draft comes back again
     deployment = continent_deployment(victim)
-    assert _wait(lambda: _replica_actors(config.serve.app_name, deployment) not in ([], names[victim])
-                 and _replicas(config.serve.app_name, deployment).get("RUNNING") == 1, 90)
+    assert wait_for_replacement(config.serve.app_name, deployment, names[victim][0], timeout=90) is not None
     after = http.post("/v1/palette", json=dict(prompt, max_tokens=TOKENS))
     assert after.status_code == 200 and after.json()["missing"] == {}
 
@@ -266,7 +252,7 @@ def test_palette_survives_a_killed_continent_replica(app, http):
 def test_culture_agents_scale_up_under_load_and_back_down(app, client):
     config, _ = app
     app_name, deployment = config.serve.app_name, "CultureAgent"
-    assert _replicas(app_name, deployment) == {"RUNNING": 1}
+    assert replica_states(app_name, deployment) == {"RUNNING": 1}
     stop = threading.Event()
     sent = []
 
@@ -280,12 +266,12 @@ def test_culture_agents_scale_up_under_load_and_back_down(app, client):
 
     with ThreadPoolExecutor(6) as pool:
         workers = [pool.submit(load) for _ in range(6)]
-        scaled = _wait(lambda: _replicas(app_name, deployment).get("RUNNING", 0) >= 2, 90, 0.5)
+        scaled = _wait(lambda: replica_states(app_name, deployment).get("RUNNING", 0) >= 2, 90, 0.5)
         stop.set()
         for w in workers:
             w.result(timeout=180)
-    assert scaled, f"no second replica after {len(sent)} requests: {_replicas(app_name, deployment)}"
-    assert _wait(lambda: _replicas(app_name, deployment) == {"RUNNING": 1}, 90, 0.5), _replicas(app_name, deployment)
+    assert scaled, f"no second replica after {len(sent)} requests: {replica_states(app_name, deployment)}"
+    assert _wait(lambda: replica_states(app_name, deployment) == {"RUNNING": 1}, 90, 0.5), replica_states(app_name, deployment)
 
 
 def test_custom_metrics_reach_prometheus_export(app, http):

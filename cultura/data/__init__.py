@@ -5,5 +5,21 @@ and the field on bad input. The files live in ``cultura/data/files/``.
 """
 
 from pathlib import Path
+from typing import Any
 
 FILES = Path(__file__).resolve().parent / "files"
+
+
+def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
+    """Parse a bundled YAML file whose top level must be a mapping (``expected`` describes it)."""
+    import yaml
+
+    from cultura.errors import DataError
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"{path}: row 1: cannot parse the file ({exc})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: row 1: expected {expected}")
+    return raw

@@ -11,9 +11,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from cultura.data import FILES
+from cultura.data import FILES, read_yaml_mapping
 from cultura.data.hofstede import _key, fold, load_table, resolve_country
 from cultura.errors import DataError, UnknownNameError
 
@@ -60,12 +58,7 @@ def _country(path: Path, where: str, name: object) -> str:
 def _load() -> tuple[dict[str, Culture], dict[str, tuple[str, ...]], dict[str, str]]:
     """Load and validate cultures.yaml: (CulturePark cultures, country -> names, country -> language)."""
     path = BUNDLED
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"{path}: row 1: cannot parse the file ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: row 1: expected a mapping with 'cultures' and 'country_names'")
+    raw = read_yaml_mapping(path, "a mapping with 'cultures' and 'country_names'")
     table = load_table()
     cultures: dict[str, Culture] = {}
     for key in CULTUREPARK_CULTURES:

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from cultura.data import FILES
+from cultura.data import FILES, read_yaml_mapping
 from cultura.errors import CulturaError, DataError, UnknownNameError
 
 COUNTRY_SETS = FILES / "country_sets.yaml"
@@ -20,17 +20,10 @@ COUNTRY_SETS = FILES / "country_sets.yaml"
 @functools.lru_cache(maxsize=1)
 def country_sets() -> dict[str, tuple[str, ...]]:
     """Set name -> countries (continent order of the file), validated against the Hofstede table."""
-    import yaml
-
     from cultura.data.hofstede import CONTINENTS, DIMENSIONS, load_table
 
     path: Path = COUNTRY_SETS
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"{path}: cannot parse the file ({exc})") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a mapping set name -> continent -> countries")
+    raw = read_yaml_mapping(path, "a mapping set name -> continent -> countries")
     table = load_table()
     sets = {}
     for name, by_continent in raw.items():

@@ -141,3 +141,15 @@ def known_adapters(engine_config: Any) -> dict[str, str]:
         adapters.update({name: e.path for name, e in load_registry(registry).items()})
     adapters.update(getattr(engine_config, "adapters", None) or {})
     return adapters
+
+
+def check_adapter_ref(ref: str, engine_config: Any) -> None:
+    """Refuse an adapter reference a local engine cannot load, before any model or Ray starts.
+
+    The openai engine is skipped: there an adapter is a model name the remote server decides about.
+    """
+    if getattr(engine_config, "kind", None) == "openai":
+        return
+    from cultura.engines.adapters import resolve_adapter
+
+    resolve_adapter(ref, known_adapters(engine_config))

@@ -31,7 +31,8 @@ BAD_INPUT = [
     (["chat", "--engine", "llamacpp", "hi"], "'llamacpp' is not one of"),
     (["nosuchcommand"], "No such command"),
     # path traversal in adapter and model names
-    (["chat", "--adapter", "../../etc", "hi"], "not a PEFT adapter folder"),
+    (["chat", "--adapter", "../../etc", "hi"], "not a PEFT adapter folder"),  # cwd {dir}/deep/er
+    (["chat", "--adapter", "../../nosuch", "hi"], "not a registered name"),
     (["chat", "--model", "../../x", "hi"], "neither an existing folder"),
     (["generate", "--cultures", "german", "--adapter", "culture/../../x", "--out", "{dir}/g"],
      "not a registered name"),
@@ -90,6 +91,8 @@ def bad_files(tmp_path_factory) -> Path:
     (root / "wrong.jsonl").write_text('{"a": 1}\n')
     (root / "notjson.jsonl").write_text("{not json\n")
     (root / "empty").mkdir()
+    (root / "etc").mkdir()  # what ../../etc reaches from the working folder below: a folder, not an adapter
+    (root / "deep" / "er").mkdir(parents=True)
     (root / "wrong-run").mkdir()
     (root / "wrong-run" / "manifest.json").write_text('{"x": 1}\n')
     return root
@@ -99,7 +102,9 @@ def bad_files(tmp_path_factory) -> Path:
 def test_bad_input_gives_a_message_and_exit_status_2(bad_files, args, message):
     argv = [a.replace("{dir}", str(bad_files)) for a in args]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    result = subprocess.run([CULTURA, *argv], capture_output=True, text=True, timeout=120, env=env)
+    # A fixed working folder, so relative paths such as ../../etc mean the same on every checkout.
+    result = subprocess.run([CULTURA, *argv], capture_output=True, text=True, timeout=120, env=env,
+                            cwd=bad_files / "deep" / "er")
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

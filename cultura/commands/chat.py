@@ -33,6 +33,10 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
     if not question.strip():
         raise CulturaError("the question is empty")
     config = build_config(**pop_config_args(kwargs))
+    if adapter:  # refuse a bad adapter before the model loads
+        from cultura.registry import check_adapter_ref
+
+        check_adapter_ref(adapter, config.engine)
     persona = culture_persona(culture, language=language).with_adapter(adapter)
     request = ChatRequest.of(persona.messages(question), adapter=persona.adapter, max_tokens=max_tokens,
                              temperature=temperature, seed=seed)

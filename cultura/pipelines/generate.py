@@ -197,10 +197,9 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
     if gen.mode == "multi" and len(cultures) < 2:
         raise CulturaError("mode 'multi' needs at least two cultures")
     if gen.delegate_adapter:  # fail here, not inside the engine actor once Ray and the agents are up
-        from cultura.engines.adapters import resolve_adapter
-        from cultura.registry import known_adapters
+        from cultura.registry import check_adapter_ref
 
-        resolve_adapter(gen.delegate_adapter, known_adapters(config.engine))
+        check_adapter_ref(gen.delegate_adapter, config.engine)
     seeds = load_seeds(gen.seeds, cultures=cultures if gen.calibration else None, sources=gen.sources)
     seeds = seeds[: gen.max_seeds] if gen.max_seeds else seeds
     plan = plan_dialogues(gen, seeds, config.engine.model, config.engine.kind)

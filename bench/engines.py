@@ -3,6 +3,7 @@
     python bench/engines.py --engine transformers
     .venv-vllm/bin/python bench/engines.py --engine vllm        # needs vllm (scripts/setup-vllm-venv.sh)
     .venv-vllm/bin/python bench/engines.py --engine both --json bench-engines.json
+    python bench/engines.py --packed both --concurrency 3   # what packed linear weights buy
 
 Each engine is built with ``cultura.engines.create_engine`` from an ``EngineConfig``, warmed up with
 one short request, then timed on greedy chat requests (``--max-tokens`` each): one request alone,
@@ -41,12 +42,13 @@ async def timed(engine, requests) -> tuple[int, float]:
 
 
 def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repeats: int, lora: bool = True,
-                 threads: int | None = None) -> dict:
+                 threads: int | None = None, packed: bool = True) -> dict:
     """Build one engine and measure it; returns a row of results."""
     from cultura.config import EngineConfig
     from cultura.engines import create_engine
 
-    config = EngineConfig(kind=kind, model=model, max_batch_size=max(16, concurrency), num_threads=threads)
+    config = EngineConfig(kind=kind, model=model, max_batch_size=max(16, concurrency), num_threads=threads,
+                          packed_linear=packed)
     t0 = time.perf_counter()
     if kind == "vllm" and not lora:
         from cultura.engines.vllm_engine import VllmEngine
@@ -67,8 +69,11 @@ def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repea
                     best1 = (tok1, s1)
                 if bestn is None or tokn / sn > bestn[0] / bestn[1]:
                     bestn = (tokn, sn)
+            label = kind if lora or kind != "vllm" else "vllm (no LoRA)"
+            if kind == "transformers":
+                label += " (packed)" if packed else " (plain)"
             return {
-                "engine": kind if lora or kind != "vllm" else "vllm (no LoRA)", "model": model, "threads": threads,
+                "engine": label, "model": model, "threads": threads,
                 "startup_s": round(startup, 1), "max_tokens": max_tokens,
                 "batch1_tokens": best1[0], "batch1_s": round(best1[1], 2), "batch1_tok_s": round(best1[0] / best1[1], 1),
                 "concurrency": concurrency, "concurrent_tokens": bestn[0], "concurrent_s": round(bestn[1], 2),
@@ -93,21 +98,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads the engine uses (default: every CPU this process may use)")
     parser.add_argument("--no-lora", action="store_true",
                         help="vllm only: start vLLM without LoRA support, to see what LoRA support costs")
+    parser.add_argument("--packed", choices=["on", "off", "both"], default="on",
+                        help="transformers only: packed oneDNN linear weights (engine.packed_linear), or both")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     kinds = ["transformers", "vllm"] if args.engine == "both" else [args.engine]
+    packings = {"on": [True], "off": [False], "both": [False, True]}[args.packed]
+    runs = [(kind, packed) for kind in kinds for packed in (packings if kind == "transformers" else [True])]
     rows = []
-    for kind in kinds:
+    for kind, packed in runs:
         print(f"[{kind}] starting ...", file=sys.stderr, flush=True)
         row = bench_engine(kind, args.model, args.max_tokens, args.concurrency, args.repeats, lora=not args.no_lora,
-                           threads=args.threads)
+                           threads=args.threads, packed=packed)
         rows.append(row)
         print(f"{row['engine']:>12}: start-up {row['startup_s']:.1f} s | batch 1: {row['batch1_tok_s']:.1f} tok/s "
               f"({row['batch1_tokens']} tok in {row['batch1_s']:.2f} s) | {row['concurrency']} concurrent: "
               f"{row['concurrent_tok_s']:.1f} tok/s ({row['concurrent_tokens']} tok in {row['concurrent_s']:.2f} s)",
               flush=True)
+    if len(packings) == 2 and "transformers" in kinds:
+        plain, packed = (next(r for r in rows if r["engine"] == f"transformers ({p})") for p in ("plain", "packed"))
+        for key, what in [("batch1_tok_s", "batch 1"), ("concurrent_tok_s", f"{args.concurrency} concurrent")]:
+            print(f"packed / plain tokens/s at {what}: {packed[key] / plain[key]:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)

@@ -56,6 +56,8 @@ class EngineConfig(Section):
     max_batch_size: int = Field(16, ge=1, le=1024)
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)
     num_threads: int | None = Field(None, ge=1, description="torch threads; default: the CPUs given")
+    packed_linear: bool = Field(True, description="pack float32 CPU linear weights for oneDNN once, so a "
+                                "batch of a few rows costs about what one row does (engines/packed_linear.py)")
     # vllm engine
     max_model_len: int = Field(2048, ge=128)
     max_loras: int = Field(4, ge=1)

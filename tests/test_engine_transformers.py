@@ -96,6 +96,47 @@ def test_mixed_adapter_batch_equals_per_adapter_runs(engine):
     assert mixed[0].text != mixed[1].text, "the adapter must change the greedy output"
 
 
+def test_engine_packs_its_linear_layers(engine):
+    assert engine.packed_layers > 0
+
+
+def test_packed_layers_give_the_plain_models_tokens_and_scores(engine, adapters):
+    plain = create_engine(EngineConfig(adapters=adapters, packed_linear=False))
+    reqs = [requests_for([q], adapter=a)[0] for q, a in [(QUESTIONS[0], None), (QUESTIONS[1], "alpha"),
+                                                           (QUESTIONS[3], "beta")]]
+    messages = [{"role": "user", "content": "Rate from 1 to 5 how much you like rain."}]
+
+    async def both(eng):
+        texts = [c.text for c in await eng.generate(reqs)]
+        return texts, await eng.score_options(messages, ["1", "2", "3", "4", "5"], adapter="alpha")
+
+    try:
+        packed_texts, packed_scores = run(both(engine))
+        plain_texts, plain_scores = run(both(plain))
+    finally:
+        run(plain.close())
+    assert plain.packed_layers == 0
+    assert packed_texts == plain_texts
+    assert packed_scores == pytest.approx(plain_scores, abs=1e-3)
+
+
+def test_a_packed_layer_still_trains_and_matches_plain_inference():
+    import torch
+
+    from cultura.engines.packed_linear import pack_linear_layers
+
+    torch.manual_seed(0)
+    layer, reference = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
+    reference.load_state_dict(layer.state_dict())
+    assert pack_linear_layers(layer) == 1
+    x = torch.randn(3, 64)
+    with torch.inference_mode():
+        assert torch.allclose(layer(x), reference(x), atol=1e-5)
+    layer(x).sum().backward()  # autograd recording: the plain path, so gradients exist
+    reference(x).sum().backward()
+    assert torch.allclose(layer.weight.grad, reference.weight.grad)
+
+
 def test_score_options_ranks_obvious_answer_first(engine):
     messages = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
     scores = run(engine.score_options(messages, ["Paris", "Banana", "Tuesday"]))

@@ -17,6 +17,7 @@ from typing import Any
 
 from cultura.engines.adapters import resolve_adapter
 from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.engines.packed_linear import pack_linear_layers
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
 
@@ -61,6 +62,7 @@ class TransformersEngine:
             path, dtype=dtype, trust_remote_code=config.trust_remote_code, use_safetensors=True
         )
         self._model.eval()
+        self.packed_layers = pack_linear_layers(self._model) if config.packed_linear else 0
         self._known_adapters: dict[str, str] = known_adapters(config)  # registry names + config.adapters
         self._loaded_adapters: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cultura-engine")

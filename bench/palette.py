@@ -29,7 +29,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prompts", type=int, default=64, help="prompts for the throughput comparison (0: skip)")
     parser.add_argument("--top-k", type=int, default=3, help="continents that draft")
     parser.add_argument("--workers", type=int, default=2, help="respond_batch: Ray Data actors")
-    parser.add_argument("--batch-size", type=int, default=16, help="respond_batch: prompts per batch")
+    parser.add_argument("--batch-size", type=int, default=32, help="respond_batch: prompts per batch")
     parser.add_argument("--engine-batch", type=int, default=64, help="engine micro-batch size (max_batch_size)")
     parser.add_argument("--config", default=None, help="YAML configuration file")
     return parser.parse_args()

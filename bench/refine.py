@@ -1,16 +1,18 @@
 """Embedding throughput of refinement's Ray Data stage against plain ``SentenceTransformer.encode``.
 
     python bench/refine.py                       # 10,000 opinions, the bundled all-MiniLM-L6-v2
-    python bench/refine.py --n 2000 --num-cpus 2 --opinions runs/ref1/opinions.parquet
+    python bench/refine.py --workers 1 --num-cpus 2    # one two-thread actor instead of two one-CPU actors
+    python bench/refine.py --n 2000 --opinions runs/ref1/opinions.parquet
 
 The opinions are ``--opinions`` (an ``opinions.parquet`` of ``cultura refine``; its texts are
 repeated up to ``--n``) or ``--n`` opinion-like sentences built from the bundled seeds and countries.
-Plain: the model loaded in this process (``--num-cpus`` torch threads), one warm-up call, then
-``encode`` over all texts (timed twice, before and after the Ray Data run; the better run counts).
-Ray Data: :func:`cultura.pipelines.diversify.embedding_stage` on an actor pool of ``--workers``
-actors with ``--num-cpus`` CPUs each. Reported: end-to-end (actor start and model load included)
-and steady state (from the first batch out to the last, so actor start is excluded). The last line
-is the steady-state ratio (target >= 0.85).
+Plain: the model loaded in this process (as many torch threads as the actors have CPUs in all), one
+warm-up call, then ``encode`` over all texts (timed twice, before and after the Ray Data run; the
+better run counts). Ray Data: :func:`cultura.pipelines.diversify.embedding_stage` on an actor pool
+of ``--workers`` actors with ``--num-cpus`` CPUs each (default: the refine config's two one-CPU
+actors). Reported: end-to-end (actor start and model load included) and steady state (from the
+first batch out to the last, so actor start is excluded). The last line is the steady-state ratio
+(target >= 0.85).
 """
 
 from __future__ import annotations
@@ -67,15 +69,11 @@ def plain_encode(texts: list[str], embedder: str, threads: int, encode_batch: in
 
 def ray_data_encode(texts: list[str], embedder: str, workers: int, num_cpus: float, batch_size: int) -> tuple[float, float]:
     """(end-to-end, steady-state) opinions per second through the Ray Data embedding stage."""
-    import pyarrow as pa
+    from cultura.pipelines.diversify import embedding_stage, text_blocks
 
-    from cultura.pipelines.diversify import embedding_stage
-    from cultura.pipelines.llm_stage import blocks_of
-
-    table = pa.table({"opinion_id": [str(i) for i in range(len(texts))], "text": texts})
     start = time.perf_counter()
-    ds = embedding_stage(blocks_of(table, batch_size), embedder, workers=workers, batch_size=batch_size,
-                         num_cpus=num_cpus)
+    ds = embedding_stage(text_blocks([str(i) for i in range(len(texts))], texts, batch_size), embedder,
+                         workers=workers, batch_size=batch_size, num_cpus=num_cpus)
     first_at, first_rows, rows = None, 0, 0
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         rows += batch.num_rows
@@ -92,16 +90,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="opinions to embed (default 10000)")
     parser.add_argument("--opinions", help="an opinions.parquet to take the texts from (default: synthetic)")
     parser.add_argument("--embedder", default="default", help="sentence-transformers model (default: bundled MiniLM)")
-    parser.add_argument("--workers", type=int, default=1, help="Ray Data embedding actors (default 1)")
-    parser.add_argument("--num-cpus", type=float, default=float(len(os.sched_getaffinity(0))),
-                        help="CPUs per actor, and torch threads of the plain run (default: all)")
-    parser.add_argument("--batch-size", type=int, default=256, help="opinions per Ray Data batch (default 256)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Ray Data embedding actors (default: refine.embed_workers of the default config)")
+    parser.add_argument("--num-cpus", type=float, default=None,
+                        help="CPUs per actor (default: refine.embed_num_cpus); the plain run gets workers x CPUs threads")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="opinions per Ray Data batch (default: refine.embed_batch_size)")
     parser.add_argument("--encode-batch", type=int, default=64, help="encode() batch size (default 64)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from cultura.config import load_config
+
+    defaults = load_config(None).refine
+    args.workers = args.workers or defaults.embed_workers
+    args.num_cpus = args.num_cpus or defaults.embed_num_cpus
+    args.batch_size = args.batch_size or defaults.embed_batch_size
 
     texts = opinions_from(args.opinions, args.n) if args.opinions else synthetic_opinions(args.n)
-    threads = max(1, int(args.num_cpus))
+    threads = max(1, int(args.num_cpus * args.workers))
     print(f"opinions {len(texts)}, embedder {args.embedder}, {args.workers} actor(s) x {args.num_cpus:g} CPUs, "
           f"batch {args.batch_size}", flush=True)
     plain_before = plain_encode(texts, args.embedder, threads, args.encode_batch)
@@ -109,7 +115,7 @@ def main() -> None:
 
     from cultura.ray_utils import init_ray
 
-    init_ray(num_cpus=max(threads * args.workers, int(args.num_cpus * args.workers)))
+    init_ray(num_cpus=threads)
     end_to_end, steady = ray_data_encode(texts, args.embedder, args.workers, args.num_cpus, args.batch_size)
     import ray
 

@@ -61,3 +61,17 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
         ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise CulturaError(f"could not start or join {where}: {exc}") from exc
+
+
+def actors_that_fit(wanted: int, num_cpus: float) -> int:
+    """How many of ``wanted`` actors of ``num_cpus`` CPUs each the cluster's free CPUs hold now (at least 1).
+
+    A fixed-size actor pool larger than what fits waits for CPUs that another actor (an engine
+    kept alive by the caller) holds; a smaller pool starts at once.
+    """
+    import ray
+
+    if num_cpus <= 0:
+        return max(1, wanted)
+    free = ray.available_resources().get("CPU", 0.0)
+    return max(1, min(wanted, int(free // num_cpus + 1e-9)))

@@ -63,19 +63,33 @@ def embedding_stage(dataset: Any, embedder: str = "default", *, workers: int = 1
         num_cpus=num_cpus)
 
 
+def text_blocks(ids: Sequence[str], texts: Sequence[str], batch_size: int) -> Any:
+    """A Ray Dataset of ``(opinion_id, text)`` rows in blocks of ``batch_size``, shortest texts first.
+
+    Sorting by length lets each block pad to nearly its own texts' length, as one ``encode`` over
+    everything would (it sorts internally); unsorted 256-row blocks each pad to their longest text.
+    """
+    import pyarrow as pa
+
+    from cultura.pipelines.llm_stage import blocks_of
+
+    order = sorted(range(len(ids)), key=lambda i: len(texts[i]))
+    table = pa.table({"opinion_id": [ids[i] for i in order], "text": [texts[i] for i in order]})
+    return blocks_of(table, batch_size)
+
+
 def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "default", *, workers: int = 1,
                 batch_size: int = 256, num_cpus: float = 1.0) -> Any:
     """Embed ``texts`` through :func:`embedding_stage`; returns an ``(n, d)`` array in the order of ``ids``."""
     import numpy as np
-    import pyarrow as pa
 
     if not ids:
         return np.zeros((0, 0), dtype=np.float32)
-    from cultura.pipelines.llm_stage import blocks_of
+    from cultura.ray_utils import actors_that_fit
 
-    table = pa.table({"opinion_id": list(ids), "text": list(texts)})
-    ds = embedding_stage(blocks_of(table, batch_size), embedder, workers=min(workers, -(-len(ids) // batch_size)),
-                         batch_size=batch_size, num_cpus=num_cpus)
+    workers = min(actors_that_fit(workers, num_cpus), -(-len(ids) // batch_size))
+    ds = embedding_stage(text_blocks(ids, texts, batch_size), embedder, workers=workers, batch_size=batch_size,
+                         num_cpus=num_cpus)
     found: dict[str, Any] = {}
     for part in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         column = part.column("embedding").combine_chunks()

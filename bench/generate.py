@@ -36,7 +36,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=32, help="tokens per utterance")
     p.add_argument("--workers", type=int, default=4, help="Ray Data actor-pool size")
     p.add_argument("--batch-size", type=int, default=16, help="dialogues per worker batch")
-    p.add_argument("--engine-batch", type=int, default=16, help="engine.max_batch_size")
+    p.add_argument("--engine-batch", type=int, default=None, help="engine.max_batch_size (default: the config's)")
     p.add_argument("--naive-dialogues", type=int, default=8, help="dialogues for (c), run one after another")
     p.add_argument("--cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
     return p.parse_args()
@@ -57,8 +57,10 @@ def main() -> None:
 
     config = load_config(None, {
         "generate.rounds": args.rounds, "generate.workers": args.workers, "generate.batch_size": args.batch_size,
-        "sampling.max_tokens": args.max_tokens, "engine.max_batch_size": args.engine_batch,
+        "sampling.max_tokens": args.max_tokens,
+        **({"engine.max_batch_size": args.engine_batch} if args.engine_batch else {}),
     })
+    args.engine_batch = config.engine.max_batch_size
     gen = config.generate
     plan = plan_dialogues(gen, load_seeds(gen.seeds, sources=gen.sources), config.engine.model, config.engine.kind)
     rows = plan.rows[: args.dialogues]
@@ -70,6 +72,18 @@ def main() -> None:
     engine = pool.engine
     sampling = sampling_params(config)
     out = tempfile.mkdtemp(prefix="cultura-bench-")
+
+    def engine_figures(label: str) -> None:
+        """The shared engine's batches, rows and prefix-cache figures so far (transformers engine)."""
+        info = ray.get(engine.info.remote())
+        if info.get("prefix_cache"):
+            cache = info["prefix_cache"]
+            d = info["decode"]
+            print(f"{label}: {info['batches_run']} batches, {info['rows_run']} rows; prefix cache {cache['hits']} "
+                  f"hits, {cache['misses']} misses, {cache['reused_tokens']} prompt tokens not re-read, "
+                  f"{cache['bytes'] / 2**20:.0f} MiB held; read {d['prefill_tokens']} prompt tokens "
+                  f"({d['prefill_positions']} positions with padding) in {d['prefill_seconds']:.0f} s, "
+                  f"{d['decode_steps']} decode steps ({d['decode_rows']} rows) in {d['decode_seconds']:.0f} s", flush=True)
     try:
         warm = ChatRequest.of([{"role": "user", "content": "Hello"}], max_tokens=4)
         ray.get(engine.generate.remote([warm] * args.engine_batch))  # load the model before timing
@@ -84,8 +98,11 @@ def main() -> None:
         a_rate = summary.completion_tokens / a_seconds
         print(f"(a) pipeline : {summary.completion_tokens:6d} tokens in {a_seconds:7.1f} s = {a_rate:7.1f} tok/s "
               f"({summary.dialogues} dialogues, {summary.turns} turns, {len(summary.failures)} failures)", flush=True)
+        engine_figures("engine during (a)")
 
-        # (b) the same turns, straight to the engine in full batches, turn index by turn index
+        # (b) the same turns, straight to the engine in full batches, turn index by turn index; each
+        # phase starts with no cached prompt states, as a run of its own would
+        ray.get(engine.clear_prefix_cache.remote())
         table = read_dialogues(out).to_pylist()
         requests = []
         for index in range(max(len(r["turns"]) for r in table)):
@@ -114,6 +131,7 @@ def main() -> None:
                     ({"role": "system", "content": s}, *c), sampling)]))[0] for c, s in zip(convs, systems)]
             return answers
 
+        ray.get(engine.clear_prefix_cache.remote())
         start = time.perf_counter()
         per_dialogue, c_tokens = [], 0
         for row in rows[: args.naive_dialogues]:
@@ -125,6 +143,7 @@ def main() -> None:
         c_rate = c_tokens / c_seconds
         print(f"(c) naive    : {c_tokens:6d} tokens in {c_seconds:7.1f} s = {c_rate:7.1f} tok/s "
               f"({len(per_dialogue)} dialogues, median {statistics.median(per_dialogue):.1f} s each)", flush=True)
+        engine_figures("engine over (a)-(c)")
         print(f"a/b = {a_rate / b_rate:.2f}  (target >= 0.80)")
         print(f"a/c = {a_rate / c_rate:.2f}  (target >= 4)")
     finally:

@@ -58,6 +58,7 @@ def test_batched_greedy_equals_unbatched(engine):
 
     async def both():
         single = [(await engine.generate([r]))[0] for r in reqs]
+        engine.prefix_cache.clear()  # the batch reads its prompts whole, left-padded
         before = engine.batches_run
         batched = await engine.generate(reqs)
         return single, batched, engine.batches_run - before
@@ -170,9 +171,75 @@ def test_sampling_with_seed_is_reproducible(engine):
 
 
 def test_stop_strings_and_length(engine):
-    req = ChatRequest.of([{"role": "user", "content": "Count from 1 to 20, separated by commas."}], max_tokens=6)
-    [c] = run(engine.generate([req]))
-    assert c.finish_reason == "length" and c.completion_tokens == 6
+    messages = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+    [short] = run(engine.generate([ChatRequest.of(messages, max_tokens=6)]))
+    assert short.finish_reason == "length" and short.completion_tokens == 6
+    [full, stopped] = run(engine.generate([ChatRequest.of(messages, max_tokens=40),
+                                           ChatRequest.of(messages, max_tokens=40, stop=("\n4",))]))
+    assert "\n4" in full.text, "the test needs an answer with a fourth line"
+    assert stopped.finish_reason == "stop" and stopped.text == full.text[:full.text.index("\n4")].strip()
+    assert stopped.completion_tokens < full.completion_tokens
+
+
+def follow_up(question: str, answer: str) -> list[dict[str, str]]:
+    """The second turn of a chat whose first answer was ``answer``."""
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer},
+            {"role": "user", "content": "Why do you think so? Tell me more."}]
+
+
+def test_a_prompt_that_extends_a_cached_one_reads_only_its_new_tokens_and_answers_the_same(engine):
+    async def turns():
+        engine.prefix_cache.clear()
+        [first] = await engine.generate(requests_for([QUESTIONS[0]]))
+        second = ChatRequest.of(follow_up(QUESTIONS[0], first.text), max_tokens=24)
+        before = engine.prefix_cache.stats()
+        [cached] = await engine.generate([second])
+        after = engine.prefix_cache.stats()
+        engine.prefix_cache.clear()
+        [fresh] = await engine.generate([second])
+        return cached, fresh, before, after
+
+    cached, fresh, before, after = run(turns())
+    assert after["hits"] == before["hits"] + 1
+    assert after["reused_tokens"] - before["reused_tokens"] > cached.prompt_tokens // 2
+    assert after["entries"] == 1, "the second turn's entry replaces the first turn's"
+    assert (cached.text, cached.completion_tokens) == (fresh.text, fresh.completion_tokens)
+
+
+def test_a_batch_of_cached_and_new_prompts_under_several_adapters_matches_fresh_runs(engine):
+    async def go():
+        engine.prefix_cache.clear()
+        firsts = await engine.generate([requests_for([QUESTIONS[0]])[0], requests_for([QUESTIONS[1]], "alpha")[0]])
+        reqs = [ChatRequest.of(follow_up(QUESTIONS[0], firsts[0].text), max_tokens=24),  # cached under the base
+                ChatRequest.of(follow_up(QUESTIONS[1], firsts[1].text), adapter="alpha", max_tokens=24),
+                # the base model's states must not serve another adapter
+                ChatRequest.of(follow_up(QUESTIONS[0], firsts[0].text), adapter="beta", max_tokens=24),
+                *requests_for(QUESTIONS[2:])]
+        before = engine.prefix_cache.stats()
+        batched = await engine.generate(reqs)
+        after = engine.prefix_cache.stats()
+        counts = {k: after[k] - before[k] for k in ("hits", "misses")}
+        fresh = []
+        for r in reqs:
+            engine.prefix_cache.clear()
+            fresh += await engine.generate([r])
+        return batched, fresh, counts
+
+    batched, fresh, counts = run(go())
+    # the first two resume their first turns, the last two share the chat template's default system
+    # prompt with the base model's entry; the beta row finds nothing of its own
+    assert counts == {"hits": 4, "misses": 1}
+    assert [c.text for c in batched] == [c.text for c in fresh]
+    assert batched[0].text != batched[2].text
+
+
+def test_a_seeded_sampled_request_answers_the_same_alone_and_in_a_batch(engine):
+    req = ChatRequest.of([{"role": "user", "content": QUESTIONS[0]}], max_tokens=16, temperature=0.9, seed=11)
+    engine.prefix_cache.clear()
+    [alone] = run(engine.generate([req]))
+    engine.prefix_cache.clear()
+    batched = run(engine.generate([*requests_for(QUESTIONS[1:], max_tokens=16), req]))
+    assert batched[-1].text == alone.text
 
 
 @pytest.mark.parametrize("ref", ["../../etc/passwd", "culture/../../x", "nope"])

@@ -34,8 +34,16 @@ class EngineHost:
         self.engine.add_adapter(name, path)
 
     def info(self) -> dict[str, Any]:
-        """The engine's kind, model and adapters."""
-        return {"engine": self.engine.name, "model": self.engine.model, "adapters": self.engine.adapters()}
+        """What :func:`cultura.engines.describe` says of the engine."""
+        from cultura.engines import describe
+
+        return describe(self.engine)
+
+    def clear_prefix_cache(self) -> None:
+        """Forget the prompt states the engine keeps (transformers engine); others keep none."""
+        cache = getattr(self.engine, "prefix_cache", None)
+        if cache is not None:
+            cache.clear()
 
     async def close(self) -> None:
         """Free the engine."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cultura.engines.base import ChatRequest, Completion, Engine, SamplingParams
 
-__all__ = ["ChatRequest", "Completion", "Engine", "SamplingParams", "create_engine", "ENGINE_KINDS"]
+__all__ = ["ChatRequest", "Completion", "Engine", "SamplingParams", "create_engine", "describe", "ENGINE_KINDS"]
 
 ENGINE_KINDS = ("transformers", "vllm", "openai")
 
@@ -33,3 +33,18 @@ def create_engine(config, num_threads: int | None = None) -> Engine:
 
         return OpenAIEngine(config)
     raise ConfigError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, got {config.kind!r}")
+
+
+def describe(engine: Engine) -> dict:
+    """The engine's kind, model and adapters; for the transformers engine also the batches and rows
+    it has run, its prefix cache's figures (entries, bytes, hits, misses, prompt tokens not re-read)
+    and the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`)."""
+    info = {"engine": engine.name, "model": engine.model, "adapters": engine.adapters(),
+            "batches_run": getattr(engine, "batches_run", None), "rows_run": getattr(engine, "rows_run", None)}
+    cache = getattr(engine, "prefix_cache", None)
+    if cache is not None:
+        info["prefix_cache"] = cache.stats()
+    decoding = getattr(engine, "decode_stats", None)
+    if decoding is not None:
+        info["decode"] = decoding.as_dict()
+    return info

@@ -1,9 +1,11 @@
 """The CPU default engine: Hugging Face transformers with an asyncio micro-batcher and peft LoRA.
 
 Concurrent ``generate`` calls are gathered for up to ``batch_wait_ms`` (or until ``max_batch_size``
-requests wait), grouped by compatible sampling settings, left-padded and run as one ``generate``
-call. Batches may mix adapters: peft applies a different LoRA (or none) to each row. All model work
-runs on one worker thread so torch never competes with itself for the CPUs.
+requests wait) and run as one batch by :func:`cultura.engines.decode.decode`: each row with its own
+sampling settings, resumed from the longest prefix of its prompt whose key/value states the engine
+still holds (:mod:`cultura.engines.prefix_cache`; a dialogue's next turn re-reads only the new
+messages). Batches may mix adapters: peft applies a different LoRA (or none) to each row. All
+model work runs on one worker thread so torch never competes with itself for the CPUs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 from cultura.engines.adapters import resolve_adapter
 from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.engines.decode import DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
+from cultura.engines.prefix_cache import PrefixCache
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
 
@@ -63,12 +67,18 @@ class TransformersEngine:
         )
         self._model.eval()
         self.packed_layers = pack_linear_layers(self._model) if config.packed_linear else 0
+        eos = self.tokenizer.eos_token_id
+        self._eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        cache_bytes = config.prefix_cache_mb * 1024 * 1024 if _plain_kv_layers(self._model) else 0
+        self.prefix_cache = PrefixCache(cache_bytes)
         self._known_adapters: dict[str, str] = known_adapters(config)  # registry names + config.adapters
         self._loaded_adapters: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cultura-engine")
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self.batches_run = 0
+        self.rows_run = 0
+        self.decode_stats = DecodeStats()
 
     # ----- adapters -------------------------------------------------------------------------
     def add_adapter(self, name: str, path: str) -> None:
@@ -131,69 +141,43 @@ class TransformersEngine:
                     batch.append(await asyncio.wait_for(queue.get(), timeout))
                 except asyncio.TimeoutError:
                     break
-            for group in _group_by_sampling(batch):
-                try:
-                    results = await asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._generate_batch, [p.request for p in group]
-                    )
-                except Exception as exc:  # deliver the failure to every caller of this group
-                    for p in group:
-                        if not p.future.done():
-                            p.future.set_exception(exc)
-                    continue
-                for p, result in zip(group, results):
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._generate_batch, [p.request for p in batch]
+                )
+            except Exception as exc:  # deliver the failure to every caller of this batch
+                for p in batch:
                     if not p.future.done():
-                        p.future.set_result(result)
+                        p.future.set_exception(exc)
+                continue
+            for p, result in zip(batch, results):
+                if not p.future.done():
+                    p.future.set_result(result)
 
     def _generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
-        """Run one left-padded ``generate`` over requests that share sampling settings."""
-        import torch
-
+        """Decode one batch of requests, resuming each from its longest cached prompt prefix."""
         self.batches_run += 1
+        self.rows_run += len(requests)
         adapter_names = [self._ensure_adapter(r.adapter) if r.adapter else BASE for r in requests]
-        prompts = [self.render(r.messages) for r in requests]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        sampling = requests[0].sampling
-        max_new = max(r.sampling.max_tokens for r in requests)
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_new,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-        )
-        if sampling.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            seeds = [r.sampling.seed for r in requests if r.sampling.seed is not None]
-            if seeds:  # reproducible for the same batch composition
-                torch.manual_seed(hash(tuple(seeds)) & 0x7FFFFFFF)
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
-        if self._loaded_adapters:
-            kwargs["adapter_names"] = adapter_names
-        with torch.inference_mode():
-            out = self._model.generate(**enc, **kwargs)
-        prompt_width = enc["input_ids"].shape[1]
-        completions = []
-        for i, r in enumerate(requests):
-            new_ids = out[i, prompt_width:].tolist()[: r.sampling.max_tokens]
-            completions.append(self._to_completion(new_ids, int(enc["attention_mask"][i].sum()), r))
-        return completions
+        prompts = self.tokenizer([self.render(r.messages) for r in requests], add_special_tokens=False)["input_ids"]
+        rows = [DecodeRow(ids, r.sampling, name, self.prefix_cache.lookup(name, ids))
+                for ids, r, name in zip(prompts, requests, adapter_names)]
+        outputs = decode(self._model, rows, eos_ids=self._eos_ids, pad_id=self.tokenizer.pad_token_id,
+                         use_adapters=bool(self._loaded_adapters), keep_states=self.prefix_cache.max_bytes > 0,
+                         stats=self.decode_stats,
+                         stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0)
+        for row, out in zip(rows, outputs):
+            if out.layers is not None:
+                self.prefix_cache.store(row.adapter, out.read_ids, out.layers, replaces=row.prefix)
+        return [self._to_completion(out, len(row.ids), r) for out, row, r in zip(outputs, rows, requests)]
 
-    def _to_completion(self, new_ids: list[int], prompt_tokens: int, request: ChatRequest) -> Completion:
-        eos = self.tokenizer.eos_token_id
-        stops = {eos} if isinstance(eos, int) else set(eos or [])
-        finish = "length"
-        for j, tok in enumerate(new_ids):
-            if tok in stops:
-                new_ids, finish = new_ids[:j], "stop"
-                break
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        for s in request.sampling.stop:
-            cut = text.find(s)
-            if cut >= 0:
-                text, finish = text[:cut], "stop"
-        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(new_ids),
+    def _to_completion(self, out: DecodeOutput, prompt_tokens: int, request: ChatRequest) -> Completion:
+        text = self.tokenizer.decode(out.new_ids, skip_special_tokens=True)
+        finish = out.finish_reason
+        cut = _stop_at(text, request.sampling.stop)
+        if cut >= 0:
+            text, finish = text[:cut], "stop"
+        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(out.new_ids),
                           finish_reason=finish)
 
     # ----- option scoring -------------------------------------------------------------------
@@ -253,11 +237,19 @@ def _peft_safe_name(name: str) -> str:
     return "a" + hashlib.sha1(name.encode()).hexdigest()[:12]
 
 
-def _group_by_sampling(batch: list[_Pending]) -> list[list[_Pending]]:
-    """Split a batch into groups that one ``generate`` call can serve together."""
-    groups: dict[tuple, list[_Pending]] = {}
-    for p in batch:
-        s = p.request.sampling
-        key = ("greedy",) if s.greedy else ("sample", s.temperature, s.top_p)
-        groups.setdefault(key + (s.stop,), []).append(p)
-    return list(groups.values())
+def _stop_at(text: str, stops: Sequence[str]) -> int:
+    """Where the first of ``stops`` begins in ``text`` (-1: none occurs)."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else -1
+
+
+def _plain_kv_layers(model: Any) -> bool:
+    """Whether every layer of ``model`` keeps plain, full-length key/values (no sliding window),
+    which the prefix cache needs to cut a row's states out of a batch."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    try:
+        layers = DynamicCache(config=model.config).layers
+    except Exception:  # a model type the dynamic cache does not describe
+        return False
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)

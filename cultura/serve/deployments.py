@@ -83,9 +83,10 @@ class EngineDeployment:
         return await self.engine.generate(requests)
 
     def info(self) -> dict[str, Any]:
-        """The engine's kind, model, adapters and (transformers) the number of batches it has run."""
-        return {"engine": self.engine.name, "model": self.engine.model, "adapters": self.engine.adapters(),
-                "batches_run": getattr(self.engine, "batches_run", None)}
+        """What :func:`cultura.engines.describe` says of the engine."""
+        from cultura.engines import describe
+
+        return describe(self.engine)
 
 
 @serve.deployment(name="Gate")

@@ -202,7 +202,6 @@ def test_a_prompt_that_extends_a_cached_one_reads_only_its_new_tokens_and_answer
     cached, fresh, before, after = run(turns())
     assert after["hits"] == before["hits"] + 1
     assert after["reused_tokens"] - before["reused_tokens"] > cached.prompt_tokens // 2
-    assert after["entries"] == 1, "the second turn's entry replaces the first turn's"
     assert (cached.text, cached.completion_tokens) == (fresh.text, fresh.completion_tokens)
 
 

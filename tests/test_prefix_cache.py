@@ -41,14 +41,18 @@ def test_adapters_do_not_share_states():
     assert cache.lookup("base", [1, 2, 3, 4, 5]).length == 4
 
 
-def test_an_extending_entry_and_a_resumed_one_replace_what_they_came_from():
-    cache = PrefixCache(1 << 20, min_tokens=2)
+def test_an_extending_entry_replaces_its_prefix_and_a_resumed_one_goes_first():
+    per_entry = 6 * 2 * 2 * 4 * 4  # 6 tokens x (keys + values) x 2 layers x 4 floats x 4 bytes
+    cache = PrefixCache(2 * per_entry, min_tokens=2)
     cache.store("base", [1, 2, 3], states(3))
-    cache.store("base", [1, 2, 3, 4, 5], states(5))  # extends the first
+    cache.store("base", [1, 2, 3, 4, 5, 6], states(6))  # extends the first
     assert len(cache) == 1
+    cache.store("base", [7, 7, 7, 7, 7, 7], states(6))  # another conversation, used after the first
     hit = cache.lookup("base", [1, 2, 3, 4, 9, 9])  # a turn whose prompt left the old tail out
-    cache.store("base", [1, 2, 3, 4, 9, 9, 10], states(7), replaces=hit)
-    assert len(cache) == 1 and cache.lookup("base", [1, 2, 3, 4, 5, 6]).length == 4
+    cache.store("base", [1, 2, 3, 4, 9, 9], states(6), resumed_from=hit)
+    assert len(cache) == 2, "the budget holds two entries"
+    assert cache.lookup("base", [1, 2, 3, 4, 5, 6, 8]).length == 4, "the resumed entry went first"
+    assert cache.lookup("base", [7, 7, 7, 7, 7, 7, 8]).length == 6
 
 
 def test_the_byte_budget_evicts_least_recently_used_entries():

@@ -7,9 +7,11 @@ transformers engine keeps the key/value states of what it has read and written, 
 new prompt reads only the tokens after its longest cached prefix.
 
 An entry is one token sequence with its per-layer key/value tensors (``[kv_heads, tokens, head_dim]``).
-Storing an entry drops the entries it extends (their tokens are a prefix of its own) and the entry
-its prompt was resumed from, so a dialogue keeps one entry per speaker. Entries beyond the byte
-budget go least recently used first.
+Storing an entry drops the entries it extends (their tokens are a prefix of its own). Entries beyond
+the byte budget go least recently used first, and the entry a prompt was resumed from goes before
+all others: what it holds beyond the shared part (a dialogue's guidance for a turn already answered)
+is rarely asked for again, while the shared part may still serve another prompt (a system prompt
+that every dialogue of a persona starts with) until memory is needed.
 """
 
 from __future__ import annotations
@@ -89,15 +91,14 @@ class PrefixCache:
         return CachedPrefix(best_length, self._entries[best_key].layers, best_key)
 
     def store(self, adapter: str, tokens: list[int], layers: list[tuple[Any, Any]],
-              replaces: CachedPrefix | None = None) -> None:
+              resumed_from: CachedPrefix | None = None) -> None:
         """Keep ``layers`` (the key/value states of exactly ``tokens``) under ``adapter``.
 
-        ``replaces``: the cached prefix the new tokens were read from. Its entry goes: the new one
-        holds the part that was shared, and what came after it (a dialogue's guidance for a turn
-        already answered) is not asked for again. This keeps a dialogue at one entry per speaker.
+        ``resumed_from``: the cached prefix the prompt was read from; its entry becomes the first
+        to go when memory is needed (see the module docstring).
         """
-        if replaces is not None and replaces.key in self._entries:
-            self._drop(replaces.key)
+        if resumed_from is not None and resumed_from.key in self._entries:
+            self._entries.move_to_end(resumed_from.key, last=False)
         if self.max_bytes <= 0 or len(tokens) < self.min_tokens:
             return
         array = np.asarray(tokens, dtype=np.int64)

@@ -168,7 +168,7 @@ class TransformersEngine:
                          stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0)
         for row, out in zip(rows, outputs):
             if out.layers is not None:
-                self.prefix_cache.store(row.adapter, out.read_ids, out.layers, replaces=row.prefix)
+                self.prefix_cache.store(row.adapter, out.read_ids, out.layers, resumed_from=row.prefix)
         return [self._to_completion(out, len(row.ids), r) for out, row, r in zip(outputs, rows, requests)]
 
     def _to_completion(self, out: DecodeOutput, prompt_tokens: int, request: ChatRequest) -> Completion:

@@ -190,3 +190,6 @@ def test_meta_prompts_order_drafts_by_weight_and_end_with_the_question():
     assert "Oceania" in draft[0]["content"] and draft[1]["content"] == f"I am from Japan. {PROMPT}"
     assert clean_answer('**Final answer:** "Bring sweets."') == "Bring sweets."
     assert clean_answer("Answering politely matters.") == "Answering politely matters."
+    assert clean_answer("Answer: Expert: Japan values modest gifts.") == "Japan values modest gifts."
+    assert clean_answer("- Asia expert (weight 0.40): Bring sweets.") == "Bring sweets."
+    assert clean_answer("Experts agree: bring sweets.") == "Experts agree: bring sweets."

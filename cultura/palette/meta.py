@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from cultura.data.hofstede import CONTINENTS
 from cultura.personas import Persona, continent_persona
 
 META_SYSTEM = (
@@ -26,8 +27,11 @@ AGGREGATION_STEPS = (
 FINAL_DECISION = "Now answer this question {for_whom}in two or three coherent sentences: {prompt}"
 
 MAX_DRAFT_CHARS = 1200
-_LABEL = re.compile(r"^\s*(?:\*\*)?(?:final answer|final decision|answer|response|expert|draft)(?:\s*\d+)?\s*"
-                    r"(?:\*\*\s*:|:\s*(?:\*\*)?)\s*", re.IGNORECASE)
+# A label the small model puts before its answer, often echoing a draft line ("- Asia expert (weight
+# 0.40):"), sometimes several in a row ("Answer: Expert: ...").
+_LABEL = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?:(?:" + "|".join(CONTINENTS) + r")\s+)?"
+                    r"(?:final answer|final decision|answer|response|expert|draft)(?:\s*\d+)?\s*"
+                    r"(?:\(weight [0-9.]+\)\s*)?(?:\*\*\s*:|:\s*(?:\*\*)?)\s*", re.IGNORECASE)
 
 
 def _target(country: str | None) -> str:
@@ -78,8 +82,14 @@ def blended_messages(prompt: str, weights: Mapping[str, float], country: str | N
 
 
 def clean_answer(text: str) -> str:
-    """The Meta Agent's answer without a leading label ("Answer:", "Draft 1:") or wrapping quotes."""
-    text = _LABEL.sub("", text.strip(), count=1).strip()
+    """The Meta Agent's answer without its leading labels ("Answer:", "Draft 1:", "- Asia expert
+    (weight 0.40):", up to three in a row) or wrapping quotes."""
+    text = text.strip()
+    for _ in range(3):
+        unlabelled = _LABEL.sub("", text, count=1).strip()
+        if unlabelled == text:
+            break
+        text = unlabelled
     if len(text) > 1 and text[0] == text[-1] == '"':
         text = text[1:-1].strip()
     return text

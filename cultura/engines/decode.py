@@ -132,15 +132,20 @@ def _reserved_layer_class() -> type:
     return ReservedLayer
 
 
-def _reserved_cache(layers: Sequence[tuple[Any, Any]] | int, room: int) -> Any:
+def _reserved_cache(room: int, layers: Sequence[tuple[Any, Any]] | None = None, config: Any = None) -> Any:
     """A transformers cache with ``room`` free positions per row: filled with ``layers`` ((keys,
-    values) per layer), or that many empty layers that take their first states' size."""
+    values) per layer), or empty as ``config`` lays it out, its plain layers reserving room on their
+    first states (other kinds, such as sliding-window layers, stay as transformers made them)."""
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
 
     layer_class = _reserved_layer_class()
-    cache = DynamicCache()
-    cache.layers = ([layer_class(room) for _ in range(layers)] if isinstance(layers, int)
-                    else [layer_class(room, keys, values) for keys, values in layers])
+    if layers is not None:
+        cache = DynamicCache()
+        cache.layers = [layer_class(room, keys, values) for keys, values in layers]
+    else:
+        cache = DynamicCache(config=config)
+        cache.layers = [layer_class(room) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
 
 
@@ -237,9 +242,12 @@ def _prefill(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: b
 
     started = time.perf_counter()
     new_tokens = [len(r.ids) - (r.prefix.length if r.prefix else 0) for r in rows]
+    groups = prefill_groups(new_tokens)
+    room = max(r.sampling.max_tokens for r in rows)
     parts = []
-    for group in prefill_groups(new_tokens):
-        batch, ids, positions = _prefill_batch(model, [rows[i] for i in group], pad_id, use_adapters)
+    for group in groups:  # groups that will be joined leave the room to the joined cache
+        batch, ids, positions = _prefill_batch(model, [rows[i] for i in group], pad_id, use_adapters,
+                                               room if len(groups) == 1 else 0)
         batch.rows = group
         parts.append((batch, _forward(model, batch, ids, positions)))
         stats.prefill_positions += ids.numel()
@@ -247,7 +255,6 @@ def _prefill(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: b
     stats.prefill_seconds += time.perf_counter() - started
     if len(parts) == 1:
         return parts[0]
-    room = max(r.sampling.max_tokens for r in rows)
     return _join([batch for batch, _ in parts], room), torch.cat([logits for _, logits in parts])
 
 
@@ -267,18 +274,18 @@ def _join(batches: list[_Batch], room: int) -> _Batch:
                torch.cat([padded(b.cache.layers[i].values, b.mask.shape[1]) for b in batches]))
               for i in range(len(batches[0].cache.layers))]
     names = None if batches[0].adapter_names is None else [n for b in batches for n in b.adapter_names]
-    return _Batch(_reserved_cache(layers, room), torch.cat([padded(b.mask, b.mask.shape[1]) for b in batches]),
+    return _Batch(_reserved_cache(room, layers), torch.cat([padded(b.mask, b.mask.shape[1]) for b in batches]),
                   torch.cat([b.positions for b in batches]), [i for b in batches for i in b.rows], names,
                   batches[0].cache_kwarg)
 
 
-def _prefill_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: bool) -> tuple[_Batch, Any, Any]:
+def _prefill_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: bool,
+                   room: int) -> tuple[_Batch, Any, Any]:
     """The batch for the first forward pass, with its input ids and positions: each row's cached
-    prefix ends where the cached part ends, its new tokens end where the batch ends."""
+    prefix ends where the cached part ends, its new tokens end where the batch ends. Its cache keeps
+    ``room`` free positions per row after the prompt."""
     import torch
-    from transformers import DynamicCache
 
-    room = max(r.sampling.max_tokens for r in rows)
     cached = [r.prefix.length if r.prefix else 0 for r in rows]
     suffixes = [r.ids[c:] for r, c in zip(rows, cached)]
     width_cached, width_new = max(cached), max(len(s) for s in suffixes)
@@ -302,9 +309,9 @@ def _prefill_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapt
                     keys[i, :, width_cached - c:] = row.prefix.layers[layer][0][:, :c]
                     values[i, :, width_cached - c:] = row.prefix.layers[layer][1][:, :c]
             layers.append((keys, values))
-        cache = _reserved_cache(layers, room + width_new)
+        cache = _reserved_cache(room + width_new, layers)
     else:
-        cache = _reserved_cache(len(DynamicCache(config=model.config).layers), room)
+        cache = _reserved_cache(room, config=model.config)
     names = [r.adapter for r in rows] if use_adapters else None
     batch = _Batch(cache, mask, positions[:, -1].clone(), list(range(len(rows))), names, cache_kwarg(model))
     return batch, ids, positions

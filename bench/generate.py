@@ -50,9 +50,9 @@ def main() -> None:
     from cultura.config import load_config
     from cultura.data.seeds import load_seeds
     from cultura.engines.base import ChatRequest
-    from cultura.pipelines.dialogue import run_dialogues
-    from cultura.pipelines.generate import generate_dialogues, plan_dialogues, read_dialogues, sampling_params
-    from cultura.pipelines.scripts import conversation_for
+    from cultura.pipelines.generate.dialogue import run_dialogues
+    from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues, sampling_params
+    from cultura.pipelines.generate.scripts import conversation_for
     from cultura.ray_utils import init_ray
 
     config = load_config(None, {

@@ -8,7 +8,7 @@ The opinions are ``--opinions`` (an ``opinions.parquet`` of ``cultura refine``; 
 repeated up to ``--n``) or ``--n`` opinion-like sentences built from the bundled seeds and countries.
 Plain: the model loaded in this process (as many torch threads as the actors have CPUs in all), one
 warm-up call, then ``encode`` over all texts (timed twice, before and after the Ray Data run; the
-better run counts). Ray Data: :func:`cultura.pipelines.diversify.embedding_stage` on an actor pool
+better run counts). Ray Data: :func:`cultura.pipelines.refine.diversify.embedding_stage` on an actor pool
 of ``--workers`` actors with ``--num-cpus`` CPUs each (default: the refine config's two one-CPU
 actors). Reported: end-to-end (actor start and model load included) and steady state (from the
 first batch out to the last, so actor start is excluded). The last line is the steady-state ratio
@@ -69,7 +69,7 @@ def plain_encode(texts: list[str], embedder: str, threads: int, encode_batch: in
 
 def ray_data_encode(texts: list[str], embedder: str, workers: int, num_cpus: float, batch_size: int) -> tuple[float, float]:
     """(end-to-end, steady-state) opinions per second through the Ray Data embedding stage."""
-    from cultura.pipelines.diversify import embedding_stage, text_blocks
+    from cultura.pipelines.refine.diversify import embedding_stage, text_blocks
 
     start = time.perf_counter()
     ds = embedding_stage(text_blocks([str(i) for i in range(len(texts))], texts, batch_size), embedder,

@@ -26,7 +26,7 @@ def cultura(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def demo_rows(culture: str) -> list[list[dict[str, str]]]:
     """Conversations in the refinement output's shape: a persona, a seed question with options, and
     the culture's surveyed answer with an opinion, plus one two-turn dialogue."""
-    from cultura.pipelines.sft_data import seed_answer_conversations
+    from cultura.pipelines.finetune.data import seed_answer_conversations
 
     rows = seed_answer_conversations(culture, limit=15)
     system = rows[0][0]["content"]
@@ -42,7 +42,7 @@ def demo_rows(culture: str) -> list[list[dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory) -> Path:
-    from cultura.pipelines.sft_data import write_sft_jsonl
+    from cultura.pipelines.finetune.data import write_sft_jsonl
 
     root = tmp_path_factory.mktemp("refined")
     for culture in CULTURES:
@@ -54,7 +54,7 @@ def demo_data(tmp_path_factory) -> Path:
 def trained(ray_session, demo_data, tmp_path_factory):
     """Both cultures trained as Ray Train runs (concurrently where the CPUs allow)."""
     from cultura.config import load_config
-    from cultura.pipelines.finetune import finetune
+    from cultura.pipelines.finetune.run import finetune
 
     out = tmp_path_factory.mktemp("adapters")
     config = load_config(None, {"finetune.max_steps": 6, "finetune.evaluations": 3, "finetune.batch_size": 2,
@@ -65,7 +65,7 @@ def trained(ray_session, demo_data, tmp_path_factory):
 
 
 def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
-    from cultura.pipelines.sft_data import file_sha256
+    from cultura.pipelines.finetune.data import file_sha256
     from cultura.registry import load_registry
 
     assert [e.name for e in trained.adapters] == sorted(CULTURES)
@@ -156,7 +156,7 @@ def test_bad_input_is_a_clear_error_before_training(tmp_path, rows, extra, messa
 
 def test_output_folder_must_not_be_a_file_or_a_foreign_folder(tmp_path, demo_data):
     from cultura.config import load_config
-    from cultura.pipelines.finetune import plan_finetune
+    from cultura.pipelines.finetune.run import plan_finetune
 
     config = load_config()
     (tmp_path / "file").write_text("x")
@@ -170,7 +170,7 @@ def test_output_folder_must_not_be_a_file_or_a_foreign_folder(tmp_path, demo_dat
 
 def test_concurrency_comes_from_resources():
     from cultura.config import load_config
-    from cultura.pipelines.finetune import concurrent_runs
+    from cultura.pipelines.finetune.run import concurrent_runs
 
     def runs(resources, n_jobs=8, **finetune):
         return concurrent_runs(load_config(None, {f"finetune.{k}": v for k, v in finetune.items()}), resources, n_jobs)
@@ -188,7 +188,7 @@ def test_concurrency_comes_from_resources():
 
 def test_presets_and_overrides():
     from cultura.config import FinetuneConfig
-    from cultura.pipelines.finetune import hyperparameters
+    from cultura.pipelines.finetune.run import hyperparameters
 
     paper = hyperparameters(FinetuneConfig(preset="paper"))
     assert (paper["lora_r"], paper["lora_alpha"], paper["lora_dropout"], paper["learning_rate"]) == (64, 16, 0.1, 2e-4)
@@ -202,7 +202,7 @@ def test_presets_and_overrides():
 def test_loss_covers_assistant_turns_only(default_model_path):
     from transformers import AutoTokenizer
 
-    from cultura.pipelines.sft_data import IGNORE_INDEX, tokenize_conversation
+    from cultura.pipelines.finetune.data import IGNORE_INDEX, tokenize_conversation
 
     tokenizer = AutoTokenizer.from_pretrained(str(default_model_path))
     dialogue = demo_rows("german")[-1]
@@ -215,7 +215,7 @@ def test_loss_covers_assistant_turns_only(default_model_path):
 
 
 def test_continent_sets_use_the_chosen_response_and_the_continent_persona(tmp_path):
-    from cultura.pipelines.sft_data import load_sft_sets
+    from cultura.pipelines.finetune.data import load_sft_sets
     from cultura.personas import continent_persona
 
     rows = [{"query": f"What is a polite greeting? ({i})", "continent": c, "response": f"chosen {c} {i}",
@@ -269,7 +269,7 @@ def test_a_killed_train_worker_resumes_from_the_last_checkpoint(ray_session, dem
     from ray.util.state import list_actors
 
     from cultura.config import load_config
-    from cultura.pipelines.finetune import finetune
+    from cultura.pipelines.finetune.run import finetune
 
     out = tmp_path / "adapters"
     config = load_config(None, {"finetune.max_steps": 12, "finetune.evaluations": 6, "finetune.batch_size": 2,

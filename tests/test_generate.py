@@ -15,9 +15,9 @@ import pytest
 from cultura.config import load_config
 from cultura.data.seeds import load_seeds
 from cultura.errors import CulturaError
-from cultura.pipelines.generate import generate_dialogues, plan_dialogues, read_dialogues
-from cultura.pipelines.schema import dialogue_schema
-from cultura.pipelines.scripts import conversation_for, plan_turns
+from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues
+from cultura.pipelines.generate.schema import dialogue_schema
+from cultura.pipelines.generate.scripts import conversation_for, plan_turns
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [

@@ -161,7 +161,7 @@ def test_judge_parser_reads_ratings_in_many_shapes():
 
 
 def test_selection_keeps_the_sample_closest_to_the_centroid():
-    from cultura.pipelines.palette_data import select_rows
+    from cultura.pipelines.palette_data.synthesize import select_rows
 
     def sample(text, distance):
         return {"response": text, "judge_text": "", "ratings": {"PDI": 3}, "distance": distance}

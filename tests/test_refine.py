@@ -13,11 +13,11 @@ import pytest
 
 from cultura.config import EngineConfig, Resources, load_config
 from cultura.errors import DataError
-from cultura.pipelines.diversify import choose_k, cluster, l2_normalise
-from cultura.pipelines.opinions import parse_opinions
-from cultura.pipelines.refine import extraction_units, refine
-from cultura.pipelines.refine_input import read_generation, seed_attitudes
-from cultura.pipelines.verify import CONTRADICT, ENTAIL, IRRELEVANT, parse_label, verify_opinions
+from cultura.pipelines.refine.diversify import choose_k, cluster, l2_normalise
+from cultura.pipelines.refine.opinions import parse_opinions
+from cultura.pipelines.refine.run import extraction_units, refine
+from cultura.pipelines.refine.input import read_generation, seed_attitudes
+from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, IRRELEVANT, parse_label, verify_opinions
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [
@@ -42,8 +42,8 @@ def write_generation_run(folder: Path, engine, seed_file: Path) -> Path:
 
     from cultura.data.seeds import load_seeds
     from cultura.engines import ChatRequest
-    from cultura.pipelines.generate import CALIBRATION, delegate, dialogue_id
-    from cultura.pipelines.schema import to_table
+    from cultura.pipelines.generate.run import CALIBRATION, delegate, dialogue_id
+    from cultura.pipelines.generate.schema import to_table
 
     seeds = load_seeds(seed_file)
     planned = []  # (seed, culture, mode)
@@ -238,7 +238,7 @@ def test_verify_rewrites_a_contradiction_and_verifies_the_rewrite(engine):
     The default model cannot judge entailment: its label follows the order of the worked examples
     (ENTAIL under the default order). This order makes it answer CONTRADICT, so the rewrite path runs
     on real engine answers."""
-    from cultura.pipelines.llm_stage import EngineCaller
+    from cultura.pipelines.refine.llm_stage import EngineCaller
 
     caller = EngineCaller(engine_handle=engine)
     calls = []
@@ -283,7 +283,7 @@ def _table(path: Path):
 
 
 def test_counts_shrink_monotonically_across_the_stage_settings(runs):
-    from cultura.pipelines.refine_schema import opinion_schema
+    from cultura.pipelines.refine.schema import opinion_schema
 
     gen_dir, gen, stdout = runs["generate"]
     div_dir, div, _ = runs["diversify"]
@@ -326,7 +326,7 @@ def test_representatives_are_members_of_their_clusters(runs):
 def test_sft_files_load_with_datasets_and_json(runs):
     import datasets
 
-    from cultura.pipelines.sft_data import load_culture_sets
+    from cultura.pipelines.finetune.data import load_culture_sets
 
     out = runs["generate"][0]
     files = sorted((out / "sft").glob("*.jsonl"))
@@ -361,8 +361,8 @@ def test_a_killed_stage_worker_loses_and_repeats_no_unit(gen_run, engine, ray_se
     import pyarrow as pa
     from ray.util.state import list_actors
 
-    from cultura.pipelines.llm_stage import ExtractWorker, caller_settings, map_table
-    from cultura.pipelines.refine_schema import extraction_schema, unit_schema
+    from cultura.pipelines.refine.llm_stage import ExtractWorker, caller_settings, map_table
+    from cultura.pipelines.refine.schema import extraction_schema, unit_schema
 
     rows, manifest = read_generation(gen_run)
     lookup = seed_attitudes(manifest)

@@ -36,7 +36,7 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     from cultura.data.hofstede import resolve_country
     from cultura.errors import CulturaError
 
-    from cultura.pipelines.generate import resolve_cultures
+    from cultura.pipelines.generate.run import resolve_cultures
 
     resolve_country(country)
     if len(resolve_cultures(cultures.split(","))) < 2:

@@ -65,7 +65,7 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
     `cultura chat --adapter OUT/<name>` or by name with engine.adapter_registry=OUT.
     Exits 1 when some adapters failed.
     """
-    from cultura.pipelines.finetune import finetune as run_finetune
+    from cultura.pipelines.finetune.run import finetune as run_finetune
 
     config_args = pop_config_args(kwargs)
     prefix = "finetune."

@@ -52,7 +52,7 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     Every dialogue is written exactly once; a run stopped midway is finished with --resume.
     Exits 1 when some dialogues failed (they are not written; --resume retries them).
     """
-    from cultura.pipelines.generate import generate_dialogues
+    from cultura.pipelines.generate.run import generate_dialogues
 
     config_args = pop_config_args(kwargs)
     overrides = {

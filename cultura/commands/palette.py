@@ -85,7 +85,7 @@ def palette_data(prompts: str, out: str, limit: int | None, samples: int | None,
     Rows: query, continent, response (chosen), rejected_response (the other continents' chosen answers),
     plus the judge's ratings as audit columns.
     """
-    from cultura.pipelines.palette_data import synthesize_palette
+    from cultura.pipelines.palette_data.synthesize import synthesize_palette
 
     config = build_config(**pop_config_args(kwargs), **{
         "palette.max_distance": kwargs["max_distance"], "palette.max_tokens": kwargs["max_tokens"],

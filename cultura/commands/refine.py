@@ -49,7 +49,7 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
 
     Prints how many items survived each stage, per culture. Empty results are reported, not errors.
     """
-    from cultura.pipelines.refine import refine as run_refine
+    from cultura.pipelines.refine.run import refine as run_refine
 
     config_args = pop_config_args(kwargs)
     overrides = {

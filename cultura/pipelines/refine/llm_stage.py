@@ -54,8 +54,8 @@ class ExtractWorker:
         """Extract and parse the opinions of every unit in the batch (one engine call)."""
         import pyarrow as pa
 
-        from cultura.pipelines.opinions import extraction_messages, parse_opinions
-        from cultura.pipelines.refine_schema import extraction_schema
+        from cultura.pipelines.refine.opinions import extraction_messages, parse_opinions
+        from cultura.pipelines.refine.schema import extraction_schema
 
         units = batch.to_pylist()
         chats = [extraction_messages(u["country"], u["seed_text"], u["text"], self.max_chars) for u in units]
@@ -79,8 +79,8 @@ class VerifyWorker:
         """Label, rewrite and re-verify the batch's opinions (at most three engine calls)."""
         import pyarrow as pa
 
-        from cultura.pipelines.refine_schema import opinion_schema
-        from cultura.pipelines.verify import verify_opinions
+        from cultura.pipelines.refine.schema import opinion_schema
+        from cultura.pipelines.refine.verify import verify_opinions
 
         rows = batch.to_pylist()
         results = verify_opinions(rows, self.caller.ask, self.verify_tokens, self.rewrite_tokens, self.min_words)

@@ -1,7 +1,7 @@
 """Reading a generation run for refinement, with clear errors naming what is missing.
 
 A generation run is ``IN/manifest.json`` (stage ``generate``) and ``IN/dialogues/part-*.parquet`` (or
-``.jsonl``) in the dialogue schema of :mod:`cultura.pipelines.schema`. Only the columns refinement
+``.jsonl``) in the dialogue schema of :mod:`cultura.pipelines.generate.schema`. Only the columns refinement
 uses are read, so runs from older or newer generators work as long as those columns are there.
 """
 
@@ -43,7 +43,7 @@ def _check_parquet_schema(path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cultura.pipelines.schema import dialogue_schema
+    from cultura.pipelines.generate.schema import dialogue_schema
 
     try:
         schema = pq.read_schema(path)

@@ -84,7 +84,7 @@ def write_sft_sets(folder: str | os.PathLike, rows: Iterable[Mapping[str, Any]])
     """
     import pyarrow as pa
 
-    from cultura.pipelines.refine_schema import sft_schema
+    from cultura.pipelines.refine.schema import sft_schema
     from cultura.pipelines.writer import atomic_write_text
 
     by_culture: dict[str, list[dict[str, Any]]] = {}

@@ -71,7 +71,7 @@ def text_blocks(ids: Sequence[str], texts: Sequence[str], batch_size: int) -> An
     """
     import pyarrow as pa
 
-    from cultura.pipelines.llm_stage import blocks_of
+    from cultura.pipelines.refine.llm_stage import blocks_of
 
     order = sorted(range(len(ids)), key=lambda i: len(texts[i]))
     table = pa.table({"opinion_id": [ids[i] for i in order], "text": [texts[i] for i in order]})

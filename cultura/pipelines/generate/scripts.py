@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cultura.errors import ConfigError
-from cultura.pipelines.schema import SCRIPTS
+from cultura.pipelines.generate.schema import SCRIPTS
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``cultura finetune``: one LoRA adapter per culture (or continent), each trained as a Ray Train run.
 
 For every adapter, a ``ray.train.torch.TorchTrainer`` runs a Hugging Face ``Trainer`` on a peft LoRA
-model of the configured base model (:mod:`cultura.pipelines.lora_train`) on ``workers`` workers.
+model of the configured base model (:mod:`cultura.pipelines.finetune.lora_train`) on ``workers`` workers.
 The trainer evaluates first (the loss before training), then trains, evaluating and checkpointing
 ``evaluations`` times; ``RayTrainReportCallback`` hands each checkpoint to Ray Train, which keeps
 the best (lowest ``eval_loss``) and the latest under ``storage_path`` (a local folder, or a cloud
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError
-from cultura.pipelines.sft_data import SftSet
+from cultura.pipelines.finetune.data import SftSet
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on a CPU with the 135M default: a small LoRA on the attention projections.
@@ -113,7 +113,7 @@ def plan_finetune(config: Any, data: str | Path, per: str, out: str | Path,
     """
     from cultura.engines.adapters import validate_adapter_name
     from cultura.models import resolve_model
-    from cultura.pipelines.sft_data import load_sft_sets, split_rows, tokenize_rows
+    from cultura.pipelines.finetune.data import load_sft_sets, split_rows, tokenize_rows
 
     for name in only or ():
         validate_adapter_name(name)
@@ -189,7 +189,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
-    from cultura.pipelines.lora_train import build_trainer, load_lora_model, train_with_eval
+    from cultura.pipelines.finetune.lora_train import build_trainer, load_lora_model, train_with_eval
 
     entered = time.time()
     context = ray.train.get_context()

@@ -5,7 +5,7 @@ Two inputs, one output shape (a list of chat conversations per adapter):
 - ``--per culture``: the refinement output, ``DIR/sft/<culture>.jsonl`` (or ``.parquet``), one
   conversation a row in the OpenAI chat fine-tuning format (``{"messages": [...], "culture": ...}``).
 - ``--per continent``: a Cultural Palette dataset (``DIR/palette.parquet`` or ``.jsonl``, or the
-  published JSONL files), read with :func:`cultura.pipelines.palette_data.read_palette`, rows
+  published JSONL files), read with :func:`cultura.pipelines.palette_data.synthesize.read_palette`, rows
   ``{query, continent, response, rejected_response, ...}``; each row becomes the continent persona's
   system prompt, the query, and the chosen response (SFT on the preferred answers).
 
@@ -135,8 +135,8 @@ def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[Sft
 
 
 def _palette_files(data: Path) -> tuple[Path, list[Path]]:
-    """What :func:`cultura.pipelines.palette_data.read_palette` reads for ``data``: (source, files)."""
-    from cultura.pipelines.palette_data import PARQUET
+    """What :func:`cultura.pipelines.palette_data.synthesize.read_palette` reads for ``data``: (source, files)."""
+    from cultura.pipelines.palette_data.synthesize import PARQUET
 
     if data.is_dir() and (data / PARQUET).is_file():
         return data / PARQUET, [data / PARQUET]
@@ -154,7 +154,7 @@ def load_continent_sets(data: Path, only: Sequence[str] | None = None) -> list[S
     SFT on the chosen responses, with the continent persona's system prompt."""
     from cultura.data.hofstede import CONTINENTS
     from cultura.personas import continent_persona
-    from cultura.pipelines.palette_data import read_palette
+    from cultura.pipelines.palette_data.synthesize import read_palette
 
     source, files = _palette_files(data)
     wanted = {o.lower() for o in only or ()}

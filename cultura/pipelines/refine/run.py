@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError
-from cultura.pipelines.refine_input import read_generation, seed_attitudes
-from cultura.pipelines.refine_schema import SEED_COLUMNS
+from cultura.pipelines.refine.input import read_generation, seed_attitudes
+from cultura.pipelines.refine.schema import SEED_COLUMNS
 
 STAGES = ("generate", "verify", "diversify")
 OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.json", "sft")
@@ -94,7 +94,7 @@ def extraction_units(rows: Sequence[Mapping[str, Any]], attitudes: Callable[[str
     among the delegate turns. ``attitudes(seed_id, culture)`` supplies an attitude the row lacks.
     Dialogues without delegate text make no unit.
     """
-    from cultura.pipelines.opinions import delegate_text
+    from cultura.pipelines.refine.opinions import delegate_text
 
     units = []
     for row in rows:
@@ -196,7 +196,7 @@ def _count_verification(summary: RefineSummary, rows: Sequence[Mapping[str, Any]
 
 def _diversify(config: Any, summary: RefineSummary, rows: list[dict[str, Any]]) -> None:
     """Embed the verified opinions, cluster each culture, mark the representatives (in place)."""
-    from cultura.pipelines.diversify import cluster_cultures, embed_texts
+    from cultura.pipelines.refine.diversify import cluster_cultures, embed_texts
 
     r = config.refine
     keep = [row for row in rows if row["verified"]]
@@ -231,9 +231,9 @@ def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool 
 
     from cultura.actors.agents import stop_actors
     from cultura.actors.engine_actor import start_engine_actor
-    from cultura.pipelines.llm_stage import ExtractWorker, VerifyWorker, caller_settings, map_table
-    from cultura.pipelines.refine_schema import extraction_schema, opinion_schema, unit_schema
-    from cultura.pipelines.sft import atomic_write_parquet, write_sft_sets
+    from cultura.pipelines.refine.llm_stage import ExtractWorker, VerifyWorker, caller_settings, map_table
+    from cultura.pipelines.refine.schema import extraction_schema, opinion_schema, unit_schema
+    from cultura.pipelines.refine.sft import atomic_write_parquet, write_sft_sets
     from cultura.ray_utils import init_ray
 
     r = config.refine

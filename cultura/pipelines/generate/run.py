@@ -2,7 +2,7 @@
 
 The driver plans every dialogue (one row each: seed, culture, speakers with their system prompts,
 script) and gives each a deterministic id. The rows not yet written become a Ray Dataset;
-``map_batches`` runs them on an actor pool of :class:`~cultura.pipelines.dialogue.DialogueWorker`, which
+``map_batches`` runs them on an actor pool of :class:`~cultura.pipelines.generate.dialogue.DialogueWorker`, which
 advances all dialogues of a batch turn by turn with one batched call per agent per turn. The driver
 streams the finished rows into part files; failed dialogues are counted and left out, so
 ``resume=True`` retries them.
@@ -187,7 +187,7 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
     ``on_part`` is called with each part file once it is in place.
     """
     from cultura.data.seeds import load_seeds
-    from cultura.pipelines.schema import dialogue_schema
+    from cultura.pipelines.generate.schema import dialogue_schema
     from cultura.pipelines.writer import read_parts
 
     if limit is not None and limit < 1:
@@ -236,8 +236,8 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
     import ray
 
     from cultura.actors.agents import start_agents
-    from cultura.pipelines.dialogue import DialogueWorker
-    from cultura.pipelines.schema import dialogue_schema
+    from cultura.pipelines.generate.dialogue import DialogueWorker
+    from cultura.pipelines.generate.schema import dialogue_schema
     from cultura.ray_utils import init_ray
 
     gen = config.generate
@@ -286,7 +286,7 @@ def _tally(summary: GenerateSummary, batch: Any) -> Any:
     """Count a batch of finished rows into ``summary``; return its successful rows (dialogue schema)."""
     import pyarrow.compute as pc
 
-    from cultura.pipelines.schema import conform
+    from cultura.pipelines.generate.schema import conform
 
     failed = pc.is_valid(batch.column("error"))
     bad = batch.filter(failed)
@@ -324,7 +324,7 @@ def read_dialogues(out: str | Path, fmt: str | None = None) -> Any:
 
     ``fmt`` defaults to the format recorded in the run's manifest.
     """
-    from cultura.pipelines.schema import dialogue_schema
+    from cultura.pipelines.generate.schema import dialogue_schema
     from cultura.pipelines.writer import read_parts
 
     folder = OutputFolder(out, DIALOGUES, "generate")

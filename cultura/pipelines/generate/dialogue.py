@@ -19,7 +19,7 @@ from typing import Any
 
 from cultura.engines.base import Completion, SamplingParams
 from cultura.metrics import Metrics, counter, histogram
-from cultura.pipelines.scripts import TurnPlan, conversation_for, plan_turns
+from cultura.pipelines.generate.scripts import TurnPlan, conversation_for, plan_turns
 
 # agent key -> (conversations, system prompts, salt); the answer: agent key -> completions or the error.
 # The salt (step and first dialogue id) varies the sampling seed from call to call, reproducibly.
@@ -196,7 +196,7 @@ class DialogueWorker:
 
     def __call__(self, batch: Any) -> Any:
         """Arrow table of planned rows in, Arrow table of finished rows (``result_schema``) out."""
-        from cultura.pipelines.schema import result_schema, to_table
+        from cultura.pipelines.generate.schema import result_schema, to_table
 
         rows = run_dialogues(batch.to_pylist(), self.respond)
         record_metrics(rows)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from cultura.pipelines.opinions import parse_opinions
+from cultura.pipelines.refine.opinions import parse_opinions
 
 ENTAIL, CONTRADICT, IRRELEVANT = "Entail", "Contradict", "Irrelevant"
 LABELS = (ENTAIL, CONTRADICT, IRRELEVANT)

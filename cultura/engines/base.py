@@ -157,19 +157,21 @@ def check_request(request: ChatRequest) -> None:
                                  "surrogate); send UTF-8 text", "invalid_text", param) from None
 
 
-def check_context(prompt_tokens: int, max_tokens: int, window: int | None) -> None:
+def check_context(prompt_tokens: int, max_tokens: int, window: int | None, setting: str | None = None) -> None:
     """Raise :class:`InvalidRequest` when a prompt of ``prompt_tokens`` plus ``max_tokens`` new tokens
-    does not fit the model's context ``window`` (None: unknown, not checked)."""
+    does not fit the model's context ``window`` (None: unknown, not checked); ``setting`` names the
+    configuration that sets the window, if one does."""
     if window is not None and prompt_tokens + max_tokens > window:
         raise InvalidRequest(
             f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: together more than the "
-            f"model's context window of {window} tokens; shorten the messages or lower max_tokens",
-            "context_length_exceeded", "messages")
+            f"model's context window of {window} tokens; shorten the messages or lower max_tokens"
+            + (f" (or raise {setting})" if setting else ""), "context_length_exceeded", "messages")
 
 
-def checked_prompt(request: ChatRequest, prompt_ids: Any, window: int | None) -> list[int]:
+def checked_prompt(request: ChatRequest, prompt_ids: Any, window: int | None, setting: str | None = None) -> list[int]:
     """The token ids of ``request``'s chat-templated prompt (``prompt_ids(messages)``), once the
-    request passed :func:`check_request`, the model's chat template and :func:`check_context`."""
+    request passed :func:`check_request`, the model's chat template and :func:`check_context`
+    (``window`` and ``setting`` are passed to it)."""
     from jinja2 import TemplateError
 
     check_request(request)
@@ -178,7 +180,7 @@ def checked_prompt(request: ChatRequest, prompt_ids: Any, window: int | None) ->
     except TemplateError as exc:  # the template refuses this conversation (roles out of order, ...)
         raise InvalidRequest(f"the model's chat template refused the messages: {exc}", "invalid_messages",
                              "messages") from None
-    check_context(len(ids), request.sampling.max_tokens, window)
+    check_context(len(ids), request.sampling.max_tokens, window, setting)
     return ids
 
 

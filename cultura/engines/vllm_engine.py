@@ -349,7 +349,7 @@ class VllmEngine:
 
         jobs = []
         for r in requests:
-            ids = checked_prompt(r, self.prompt_ids, self.context_window)
+            ids = checked_prompt(r, self.prompt_ids, self.context_window, "engine.max_model_len")
             s = r.sampling
             params = VllmSampling(
                 n=1,

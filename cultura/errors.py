@@ -64,3 +64,10 @@ def clip(text: Any, limit: int = ECHO_CHARS) -> str:
     repeating what a client sent in an error message."""
     text = str(text)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def last_line(error: BaseException) -> str:
+    """The last non-empty line of an error's message (a Ray-wrapped error's first lines are its
+    traceback), or the error's type name when it has no message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

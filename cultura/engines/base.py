@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cultura.errors import CulturaError
+from cultura.errors import CulturaError, last_line
 
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 VALID_ROLES = ("system", "user", "assistant")
@@ -189,9 +189,9 @@ def failure_reason(exc: BaseException, limit: int = 300) -> str:
     (Ray wraps remote errors in long tracebacks; their ``cause`` is the original error)."""
     cause = getattr(exc, "cause", None)
     error = cause if isinstance(cause, BaseException) else exc
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[-1] if lines else ""
-    return (f"{type(error).__name__}: {text}" if text else type(error).__name__)[:limit]
+    text = last_line(error)
+    name = type(error).__name__
+    return (name if text == name else f"{name}: {text}")[:limit]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ray import serve
 from starlette.requests import Request  # at module level: FastAPI resolves the routes' annotations here
 
 from cultura.engines.base import SamplingParams, check_context, failure_reason
-from cultura.errors import CulturaError, UnknownNameError
+from cultura.errors import CulturaError, UnknownNameError, last_line
 from cultura.serve.cancel import cancel_in
 from cultura.serve.catalog import ModelRef, parse_model
 from cultura.serve.deployments import NoDraftsError, invalid_request
@@ -97,12 +97,12 @@ def api_error(exc: BaseException, request_id: str | None = None) -> ApiError:
     if refused is not None:
         return ApiError(400, str(refused), param=refused.param, code=refused.code)
     if isinstance(exc, NoDraftsError) or isinstance(cause, NoDraftsError):
-        return ApiError(503, _message(cause if isinstance(cause, NoDraftsError) else exc), "service_unavailable",
+        return ApiError(503, last_line(cause if isinstance(cause, NoDraftsError) else exc), "service_unavailable",
                         code="no_drafts")
     if isinstance(exc, UnknownNameError) and exc.kind == "country":
         return ApiError(400, str(exc), param="country", code="unknown_country")
     if isinstance(exc, CulturaError) or isinstance(cause, CulturaError):  # messages written for the user
-        return ApiError(400, _message(cause if isinstance(cause, CulturaError) else exc))
+        return ApiError(400, last_line(cause if isinstance(cause, CulturaError) else exc))
     if isinstance(exc, asyncio.TimeoutError):
         return ApiError(504, "the request timed out", "timeout", code="timeout")
     if isinstance(exc, (RayActorError, BackPressureError, DeploymentUnavailableError)):
@@ -111,12 +111,6 @@ def api_error(exc: BaseException, request_id: str | None = None) -> ApiError:
     log.error("request %s: unexpected error", request_id, exc_info=exc)
     return ApiError(500, f"internal error; the server log has the details under request id {request_id}",
                     "server_error", code="internal_error")
-
-
-def _message(error: BaseException) -> str:
-    """The last line of an error's message (a Ray-wrapped error's first lines are its traceback)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def _cancelled(exc: BaseException) -> bool:

@@ -40,7 +40,8 @@ from typing import Any
 
 from ray import serve
 
-from cultura.engines.base import ChatRequest, Completion, InvalidRequest, SamplingParams, failure_reason
+from cultura.engines.base import (ChatRequest, Completion, InvalidRequest, SamplingParams, checked_prompt,
+                                  failure_reason)
 from cultura.errors import CulturaError
 from cultura.serve.cancel import Calls, cancel_in
 from cultura.serve.metrics import SERVE_METRICS
@@ -103,8 +104,6 @@ class EngineDeployment:
         if prompt_ids is None:
             return None, None
         request = ChatRequest(tuple(messages), SamplingParams(max_tokens=1))
-        from cultura.engines.base import checked_prompt
-
         return len(checked_prompt(request, prompt_ids, None)), getattr(self.engine, "context_window", None)
 
     def info(self) -> dict[str, Any]:

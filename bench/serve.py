@@ -10,8 +10,14 @@ requests back to back for SECONDS (at most ``--max-load-requests``), and print r
 and errors. With ``--kill-continent NAME`` one replica of that ContinentAgent is killed a third of
 the way in; the errors after the kill and the seconds until Serve runs its successor are printed.
 
+``--abandon N`` measures abandoned work instead: the unloaded latency of ``--follow`` requests one
+after another, then N streaming requests (``--abandon-tokens`` each) whose clients hang up after
+their first chunk, then the latency of the ``--follow`` requests that come next; with the work
+cancelled down to the engine the two stay close.
+
     python bench/serve.py                          # default model, max_tokens 32, 12 requests per cell
     python bench/serve.py --load 60 --clients 8 --kill-continent Europe
+    python bench/serve.py --abandon 16             # 16 abandoned streams of 512 tokens, model base
     python bench/serve.py --url http://127.0.0.1:8000/v1 --api-key $CULTURA_API_KEY
 """
 
@@ -44,6 +50,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="load test: concurrent clients")
     parser.add_argument("--max-load-requests", type=int, default=2000, help="load test: bound on requests")
     parser.add_argument("--kill-continent", default=None, help="load test: kill this ContinentAgent's replica")
+    parser.add_argument("--abandon", type=int, default=0, help="abandon this many streams after their first chunk")
+    parser.add_argument("--abandon-model", default="base", help="abandon test: the model the streams ask")
+    parser.add_argument("--abandon-tokens", type=int, default=512, help="abandon test: max_tokens of each stream")
+    parser.add_argument("--follow", type=int, default=5, help="abandon test: requests timed before and after")
     return parser.parse_args()
 
 
@@ -132,6 +142,62 @@ def run_load(client, texts: list[str], args: argparse.Namespace, app_name: str |
               f"{replaced}; {sum(r is None for r in after)} errors among the {len(after)} requests sent after the kill")
 
 
+def abandon_stream(url: str, api_key: str, body: dict, timeout: float) -> bool:
+    """Send a streaming request, read its first chunk and hang up; True if a chunk came."""
+    import httpx
+
+    with httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {api_key}"}) as session:
+        with session.stream("POST", f"{url}/chat/completions", json=dict(body, stream=True)) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    return True
+    return False
+
+
+def run_abandon(client, url: str, texts: list[str], args: argparse.Namespace, app_name: str | None) -> None:
+    """``args.follow`` timed requests, ``args.abandon`` streams abandoned after their first chunk
+    (all at once), then ``args.follow`` timed requests again; prints both latencies side by side."""
+    model = args.abandon_model
+
+    def timed(i: int) -> float:
+        start = time.perf_counter()
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}],
+                                       max_tokens=args.max_tokens, extra_body={"country": args.country})
+        return time.perf_counter() - start
+
+    before = [timed(i) for i in range(args.follow)]
+    engine = engine_info(app_name)
+    bodies = [{"model": model, "messages": [{"role": "user", "content": f"Tell a very long story. {texts[i % len(texts)]}"}],
+               "max_tokens": args.abandon_tokens, "country": args.country} for i in range(args.abandon)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.abandon) as pool:
+        chunks = list(pool.map(lambda b: abandon_stream(url, args.api_key, b, args.timeout), bodies))
+    hung_up = time.perf_counter() - started
+    after = [timed(i) for i in range(args.follow)]
+    print(f"\nabandon: {sum(chunks)}/{args.abandon} streams of {model} (max_tokens {args.abandon_tokens}) hung up "
+          f"after their first chunk within {hung_up:.2f} s")
+    print(f"unloaded:           p50 {statistics.median(before):.2f} s, max {max(before):.2f} s "
+          f"({args.follow} requests, max_tokens {args.max_tokens})")
+    print(f"after the hang-ups: p50 {statistics.median(after):.2f} s, max {max(after):.2f} s "
+          f"({statistics.median(after) / statistics.median(before):.2f}x unloaded); first {after[0]:.2f} s")
+    now = engine_info(app_name)
+    if engine and now:
+        rows = now["decode"]["decode_rows"] - engine["decode"]["decode_rows"]
+        print(f"engine: {now['rows_cancelled'] - engine['rows_cancelled']} rows cancelled in its queue or decode loop, "
+              f"{rows} row-steps decoded in all (the abandoned streams alone would take up to "
+              f"{args.abandon * args.abandon_tokens})")
+
+
+def engine_info(app_name: str | None) -> dict | None:
+    """The Engine deployment's figures (``cultura.engines.describe``) when this script started the app."""
+    if not app_name:
+        return None
+    from ray import serve
+
+    info = serve.get_deployment_handle("Engine", app_name).info.remote().result()
+    return info if info.get("decode") else None
+
+
 def run_cell(client, model: str, texts: list[str], args: argparse.Namespace, concurrency: int) -> dict:
     """``args.requests`` requests to ``model`` with ``concurrency`` in flight: latencies, errors, wall time."""
     def one(i: int) -> float | None:
@@ -175,6 +241,9 @@ def main() -> None:
                                            max_tokens=args.max_tokens, extra_body={"country": args.country})
         if args.load:
             run_load(client, texts, args, app_name)
+            return
+        if args.abandon:
+            run_abandon(client, url, texts, args, app_name)
             return
         rows = []
         for concurrency in [int(c) for c in args.concurrency.split(",")]:

@@ -292,6 +292,10 @@ class ServeConfig(Section):
     api_key_env: str = Field("CULTURA_API_KEY", description="environment variable holding the API key")
     api_key: str | None = Field(None, repr=False, description="API key (prefer api_key_env); unset and no env: no key")
     max_prompt_chars: int = Field(16000, ge=1, description="characters of all messages together; more: HTTP 413")
+    max_prompt_tokens: int = Field(
+        2048, ge=1, description="tokens of all messages together, counted with the model's tokenizer and chat "
+        "template; more: HTTP 413 (a prompt plus max_tokens over the model's context window: HTTP 400)")
+    max_messages: int = Field(128, ge=1, description="messages in one request; more: HTTP 400")
     max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask for; more: HTTP 400")
     request_timeout_s: float = Field(120.0, gt=0, description="a request running longer gets HTTP 504")
     draft_timeout_s: float = Field(60.0, gt=0, description="a continent draft running longer is left out")

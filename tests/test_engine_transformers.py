@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import pytest
 
@@ -258,3 +260,62 @@ def test_adapter_folder_without_safetensors_is_refused(engine, tmp_path):
 def test_bad_messages_are_clear_errors(messages):
     with pytest.raises(CulturaError):
         ChatRequest.of(messages)
+
+
+# ----- a bad request fails alone; a caller that leaves stops its rows ---------------------------------
+def test_refused_requests_fail_alone_before_they_join_a_batch(engine):
+    from dataclasses import replace
+
+    from cultura.engines.base import Failure, InvalidRequest, generate_each
+
+    good = requests_for(QUESTIONS[:2], max_tokens=6)
+    huge_seed = replace(good[0].sampling, temperature=0.7)
+    object.__setattr__(huge_seed, "seed", 2**70)  # as a pickled object would arrive, past the constructor's check
+    poisons = {
+        "seed": ChatRequest(good[0].messages, huge_seed),
+        "messages": ChatRequest(({"role": "user", "content": "\ud800 tea"},), good[0].sampling),
+        "context_length_exceeded": requests_for(["word " * 9000], max_tokens=6)[0],
+    }
+    for expected, poison in poisons.items():
+        with pytest.raises(InvalidRequest) as refused:
+            run(engine.generate([poison]))
+        assert expected in (refused.value.param, refused.value.code)
+    results = run(generate_each(engine, [good[0], *poisons.values(), good[1]]))
+    assert [type(r).__name__ for r in results] == ["Completion", "Failure", "Failure", "Failure", "Completion"]
+    assert all(isinstance(r, Failure) and r.error.startswith("InvalidRequest") for r in results[1:4])
+
+
+def test_a_failed_batch_is_run_again_one_request_at_a_time(engine, tmp_path):
+    """A corrupt adapter passes the checks and fails inside the batch: only its request fails."""
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, "target_modules": ["q_proj"]}))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"not safetensors at all")
+    good = requests_for(QUESTIONS[:2], max_tokens=6)
+    expected = run(engine.generate(good))
+    retried = engine.batches_retried
+
+    async def together():
+        return await asyncio.gather(engine.generate(good[:1]), engine.generate(requests_for(["hi"], adapter=str(tmp_path))),
+                                    engine.generate(good[1:]), return_exceptions=True)
+
+    first, poison, second = run(together())
+    assert [first[0].text, second[0].text] == [c.text for c in expected]
+    assert isinstance(poison, Exception) and engine.batches_retried == retried + 1
+
+
+def test_cancelled_callers_leave_the_queue_and_the_decode_loop(engine):
+    long = requests_for([f"Tell a long story about the village number {i}." for i in range(4)], max_tokens=300)
+    before_rows, before_cancelled = engine.decode_stats.decode_rows, engine.rows_cancelled
+
+    async def abandon():
+        calls = [asyncio.ensure_future(engine.generate([r])) for r in long]
+        await asyncio.sleep(0.5)
+        for call in calls:
+            call.cancel()
+        start = time.perf_counter()
+        [answer] = await engine.generate(requests_for(QUESTIONS[:1], max_tokens=4))
+        return answer, time.perf_counter() - start
+
+    answer, seconds = run(abandon())
+    assert answer.text and engine.rows_cancelled - before_cancelled == 4
+    assert engine.decode_stats.decode_rows - before_rows < 4 * 300 / 4, "abandoned rows kept decoding"
+    assert seconds < 10

@@ -390,3 +390,43 @@ def test_a_killed_stage_worker_loses_and_repeats_no_unit(gen_run, engine, ray_se
     assert killed, "the extraction worker finished before it could be killed"
     ids = result["table"].column("unit_id").to_pylist()
     assert sorted(ids) == sorted(u["unit_id"] for u in units)
+
+
+# ----- one bad row fails alone ----------------------------------------------------------------------
+def test_a_row_whose_request_fails_is_written_with_its_reason_beside_the_rest(gen_run, engine):
+    """One extraction unit's prompt overflows the model's context window: that row is written with
+    the reason in ``error``, the other rows of its batch are extracted as usual."""
+    import pyarrow as pa
+
+    from cultura.pipelines.refine.llm_stage import ExtractWorker, caller_settings, map_table
+    from cultura.pipelines.refine.schema import extraction_schema, unit_schema
+
+    rows, manifest = read_generation(gen_run)
+    lookup = seed_attitudes(manifest)
+    units = extraction_units(rows, lambda s, c: lookup.get((s, c)))[:3]
+    poison = dict(units[0], unit_id="poison", seed_text="Why? " * 9000)  # ~18,000 tokens of question
+    caller, resources = caller_settings(config(), engine)
+    table = map_table(pa.Table.from_pylist([*units, poison], schema=unit_schema()), ExtractWorker,
+                      {"caller": caller, "max_tokens": 8, "max_chars": 4000, "min_words": 3}, extraction_schema(),
+                      workers=1, batch_size=4, resources=resources)
+    written = {r["unit_id"]: r for r in table.to_pylist()}
+    assert set(written) == {u["unit_id"] for u in units} | {"poison"}
+    assert written["poison"]["error"].startswith("InvalidRequest") and "context window" in written["poison"]["error"]
+    assert written["poison"]["finish_reason"] == "error" and written["poison"]["opinions"] == []
+    assert all(written[u["unit_id"]]["error"] is None and written[u["unit_id"]]["answer"] for u in units)
+
+
+def test_verification_ends_a_failed_opinion_alone():
+    from cultura.engines.base import Failure
+
+    items = [{"opinion": f"People in Germany value opinion {i}.", "seed_text": "Q?", "attitude": "Yes",
+              "country": "Germany"} for i in range(3)]
+
+    def ask(chats, max_tokens):  # the second chat's request fails in every step
+        return [Failure("InvalidRequest: too long") if "opinion 1" in chat[-1]["content"] else "ENTAIL"
+                for chat in chats]
+
+    results = verify_opinions(items, ask)
+    assert [r["decision"] for r in results] == ["kept", "failed", "kept"]
+    assert results[1]["error"] == "InvalidRequest: too long" and not results[1]["verified"]
+    assert results[0]["error"] is None and results[0]["verified"]

@@ -1,12 +1,11 @@
 """The Serve app over real HTTP with the official ``openai`` client: the default model, local Ray.
 
-One app for the whole module (started once, removed at the end). Traffic goes to 127.0.0.1 only;
-every load loop is bounded in count and time.
+The app is the session's (``serve_app`` in conftest.py, shared with test_serve_hostile.py). Traffic
+goes to 127.0.0.1 only; every load loop is bounded in count and time.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,41 +16,13 @@ import yaml
 
 from cultura.serve.replicas import replica_actor_names, replica_states, wait_for_replacement
 
-API_KEY = "test-key-7f3a"
-TOKENS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _config(port: int):
-    from cultura.config import load_config
-
-    fast_scaling = {"min_replicas": 1, "max_replicas": 2, "initial_replicas": 1, "target_ongoing_requests": 1,
-                    "upscale_delay_s": 0.5, "downscale_delay_s": 2, "look_back_period_s": 1.5}
-    return load_config(None, {
-        "engine_resources.num_cpus": 1, "sampling.max_tokens": TOKENS, "palette.max_tokens": TOKENS,
-        "serve.port": port, "serve.app_name": "cultura-test", "serve.api_key": API_KEY,
-        "serve.metrics_push_interval_s": 0.5, "serve.health_check_period_s": 2,
-        "serve.max_prompt_chars": 4000, "serve.max_tokens_limit": 256, "serve.culture.autoscaling": fast_scaling,
-    })
+from conftest import SERVE_API_KEY as API_KEY, SERVE_TOKENS as TOKENS
 
 
 @pytest.fixture(scope="module")
-def app(ray_session):
+def app(serve_app):
     """The running app: (config, base URL of the OpenAI API)."""
-    from ray import serve
-
-    from cultura.serve.app import start
-
-    config = _config(_free_port())
-    url = start(config)
-    yield config, url
-    serve.delete(config.serve.app_name)
-    serve.shutdown()
+    return serve_app
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +48,8 @@ def _user(text: str) -> list[dict[str, str]]:
 def _assert_openai_error(response, status: int, param: str | None = None) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"} and error["message"] and error["type"]
+    assert set(error) == {"message", "type", "param", "code", "request_id"} and error["message"] and error["type"]
+    assert error["request_id"] and response.headers["x-request-id"] == error["request_id"]
     assert "Traceback" not in error["message"]
     if param is not None:
         assert error["param"] == param

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message
+from cultura.engines.base import ChatRequest, Completion, Failure, Message, generate_each
 
 
 class EngineHost:
@@ -23,6 +23,11 @@ class EngineHost:
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete the requests (see :meth:`cultura.engines.base.Engine.generate`)."""
         return await self.engine.generate(requests)
+
+    async def generate_each(self, requests: Sequence[ChatRequest]) -> list[Completion | Failure]:
+        """Complete the requests, each on its own: a failing one gives a :class:`Failure` in its
+        place, the others their completions (see :func:`cultura.engines.base.generate_each`)."""
+        return await generate_each(self.engine, requests)
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str],
                             adapter: str | None = None) -> list[float]:

@@ -36,11 +36,15 @@ def create_engine(config, num_threads: int | None = None) -> Engine:
 
 
 def describe(engine: Engine) -> dict:
-    """The engine's kind, model and adapters; for the transformers engine also the batches and rows
-    it has run, its prefix cache's figures (entries, bytes, hits, misses, prompt tokens not re-read)
-    and the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`)."""
+    """The engine's kind, model, adapters and context window; for the transformers engine also the
+    batches and rows it has run, the rows dropped because their callers left, the failed batches run
+    again one request at a time, its prefix cache's figures (entries, bytes, hits, misses, prompt
+    tokens not re-read) and the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`)."""
     info = {"engine": engine.name, "model": engine.model, "adapters": engine.adapters(),
-            "batches_run": getattr(engine, "batches_run", None), "rows_run": getattr(engine, "rows_run", None)}
+            "context_window": getattr(engine, "context_window", None),
+            "batches_run": getattr(engine, "batches_run", None), "rows_run": getattr(engine, "rows_run", None),
+            "rows_cancelled": getattr(engine, "rows_cancelled", None),
+            "batches_retried": getattr(engine, "batches_retried", None)}
     cache = getattr(engine, "prefix_cache", None)
     if cache is not None:
         info["prefix_cache"] = cache.stats()

@@ -2,17 +2,62 @@
 
 Every engine (transformers, vllm, openai) implements :class:`Engine`. Requests are small value
 objects so they travel through Ray (pickled) and Ray Data rows (as dicts) unchanged.
+
+A request is checked on its own (:func:`check_request`) before it may join a batch, so a bad one
+fails alone with :class:`InvalidRequest`; :func:`generate_each` runs requests so that one failure
+leaves the others' completions intact (the pipelines' Ray Data batches use it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from cultura.errors import CulturaError, last_line
+
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 VALID_ROLES = ("system", "user", "assistant")
+SEED_RANGE = (-(2**63), 2**63 - 1)  # a signed 64-bit integer: what torch, vLLM and OpenAI clients take
+
+
+class InvalidRequest(CulturaError):
+    """A request an engine refuses on its own (a sampling value, its text, its length): it fails
+    alone, before it joins a batch. ``code`` and ``param`` say what to fix (an HTTP API's error code)."""
+
+    def __init__(self, message: str, code: str = "invalid_request", param: str | None = None):
+        super().__init__(message)
+        self.code, self.param = code, param
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps code and param through Ray's pickling
+        return type(self), (str(self), self.code, self.param)
+
+
+def sampling_problem(sampling: Any) -> str | None:
+    """What is wrong with a sampling value (``max_tokens``, ``temperature``, ``top_p``, ``seed``,
+    ``stop``), or None. Checked again by the engines: a pickled object skips its constructor."""
+    max_tokens, temperature, top_p, seed = sampling.max_tokens, sampling.temperature, sampling.top_p, sampling.seed
+    if not _is_int(max_tokens) or max_tokens < 1:
+        return f"sampling.max_tokens must be an integer >= 1, got {max_tokens!r}"
+    if not _is_real(temperature) or not 0 <= temperature < math.inf:
+        return f"sampling.temperature must be a finite number >= 0, got {temperature!r}"
+    if not _is_real(top_p) or not 0 < top_p <= 1:
+        return f"sampling.top_p must be in (0, 1], got {top_p!r}"
+    if seed is not None and (not _is_int(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]):
+        return f"sampling.seed must be a 64-bit signed integer, got {str(seed)[:40]}"
+    if not isinstance(sampling.stop, (tuple, list)) or not all(isinstance(s, str) and s for s in sampling.stop):
+        return "sampling.stop must be non-empty strings"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -28,12 +73,9 @@ class SamplingParams:
     def __post_init__(self) -> None:
         from cultura.errors import ConfigError
 
-        if self.max_tokens < 1:
-            raise ConfigError(f"sampling.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"sampling.temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        problem = sampling_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
     @property
     def greedy(self) -> bool:
@@ -89,6 +131,90 @@ def validate_messages(messages: Sequence[Message]) -> None:
             raise CulturaError(f"messages[{i}].content must be a string")
     if messages[-1]["role"] == "assistant":
         raise CulturaError("the last message must be from the user or the system, not the assistant")
+
+
+def check_request(request: ChatRequest) -> None:
+    """Raise :class:`InvalidRequest` unless ``request`` can run: a well-formed chat, sampling values
+    in range, and every text (messages, stop strings, adapter) encodable as UTF-8 (a lone surrogate
+    such as ``"\\ud800"`` would fail the tokenizer inside a batch)."""
+    try:
+        validate_messages(request.messages)
+    except InvalidRequest:
+        raise
+    except CulturaError as exc:
+        raise InvalidRequest(str(exc), "invalid_messages", "messages") from None
+    problem = sampling_problem(request.sampling)
+    if problem:
+        raise InvalidRequest(problem, "invalid_sampling", problem.split(" ", 1)[0].removeprefix("sampling."))
+    if request.adapter is not None and not isinstance(request.adapter, str):
+        raise InvalidRequest("adapter must be a name or a folder", "invalid_adapter", "adapter")
+    texts = [("messages", m["content"]) for m in request.messages] + [("stop", s) for s in request.sampling.stop]
+    for param, text in texts + ([("adapter", request.adapter)] if request.adapter else []):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(f"{param}: the text is not valid Unicode (character {exc.start} is a lone "
+                                 "surrogate); send UTF-8 text", "invalid_text", param) from None
+
+
+def check_context(prompt_tokens: int, max_tokens: int, window: int | None, setting: str | None = None) -> None:
+    """Raise :class:`InvalidRequest` when a prompt of ``prompt_tokens`` plus ``max_tokens`` new tokens
+    does not fit the model's context ``window`` (None: unknown, not checked); ``setting`` names the
+    configuration that sets the window, if one does."""
+    if window is not None and prompt_tokens + max_tokens > window:
+        raise InvalidRequest(
+            f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: together more than the "
+            f"model's context window of {window} tokens; shorten the messages or lower max_tokens"
+            + (f" (or raise {setting})" if setting else ""), "context_length_exceeded", "messages")
+
+
+def checked_prompt(request: ChatRequest, prompt_ids: Any, window: int | None, setting: str | None = None) -> list[int]:
+    """The token ids of ``request``'s chat-templated prompt (``prompt_ids(messages)``), once the
+    request passed :func:`check_request`, the model's chat template and :func:`check_context`
+    (``window`` and ``setting`` are passed to it)."""
+    from jinja2 import TemplateError
+
+    check_request(request)
+    try:
+        ids = list(prompt_ids(request.messages))
+    except TemplateError as exc:  # the template refuses this conversation (roles out of order, ...)
+        raise InvalidRequest(f"the model's chat template refused the messages: {exc}", "invalid_messages",
+                             "messages") from None
+    check_context(len(ids), request.sampling.max_tokens, window, setting)
+    return ids
+
+
+def failure_reason(exc: BaseException, limit: int = 300) -> str:
+    """A one-line reason for a failed request: the error's type and the last line of its message
+    (Ray wraps remote errors in long tracebacks; their ``cause`` is the original error)."""
+    cause = getattr(exc, "cause", None)
+    error = cause if isinstance(cause, BaseException) else exc
+    text = last_line(error)
+    name = type(error).__name__
+    return (name if text == name else f"{name}: {text}")[:limit]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request that failed on its own, in place of its completion: why (see :func:`failure_reason`)."""
+
+    error: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        """The failure of ``exc``."""
+        return cls(failure_reason(exc))
+
+
+async def generate_each(engine: Any, requests: Sequence[ChatRequest]) -> list[Completion | Failure]:
+    """Complete every request on its own: a request that fails gives a :class:`Failure` in its place
+    and the others complete. The calls are in flight together, so they still share the engine's
+    batches (and the transformers engine retries a failed batch one request at a time)."""
+    results = await asyncio.gather(*(engine.generate([r]) for r in requests), return_exceptions=True)
+    for result in results:
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+    return [Failure.of(r) if isinstance(r, BaseException) else r[0] for r in results]
 
 
 @runtime_checkable

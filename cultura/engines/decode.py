@@ -6,7 +6,8 @@ gaps), joins the groups into one batch, then generates one token per row per ste
 own random generator (so a seeded request gives the same answer whatever it is batched with), stops
 at its own ``max_tokens``, end-of-sequence token or stop string, and leaves the batch when a quarter
 of the batch has finished, so long answers do not drag finished rows along. With ``keep_states`` a
-finished row hands back the key/value states of every token it read, for the prefix cache.
+finished row hands back the key/value states of every token it read, for the prefix cache. A row
+whose caller has gone (``cancelled``) ends at the next step with finish reason ``cancelled``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from cultura.engines.base import SamplingParams
 from cultura.engines.prefix_cache import CachedPrefix
+
+CANCELLED = "cancelled"  # the finish reason of a row whose caller went away
 
 
 @dataclass
@@ -53,6 +56,7 @@ class DecodeStats:
     decode_steps: int = 0
     decode_rows: int = 0
     decode_seconds: float = 0.0
+    rows_cancelled: int = 0
 
     def as_dict(self) -> dict[str, float]:
         """Plain values, seconds rounded."""
@@ -180,12 +184,14 @@ class _Batch:
 
 def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: int, use_adapters: bool,
            keep_states: bool = False, stopped: Callable[[int, list[int]], bool] | None = None,
-           stats: DecodeStats | None = None) -> list[DecodeOutput]:
+           stats: DecodeStats | None = None, cancelled: Callable[[int], bool] | None = None) -> list[DecodeOutput]:
     """Generate a continuation for every row; the i-th output answers the i-th row.
 
     ``use_adapters``: ``model`` is a peft model and every row's ``adapter`` names one of its adapters
     (or its base-model alias). ``stopped(i, new_ids)`` says whether row i hit one of its stop strings.
-    ``stats`` gathers the loop's totals.
+    ``cancelled(i)``, asked at every step, says whether row i's caller has gone: the row then ends
+    with finish reason ``cancelled`` (no states kept) and leaves the batch. ``stats`` gathers the
+    loop's totals.
     """
     import torch
 
@@ -200,6 +206,10 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
         for slot, (i, token) in enumerate(zip(batch.rows, chosen)):
             if outputs[i] is not None:  # finished earlier, still in the batch
                 continue
+            if cancelled is not None and cancelled(i):
+                outputs[i] = DecodeOutput(sampled[i], CANCELLED, rows[i].ids + sampled[i])
+                stats.rows_cancelled += 1
+                continue
             sampled[i].append(token)
             reason = _finish_reason(token, sampled[i], rows[i], eos_ids, stopped, i)
             if reason is None:
@@ -212,8 +222,10 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
             break
         tokens = torch.tensor(chosen, dtype=torch.long)
         # finished rows leave once they are a quarter of the batch: selecting rows copies the whole
-        # cache, so doing it for every single finished row would cost more than it saves
-        if (len(batch.rows) - len(live)) * 4 >= len(batch.rows):
+        # cache, so doing it for every single finished row would cost more than it saves; cancelled
+        # rows leave at once (a batch of abandoned rows would otherwise run to its longest max_tokens)
+        gone = any(outputs[i] is not None and outputs[i].finish_reason == CANCELLED for i in batch.rows)
+        if gone or (len(batch.rows) - len(live)) * 4 >= len(batch.rows):
             batch.keep(live)
             tokens = tokens[torch.tensor(live, dtype=torch.long)]
         still = torch.tensor([outputs[i] is None for i in batch.rows], dtype=batch.mask.dtype)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, check_request, validate_messages
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
@@ -45,7 +45,7 @@ class OpenAIEngine:
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Send every request concurrently (bounded) and return the completions in order."""
         for r in requests:
-            validate_messages(r.messages)
+            check_request(r)
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def _one(self, request: ChatRequest) -> Completion:

@@ -6,24 +6,33 @@ sampling settings, resumed from the longest prefix of its prompt whose key/value
 still holds (:mod:`cultura.engines.prefix_cache`; a dialogue's next turn re-reads only the new
 messages). Batches may mix adapters: peft applies a different LoRA (or none) to each row. All
 model work runs on one worker thread so torch never competes with itself for the CPUs.
+
+One request fails alone: each is checked and tokenized when it arrives (a bad value, text that is
+not UTF-8, or a prompt that with ``max_tokens`` overflows the model's context window is refused at
+once), and a batch that still fails is run again one request at a time. A request whose caller
+went away (its awaiting task was cancelled: a client hung up, a deadline passed) leaves the queue,
+or the decode loop at its next step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from cultura.engines.adapters import resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
-from cultura.engines.decode import DecodeOutput, DecodeRow, DecodeStats, decode
+from cultura.engines.base import ChatRequest, Completion, Message, checked_prompt, validate_messages
+from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
+log = logging.getLogger(__name__)
 
 
 def available_cpus() -> int:
@@ -36,8 +45,17 @@ def available_cpus() -> int:
 
 @dataclass
 class _Pending:
+    """A request in the queue: its prompt's token ids, the caller's future, and a flag the decode
+    thread reads to drop the row once the caller is gone."""
+
     request: ChatRequest
+    ids: list[int]
     future: asyncio.Future = field(repr=False)
+    gone: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def watch(self) -> None:
+        """Raise the ``gone`` flag when the future is cancelled (the caller went away)."""
+        self.future.add_done_callback(lambda f: self.gone.set() if f.cancelled() else None)
 
 
 class TransformersEngine:
@@ -66,6 +84,8 @@ class TransformersEngine:
             path, dtype=dtype, trust_remote_code=config.trust_remote_code, use_safetensors=True
         )
         self._model.eval()
+        # the longest prompt plus answer the model's positions cover (None: the config does not say)
+        self.context_window: int | None = getattr(self._model.config, "max_position_embeddings", None)
         self.packed_layers = pack_linear_layers(self._model) if config.packed_linear else 0
         eos = self.tokenizer.eos_token_id
         self._eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
@@ -78,6 +98,8 @@ class TransformersEngine:
         self._worker: asyncio.Task | None = None
         self.batches_run = 0
         self.rows_run = 0
+        self.rows_cancelled = 0  # requests dropped from the queue or the decode loop: their callers left
+        self.batches_retried = 0  # failed batches run again one request at a time
         self.decode_stats = DecodeStats()
 
     # ----- adapters -------------------------------------------------------------------------
@@ -110,66 +132,95 @@ class TransformersEngine:
         """The chat-templated prompt text for ``messages``, ending where the assistant speaks."""
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat-templated prompt."""
+        return list(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
     # ----- generation -----------------------------------------------------------------------
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        """Complete every request; concurrent callers share batches."""
-        for r in requests:
-            validate_messages(r.messages)
+        """Complete every request; concurrent callers share batches. Each request is checked before
+        it joins the queue; cancelling the call drops its requests from the queue and the decode loop."""
+        prompts = [checked_prompt(r, self.prompt_ids, self.context_window) for r in requests]
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._batch_loop())
         loop = asyncio.get_running_loop()
-        pending = [_Pending(r, loop.create_future()) for r in requests]
+        pending = [_Pending(r, ids, loop.create_future()) for r, ids in zip(requests, prompts)]
         for p in pending:
+            p.watch()
             self._queue.put_nowait(p)
         return list(await asyncio.gather(*(p.future for p in pending)))
+
+    def _live(self, batch: list[_Pending]) -> list[_Pending]:
+        """The requests of ``batch`` whose callers still wait (the others are counted as cancelled)."""
+        live = [p for p in batch if not p.future.done()]
+        self.rows_cancelled += len(batch) - len(live)
+        return live
 
     async def _batch_loop(self) -> None:
         queue = self._queue
         wait_s = self.config.batch_wait_ms / 1000.0
+        loop = asyncio.get_running_loop()
         while True:
-            first = await queue.get()
-            batch = [first]
-            deadline = asyncio.get_running_loop().time() + wait_s
+            batch = self._live([await queue.get()])
+            deadline = loop.time() + wait_s
             while len(batch) < self.config.max_batch_size:
-                timeout = deadline - asyncio.get_running_loop().time()
+                timeout = deadline - loop.time()
                 if timeout <= 0:
                     while not queue.empty() and len(batch) < self.config.max_batch_size:
-                        batch.append(queue.get_nowait())
+                        batch += self._live([queue.get_nowait()])
                     break
                 try:
-                    batch.append(await asyncio.wait_for(queue.get(), timeout))
+                    batch += self._live([await asyncio.wait_for(queue.get(), timeout)])
                 except asyncio.TimeoutError:
                     break
+            batch = self._live(batch)
+            if not batch:
+                continue
             try:
-                results = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._generate_batch, [p.request for p in batch]
-                )
-            except Exception as exc:  # deliver the failure to every caller of this batch
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
+                results = await loop.run_in_executor(self._executor, self._generate_batch, batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc=exc)
+                    continue
+                # one request may have failed them all: each alone, so only the culprit fails
+                log.warning("a batch of %d requests failed (%s); running each alone", len(batch), exc)
+                self.batches_retried += 1
+                for p in self._live(batch):
+                    try:
+                        [result] = await loop.run_in_executor(self._executor, self._generate_batch, [p])
+                    except Exception as alone:
+                        _settle(p, exc=alone)
+                    else:
+                        _settle(p, result)
                 continue
             for p, result in zip(batch, results):
-                if not p.future.done():
-                    p.future.set_result(result)
+                _settle(p, result)
 
-    def _generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
-        """Decode one batch of requests, resuming each from its longest cached prompt prefix."""
+    def _generate_batch(self, batch: list[_Pending]) -> list[Completion | None]:
+        """Decode one batch of requests, resuming each from its longest cached prompt prefix. A row
+        whose caller left stops at the next step and gives None."""
         self.batches_run += 1
-        self.rows_run += len(requests)
+        self.rows_run += len(batch)
+        requests = [p.request for p in batch]
         adapter_names = [self._ensure_adapter(r.adapter) if r.adapter else BASE for r in requests]
-        prompts = self.tokenizer([self.render(r.messages) for r in requests], add_special_tokens=False)["input_ids"]
-        rows = [DecodeRow(ids, r.sampling, name, self.prefix_cache.lookup(name, ids))
-                for ids, r, name in zip(prompts, requests, adapter_names)]
+        rows = [DecodeRow(p.ids, p.request.sampling, name, self.prefix_cache.lookup(name, p.ids))
+                for p, name in zip(batch, adapter_names)]
         outputs = decode(self._model, rows, eos_ids=self._eos_ids, pad_id=self.tokenizer.pad_token_id,
                          use_adapters=bool(self._loaded_adapters), keep_states=self.prefix_cache.max_bytes > 0,
                          stats=self.decode_stats,
-                         stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0)
-        for row, out in zip(rows, outputs):
+                         stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0,
+                         cancelled=lambda i: batch[i].gone.is_set())
+        completions: list[Completion | None] = []
+        for row, out, r in zip(rows, outputs, requests):
+            if out.finish_reason == CANCELLED:
+                self.rows_cancelled += 1
+                completions.append(None)
+                continue
             if out.layers is not None:
                 self.prefix_cache.store(row.adapter, out.read_ids, out.layers, resumed_from=row.prefix)
-        return [self._to_completion(out, len(row.ids), r) for out, row, r in zip(outputs, rows, requests)]
+            completions.append(self._to_completion(out, len(row.ids), r))
+        return completions
 
     def _to_completion(self, out: DecodeOutput, prompt_tokens: int, request: ChatRequest) -> Completion:
         text = self.tokenizer.decode(out.new_ids, skip_special_tokens=True)
@@ -226,6 +277,16 @@ class TransformersEngine:
             self._worker = None
         self._executor.shutdown(wait=False)
         self._model = None
+
+
+def _settle(pending: _Pending, result: Completion | None = None, exc: BaseException | None = None) -> None:
+    """Hand ``result`` (or ``exc``) to the caller, unless it has gone."""
+    if pending.future.done():
+        return
+    if exc is not None:
+        pending.future.set_exception(exc)
+    elif result is not None:
+        pending.future.set_result(result)
 
 
 def _peft_safe_name(name: str) -> str:

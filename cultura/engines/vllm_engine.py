@@ -11,7 +11,10 @@ How it works:
   from any event loop (a Ray async actor, ``asyncio.run`` called many times by a CLI, a test).
   Every request is its own vLLM request; vLLM's scheduler batches whatever is in flight.
 - Prompts are chat-templated with the model's tokenizer here and sent as token ids, so the prompt
-  token count is exact and option scoring sees the very tokens it scores.
+  token count is exact and option scoring sees the very tokens it scores. Each request is checked
+  on its own first (values, UTF-8 text, prompt plus ``max_tokens`` within ``max_model_len``).
+- A call whose awaiting task is cancelled (the caller left, a deadline passed) cancels its tasks
+  on the engine's loop, and vLLM aborts their requests (``AsyncLLM.generate`` aborts on cancellation).
 - Adapters are LoRA folders (PEFT format) named in the config, the adapter registry or at run time;
   each becomes a ``LoRARequest`` with a stable integer id and is loaded by vLLM on first use.
 - On CPU, LoRA wraps only the decoder's linear layers (``CPU_LORA_TARGETS`` plus whatever the known
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.engines.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, checked_prompt, validate_messages
 from cultura.errors import CulturaError
 
 log = logging.getLogger(__name__)
@@ -154,6 +157,7 @@ class VllmEngine:
         self.config = config
         self.model = config.model
         self.model_path = resolve_model(config.model)
+        self.context_window = config.max_model_len
         self.num_threads = num_threads
         self.enable_lora = enable_lora
         self._known: dict[str, str] = {}
@@ -345,9 +349,7 @@ class VllmEngine:
 
         jobs = []
         for r in requests:
-            validate_messages(r.messages)
-            ids = self.prompt_ids(r.messages)
-            self._check_length(len(ids))
+            ids = checked_prompt(r, self.prompt_ids, self.context_window, "engine.max_model_len")
             s = r.sampling
             params = VllmSampling(
                 n=1,

@@ -106,7 +106,7 @@ def build_app(config: Any) -> Any:
     key = api_key(config)
     settings = IngressSettings(
         api_key_sha256=hash_key(key) if key else None, max_prompt_chars=s.max_prompt_chars,
-        max_tokens_limit=s.max_tokens_limit, request_timeout_s=s.request_timeout_s,
+        max_prompt_tokens=s.max_prompt_tokens, max_messages=s.max_messages, max_tokens_limit=s.max_tokens_limit, request_timeout_s=s.request_timeout_s,
         default_max_tokens=config.sampling.max_tokens, palette_max_tokens=p.max_tokens,
         temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed,
         draft_temperature=p.temperature, meta_temperature=p.meta_temperature, blend=p.blend,

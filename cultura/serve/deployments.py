@@ -25,22 +25,29 @@ culture would hold a mostly idle base model per culture.
 
 **Failure tolerance.** The Meta Agent awaits each draft with ``serve.draft_timeout_s``; a continent
 agent that fails, dies or times out is left out, the answer is built from the remaining drafts and
-the response names the missing continents with the reason. Serve replaces dead replicas.
+the response names the missing continents with the reason (an internal error's text stays in the
+log). Serve replaces dead replicas. A draft that times out, or whose request's client left, is
+cancelled down to the engine, which drops its row from the decode loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ray import serve
 
-from cultura.engines.base import ChatRequest, Completion, SamplingParams
+from cultura.engines.base import (ChatRequest, Completion, InvalidRequest, SamplingParams, checked_prompt,
+                                  failure_reason)
 from cultura.errors import CulturaError
+from cultura.serve.cancel import Calls, cancel_in
 from cultura.serve.metrics import SERVE_METRICS
 from cultura.serve.openai_api import Conversation
+
+log = logging.getLogger("ray.serve")
 
 
 class NoDraftsError(CulturaError):
@@ -57,15 +64,17 @@ class EngineClient:
 
             self._engine = create_engine(engine_config, num_threads=num_threads)
 
-    async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        """Complete the requests (see :meth:`cultura.engines.base.Engine.generate`)."""
+    async def generate(self, requests: Sequence[ChatRequest], request_id: str | None = None) -> list[Completion]:
+        """Complete the requests (see :meth:`cultura.engines.base.Engine.generate`) as part of the
+        HTTP request ``request_id`` (see :mod:`cultura.serve.cancel`)."""
         if self._engine is not None:
             return await self._engine.generate(list(requests))
-        return await self._handle.generate.remote(list(requests))
+        return await self._handle.generate.remote(list(requests), request_id)
 
-    async def one(self, messages: list[dict[str, str]], sampling: SamplingParams, adapter: str | None) -> Completion:
+    async def one(self, messages: list[dict[str, str]], sampling: SamplingParams, adapter: str | None,
+                  request_id: str | None = None) -> Completion:
         """Complete one chat."""
-        [completion] = await self.generate([ChatRequest(tuple(messages), sampling, adapter)])
+        [completion] = await self.generate([ChatRequest(tuple(messages), sampling, adapter)], request_id)
         return completion
 
 
@@ -77,10 +86,25 @@ class EngineDeployment:
         from cultura.engines import create_engine
 
         self.engine = create_engine(engine_config, num_threads=num_threads)
+        self.calls = Calls()
 
-    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
-        """Complete the requests."""
-        return await self.engine.generate(requests)
+    async def generate(self, requests: list[ChatRequest], request_id: str | None = None) -> list[Completion]:
+        """Complete the requests (part of the HTTP request ``request_id``, when given)."""
+        with self.calls.track(request_id):
+            return await self.engine.generate(requests)
+
+    def cancel(self, request_id: str) -> int:
+        """Cancel the calls of ``request_id`` (the engine drops their rows); see :mod:`cultura.serve.cancel`."""
+        return self.calls.cancel(request_id)
+
+    def measure(self, messages: list[dict[str, str]]) -> tuple[int | None, int | None]:
+        """``(prompt tokens, context window)`` of ``messages`` as the model reads them (chat template
+        included); ``(None, None)`` for an engine without a local tokenizer (``openai``)."""
+        prompt_ids = getattr(self.engine, "prompt_ids", None)
+        if prompt_ids is None:
+            return None, None
+        request = ChatRequest(tuple(messages), SamplingParams(max_tokens=1))
+        return len(checked_prompt(request, prompt_ids, None)), getattr(self.engine, "context_window", None)
 
     def info(self) -> dict[str, Any]:
         """What :func:`cultura.engines.describe` says of the engine."""
@@ -120,17 +144,24 @@ class ContinentAgent:
         self.persona = continent_persona(continent, adapter)
         self.continent = self.persona.key.split(":", 1)[1]
         self.client = EngineClient(engine, engine_config, num_threads)
+        self.calls = Calls()
 
-    async def draft(self, conv: Conversation, country: str | None, sampling: SamplingParams) -> Completion:
+    async def draft(self, conv: Conversation, country: str | None, sampling: SamplingParams,
+                    request_id: str | None = None) -> Completion:
         """This continent's draft answer to the conversation's question (for a target country)."""
         from cultura.palette.meta import draft_messages
 
-        start = time.perf_counter()
-        messages = conv.frame(draft_messages(conv.prompt, self.continent, country))
-        completion = await self.client.one(messages, sampling, self.persona.adapter)
-        SERVE_METRICS.observe("serve_stage_seconds", time.perf_counter() - start, stage="draft",
-                              continent=self.continent)
-        return completion
+        with self.calls.track(request_id):
+            start = time.perf_counter()
+            messages = conv.frame(draft_messages(conv.prompt, self.continent, country))
+            completion = await self.client.one(messages, sampling, self.persona.adapter, request_id)
+            SERVE_METRICS.observe("serve_stage_seconds", time.perf_counter() - start, stage="draft",
+                                  continent=self.continent)
+            return completion
+
+    def cancel(self, request_id: str) -> int:
+        """Cancel the drafts of ``request_id``; see :mod:`cultura.serve.cancel`."""
+        return self.calls.cancel(request_id)
 
 
 @serve.deployment
@@ -141,6 +172,7 @@ class CultureAgent:
                  num_threads: int | None = None, models_per_replica: int = 8):
         self.adapters = dict(adapters)
         self.client = EngineClient(engine, engine_config, num_threads)
+        self.calls = Calls()
 
         async def load_culture(culture: str) -> Any:  # Serve keeps its LRU cache on a plain function
             return await self._persona(culture)
@@ -157,10 +189,16 @@ class CultureAgent:
             await self.client.one(persona.messages("Hello"), SamplingParams(max_tokens=1), persona.adapter)
         return persona
 
-    async def respond(self, conv: Conversation, sampling: SamplingParams) -> Completion:
+    async def respond(self, conv: Conversation, sampling: SamplingParams, request_id: str | None = None) -> Completion:
         """The culture agent's answer; the culture is the request's multiplexed model id."""
-        persona = await self._load(serve.get_multiplexed_model_id())
-        return await self.client.one(conv.frame(persona.messages(conv.prompt)), sampling, persona.adapter)
+        with self.calls.track(request_id):
+            persona = await self._load(serve.get_multiplexed_model_id())
+            return await self.client.one(conv.frame(persona.messages(conv.prompt)), sampling, persona.adapter,
+                                         request_id)
+
+    def cancel(self, request_id: str) -> int:
+        """Cancel the answers of ``request_id``; see :mod:`cultura.serve.cancel`."""
+        return self.calls.cancel(request_id)
 
 
 @serve.deployment
@@ -174,36 +212,58 @@ class MetaAgent:
 
     def __init__(self, agents: dict[str, Any], engine: Any, blend: str, draft_timeout_s: float):
         self.agents, self.blend, self.draft_timeout_s = dict(agents), blend, float(draft_timeout_s)
+        self.engine = engine
         self.client = EngineClient(engine)
+        self.calls = Calls()
 
-    async def _draft(self, continent: str, conv: Conversation, country: str | None,
-                     sampling: SamplingParams) -> Completion:
-        return await asyncio.wait_for(self.agents[continent].draft.remote(conv, country, sampling),
-                                      timeout=self.draft_timeout_s)
+    async def _draft(self, continent: str, conv: Conversation, country: str | None, sampling: SamplingParams,
+                     request_id: str | None) -> Completion:
+        part = f"{request_id}/{continent}" if request_id else None
+        try:
+            return await asyncio.wait_for(self.agents[continent].draft.remote(conv, country, sampling, part),
+                                          timeout=self.draft_timeout_s)
+        except asyncio.TimeoutError:
+            if part:  # stop the late draft's work too, not only the wait for it
+                cancel_in([self.agents[continent], self.engine], part)
+            raise
 
     async def collect_drafts(self, continents: Sequence[str], conv: Conversation, country: str | None,
-                             sampling: SamplingParams) -> tuple[dict[str, Completion], dict[str, str]]:
+                             sampling: SamplingParams,
+                             request_id: str | None = None) -> tuple[dict[str, Completion], dict[str, str]]:
         """Drafts of ``continents`` in parallel: ``(completions, missing)``, ``missing`` mapping each
         continent that failed or timed out to the reason."""
-        results = await asyncio.gather(*(self._draft(c, conv, country, sampling) for c in continents),
+        results = await asyncio.gather(*(self._draft(c, conv, country, sampling, request_id) for c in continents),
                                        return_exceptions=True)
         drafts, missing = {}, {}
         for continent, result in zip(continents, results):
             if isinstance(result, Completion):
                 drafts[continent] = result
                 continue
-            reason = (f"timed out after {self.draft_timeout_s:g} s" if isinstance(result, asyncio.TimeoutError)
-                      else f"failed: {short_error(result)}")
-            missing[continent] = reason
+            if isinstance(result, asyncio.CancelledError):  # the request itself was cancelled
+                raise result
+            missing[continent] = draft_failure(continent, result, self.draft_timeout_s)
             SERVE_METRICS.inc("serve_drafts_skipped", continent=continent,
                               reason="timeout" if isinstance(result, asyncio.TimeoutError) else "error")
+        if not drafts:
+            refused = [r for r in results if isinstance(invalid_request(r), InvalidRequest)]
+            if refused and len(refused) == len(results):  # the request's own fault: say so (HTTP 400)
+                raise invalid_request(refused[0])
         return drafts, missing
 
+    def cancel(self, request_id: str) -> int:
+        """Cancel the answers of ``request_id``; see :mod:`cultura.serve.cancel`."""
+        return self.calls.cancel(request_id)
+
     async def respond(self, conv: Conversation, decision: Any, draft_sampling: SamplingParams,
-                      meta_sampling: SamplingParams) -> dict[str, Any]:
+                      meta_sampling: SamplingParams, request_id: str | None = None) -> dict[str, Any]:
         """Answer for a gate decision: ``text``, ``finish_reason``, ``drafts`` (continent -> text),
         ``missing`` (continent -> reason), ``timings`` (seconds), ``usage`` (prompt, completion tokens
         over every model call)."""
+        with self.calls.track(request_id):
+            return await self._respond(conv, decision, draft_sampling, meta_sampling, request_id)
+
+    async def _respond(self, conv: Conversation, decision: Any, draft_sampling: SamplingParams,
+                       meta_sampling: SamplingParams, request_id: str | None) -> dict[str, Any]:
         from cultura.palette.meta import aggregation_messages, meta_persona
 
         drafting = decision.selected[:1] if self.blend == "select" else decision.selected
@@ -211,7 +271,7 @@ class MetaAgent:
             if continent not in drafting:
                 SERVE_METRICS.inc("serve_drafts_skipped", continent=continent, reason="not_selected")
         start = time.perf_counter()
-        drafts, missing = await self.collect_drafts(drafting, conv, decision.country, draft_sampling)
+        drafts, missing = await self.collect_drafts(drafting, conv, decision.country, draft_sampling, request_id)
         timings = {"drafts_s": time.perf_counter() - start}
         SERVE_METRICS.observe("serve_stage_seconds", timings["drafts_s"], stage="drafts")
         if not drafts:
@@ -223,7 +283,7 @@ class MetaAgent:
             t = time.perf_counter()
             chat = aggregation_messages(conv.prompt, {c: d.text for c, d in drafts.items()}, decision.weights,
                                         decision.country)
-            final = await self.client.one(chat, meta_sampling, meta_persona().adapter)
+            final = await self.client.one(chat, meta_sampling, meta_persona().adapter, request_id)
             calls.append(final)
             timings["aggregate_s"] = time.perf_counter() - t
             SERVE_METRICS.observe("serve_stage_seconds", timings["aggregate_s"], stage="aggregate")
@@ -232,9 +292,27 @@ class MetaAgent:
                 "usage": (sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls))}
 
 
-def short_error(exc: BaseException) -> str:
-    """The last line of an exception's message (Ray wraps remote errors in long tracebacks)."""
+def invalid_request(exc: BaseException) -> InvalidRequest | None:
+    """The :class:`InvalidRequest` behind ``exc`` (raised here or in another replica), or None."""
     cause = getattr(exc, "cause", None)
-    text = str(cause if isinstance(cause, BaseException) else exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
+    for error in (exc, cause):
+        if isinstance(error, InvalidRequest):
+            return InvalidRequest(str(error), error.code, error.param)
+    return None
+
+
+def draft_failure(continent: str, exc: BaseException, timeout_s: float) -> str:
+    """Why a continent's draft is missing, in words a client may read; an unexpected error's text
+    goes to the log (named by the request id) instead."""
+    from ray.exceptions import RayActorError
+
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timed out after {timeout_s:g} s"
+    refused = invalid_request(exc)
+    if refused is not None:
+        return f"refused: {refused}"
+    if isinstance(exc, RayActorError) or isinstance(getattr(exc, "cause", None), RayActorError):
+        log.warning("the %s agent's replica died during its draft: %s", continent, failure_reason(exc))
+        return "failed: the agent's replica died"
+    log.warning("the %s agent's draft failed: %s", continent, failure_reason(exc), exc_info=exc)
+    return "failed: internal error (see the server log)"

@@ -3,6 +3,11 @@
 Pure pydantic and Python (no Ray), so the models are testable and importable anywhere. cultura's own
 extensions ride beside the OpenAI fields: ``country`` in the body (``extra_body={"country": ...}`` in
 the ``openai`` client), and ``POST /v1/palette``'s request and result.
+
+Types are strict where a lax reading would guess: ``max_tokens: true`` or ``stream: "yes"`` is a 400,
+not 1 or true; ``seed`` is a signed 64-bit integer; every text must be encodable as UTF-8 (JSON can
+carry a lone surrogate such as ``"\\ud800"``). A name a client sent is echoed in an error cut to
+:data:`~cultura.errors.ECHO_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -13,11 +18,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
+                      field_validator, model_validator)
+
+from cultura.engines.base import SEED_RANGE
+from cultura.errors import clip
 
 ROLES = ("system", "developer", "user", "assistant")
+
+def _unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"the text is not valid Unicode (character {exc.start} is a lone surrogate)") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]  # a string that can be encoded as UTF-8
 
 
 class ApiError(Exception):
@@ -28,15 +47,16 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
-    def body(self) -> dict[str, Any]:
-        """``{"error": {"message", "type", "param", "code"}}``."""
-        return error_body(self.message, self.type, self.param, self.code)
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        """``{"error": {"message", "type", "param", "code", "request_id"}}``."""
+        return error_body(self.message, self.type, self.param, self.code, request_id)
 
 
 def error_body(message: str, type: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
-    """The OpenAI error object: ``{"error": {"message", "type", "param", "code"}}``."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+               code: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """The OpenAI error object ``{"error": {"message", "type", "param", "code"}}`` plus the request
+    id the server log names it by (also the ``X-Request-ID`` response header)."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code, "request_id": request_id}}
 
 
 # ----- requests ---------------------------------------------------------------------------------
@@ -49,16 +69,16 @@ class _Lenient(BaseModel):
 class ContentPart(_Lenient):
     """One part of a multi-part message; only text parts are understood."""
 
-    type: str
-    text: str | None = None
+    type: Text
+    text: Text | None = None
 
 
 class ChatMessage(_Lenient):
     """One chat message. ``developer`` is treated as ``system``; ``content`` may be text parts."""
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-    name: str | None = None
+    content: Text | list[ContentPart] | None = None
+    name: Text | None = None
 
     def text(self) -> str:
         """The message's text (text parts joined); a non-text part is a 400."""
@@ -69,7 +89,7 @@ class ChatMessage(_Lenient):
         texts = []
         for part in self.content:
             if part.type != "text" or part.text is None:
-                raise ApiError(400, f"content parts of type {part.type!r} are not supported; send text",
+                raise ApiError(400, f"content parts of type {clip(part.type)!r} are not supported; send text",
                                param="messages", code="unsupported_content")
             texts.append(part.text)
         return "\n".join(texts)
@@ -78,19 +98,19 @@ class ChatMessage(_Lenient):
 class StreamOptions(_Lenient):
     """``stream_options``: ``include_usage`` adds a last chunk with the token counts."""
 
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class SamplingFields(_Lenient):
     """Sampling fields shared by ``/v1/chat/completions`` and ``/v1/palette``."""
 
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    country: str | None = Field(None, description="cultura: the target country (name, alias or demonym)")
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: StrictFloat | None = Field(None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(None, gt=0, le=1)
+    seed: StrictInt | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
+    stop: Text | list[Text] | None = None
+    country: Text | None = Field(None, description="cultura: the target country (name, alias or demonym)")
 
     def token_limit(self) -> int | None:
         """``max_completion_tokens`` (the newer name) or ``max_tokens``."""
@@ -109,12 +129,12 @@ class SamplingFields(_Lenient):
 class ChatCompletionRequest(SamplingFields):
     """``POST /v1/chat/completions``."""
 
-    model: str = Field(min_length=1)
+    model: Text = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    n: int = 1
-    stream: bool = False
+    n: StrictInt = 1
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: Text | None = None
 
     @field_validator("n")
     @classmethod
@@ -127,7 +147,7 @@ class ChatCompletionRequest(SamplingFields):
 class PaletteRequest(SamplingFields):
     """``POST /v1/palette``: a ``prompt`` or OpenAI ``messages`` (one of them)."""
 
-    prompt: str | None = None
+    prompt: Text | None = None
     messages: list[ChatMessage] | None = None
 
     @model_validator(mode="after")
@@ -157,6 +177,10 @@ class Conversation:
         """Earlier turns plus the prompt as user/assistant messages (no system message)."""
         return [*self.history, {"role": "user", "content": self.prompt}]
 
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation as the client sent it: its system text (if any), earlier turns, the prompt."""
+        return ([{"role": "system", "content": self.system}] if self.system else []) + self.turns()
+
     def frame(self, persona_chat: list[dict[str, str]]) -> list[dict[str, str]]:
         """A persona's single-turn chat ``[system, user]`` with the client's system text appended to
         the persona's system prompt and the earlier turns inserted before the question."""
@@ -166,12 +190,16 @@ class Conversation:
         return [system, *self.history, *rest]
 
 
-def conversation(messages: list[ChatMessage], max_chars: int) -> Conversation:
+def conversation(messages: list[ChatMessage], max_chars: int, max_messages: int | None = None) -> Conversation:
     """Validate OpenAI messages into a :class:`Conversation`.
 
     System (and developer) messages are joined into one system text; the last message must be a
-    non-empty user message; all content together must fit ``max_chars`` (else HTTP 413).
+    non-empty user message; there may be at most ``max_messages`` messages (else HTTP 400) and all
+    content together must fit ``max_chars`` (else HTTP 413).
     """
+    if max_messages is not None and len(messages) > max_messages:
+        raise ApiError(400, f"the request has {len(messages)} messages; this server accepts at most {max_messages}",
+                       param="messages", code="too_many_messages")
     system, turns, chars = [], [], 0
     for i, m in enumerate(messages):
         text = m.text()
@@ -318,7 +346,7 @@ class ChunkWriter:
             yield self.chunk(Delta(), usage=usage, choices=False)
         yield SSE_DONE
 
-    def error(self, err: ApiError) -> Iterator[str]:
+    def error(self, err: ApiError, request_id: str | None = None) -> Iterator[str]:
         """An error after the stream started: one ``data: {"error": ...}`` event, then [DONE]."""
-        yield sse(err.body())
+        yield sse(err.body(request_id))
         yield SSE_DONE

@@ -161,3 +161,32 @@ def test_bad_input_is_a_clear_error(engine):
         run(engine.generate([ChatRequest.of(CAPITAL, adapter="nope")]))
     with pytest.raises(CulturaError, match="max_model_len"):
         run(engine.generate([ask("word " * 2000)]))
+
+
+def test_a_refused_request_fails_alone_and_a_cancelled_call_is_aborted(engine):
+    """A seed past 64 bits (as a pickled request would carry it) fails alone beside a good request;
+    a call whose caller is cancelled leaves no request unfinished in vLLM."""
+    import time
+    from dataclasses import replace
+
+    from cultura.engines.base import Failure, InvalidRequest, generate_each
+
+    good = ask("Name a colour.", max_tokens=4)
+    sampling = replace(good.sampling, temperature=0.7)
+    object.__setattr__(sampling, "seed", 2**70)
+    poison = ChatRequest(good.messages, sampling)
+    with pytest.raises(InvalidRequest, match="64-bit"):
+        run(engine.generate([poison]))
+    results = run(generate_each(engine, [good, poison, good]))
+    assert [isinstance(r, Failure) for r in results] == [False, True, False] and results[0].text
+
+    async def abandon():
+        call = asyncio.ensure_future(engine.generate([ask("Tell a very long story about a town.", max_tokens=900)]))
+        await asyncio.sleep(1.0)
+        call.cancel()
+        deadline = time.monotonic() + 10
+        while engine._engine.output_processor.get_num_unfinished_requests() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return engine._engine.output_processor.get_num_unfinished_requests()
+
+    assert run(abandon()) == 0

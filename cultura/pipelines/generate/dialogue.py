@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from cultura.engines.base import Completion, SamplingParams
+from cultura.engines.base import Completion, SamplingParams, failure_reason
 from cultura.metrics import Metrics, counter, histogram
 from cultura.pipelines.generate.scripts import TurnPlan, conversation_for, plan_turns
 
@@ -82,7 +82,7 @@ def run_dialogues(rows: Sequence[Mapping[str, Any]], respond: Responder) -> list
                 answer = [answer] * len(items)
             for (d, speaker, guidance), completion in zip(items, answer):
                 if isinstance(completion, Exception):
-                    d.error = f"agent {key}: {completion!r}"
+                    d.error = f"agent {key}: {failure_reason(completion)}"
                 else:
                     d.turns.append(_turn(speaker, guidance, completion))
                 if d.error or len(d.turns) == len(d.plan):

@@ -63,6 +63,7 @@ class GenerateSummary:
                 "turns": self.turns, "prompt_tokens": self.prompt_tokens,
                 "generated_tokens": self.completion_tokens, "seconds": round(self.seconds, 2),
                 "tokens_per_s": round(self.tokens_per_s, 2), "failures": len(self.failures),
+                "failed": [{"dialogue_id": d, "error": e} for d, e in self.failures],  # not written; --resume retries
                 "skipped_no_attitude": self.skipped_no_attitude, "out": str(self.out)}
 
 

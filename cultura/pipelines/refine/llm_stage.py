@@ -3,7 +3,8 @@
 Each actor reaches a model through an :class:`EngineCaller`: a shared engine actor (placement
 ``shared``: every worker's calls batch together in one model) or an engine of its own (``dedicated``).
 Within a batch every step is ONE batched engine call, decoded greedily, so refinement is
-reproducible.
+reproducible. A row whose request fails (a prompt the engine refuses, an error in the engine) is
+written with its reason in the ``error`` column; the rest of the batch is written as usual.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion
+from cultura.engines.base import ChatRequest, Completion, Failure, generate_each
 
 
 class EngineCaller:
@@ -27,20 +28,33 @@ class EngineCaller:
             self._engine = create_engine(engine_config, num_threads=num_threads)
             self._loop = asyncio.new_event_loop()
 
-    def complete(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[Completion]:
-        """One batched, greedy completion per chat, in order."""
-        if not chats:
-            return []
-        requests = [ChatRequest.of(list(chat), max_tokens=max_tokens, temperature=0.0) for chat in chats]
-        if self._engine is not None:
-            return list(self._loop.run_until_complete(self._engine.generate(requests)))
-        import ray
+    def complete(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[Completion | Failure]:
+        """One greedy completion per chat, in order, computed together; a chat that fails gives a
+        :class:`~cultura.engines.base.Failure` in its place and the others complete."""
+        from cultura.errors import CulturaError
 
-        return list(ray.get(self._handle.generate.remote(requests)))
+        results: list[Completion | Failure | None] = []
+        requests = []
+        for chat in chats:
+            try:
+                requests.append(ChatRequest.of(list(chat), max_tokens=max_tokens, temperature=0.0))
+                results.append(None)
+            except CulturaError as exc:  # a malformed chat fails alone
+                results.append(Failure.of(exc))
+        if requests:
+            if self._engine is not None:
+                done = self._loop.run_until_complete(generate_each(self._engine, requests))
+            else:
+                import ray
 
-    def ask(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[str]:
-        """The answer texts of :meth:`complete`."""
-        return [c.text for c in self.complete(chats, max_tokens)]
+                done = ray.get(self._handle.generate_each.remote(requests))
+            answers = iter(done)
+            results = [next(answers) if r is None else r for r in results]
+        return results  # type: ignore[return-value]
+
+    def ask(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[str | Failure]:
+        """The answer texts of :meth:`complete` (failures as they are)."""
+        return [c.text if isinstance(c, Completion) else c for c in self.complete(chats, max_tokens)]
 
 
 class ExtractWorker:
@@ -61,10 +75,15 @@ class ExtractWorker:
         chats = [extraction_messages(u["country"], u["seed_text"], u["text"], self.max_chars) for u in units]
         rows = []
         for unit, completion in zip(units, self.caller.complete(chats, self.max_tokens)):
-            opinions, rejected = parse_opinions(completion.text, self.min_words, completion.finish_reason == "length")
             unit.pop("text")
+            if isinstance(completion, Failure):
+                rows.append(unit | {"answer": "", "finish_reason": "error", "opinions": [], "rejected": [],
+                                    "error": completion.error})
+                continue
+            opinions, rejected = parse_opinions(completion.text, self.min_words, completion.finish_reason == "length")
             rows.append(unit | {"answer": completion.text, "finish_reason": completion.finish_reason,
-                                "opinions": opinions, "rejected": [{"text": t, "reason": r} for t, r in rejected]})
+                                "opinions": opinions, "rejected": [{"text": t, "reason": r} for t, r in rejected],
+                                "error": None})
         return pa.Table.from_pylist(rows, schema=extraction_schema())
 
 

@@ -170,9 +170,12 @@ def _count_extraction(summary: RefineSummary, units: Sequence[Mapping[str, Any]]
         dialogues.setdefault(u["culture"], set()).add(u["dialogue_id"])
     for culture, ids in dialogues.items():
         summary.cultures[culture] = {"dialogues": len(ids), "extracted": 0, "empty_answers": 0,
-                                     "rejected": {}, "sft": 0}
+                                     "extraction_failed": 0, "rejected": {}, "sft": 0}
     for e in extractions:
         c = summary.cultures[e["culture"]]
+        if e.get("error"):
+            c["extraction_failed"] += 1
+            continue
         c["extracted"] += len(e["opinions"])
         c["empty_answers"] += int(not e["opinions"])
         for item in e["rejected"]:
@@ -182,9 +185,10 @@ def _count_extraction(summary: RefineSummary, units: Sequence[Mapping[str, Any]]
 def _count_verification(summary: RefineSummary, rows: Sequence[Mapping[str, Any]]) -> None:
     for c in summary.cultures.values():
         c.update(entail=0, contradict=0, irrelevant=0, unrecognised=0, rewritten=0, rewrite_kept=0,
-                 no_attitude=0, verified=0)
+                 no_attitude=0, verification_failed=0, verified=0)
     for r in rows:
         c = summary.cultures[r["culture"]]
+        c["verification_failed"] += int(r["decision"] == "failed")
         if r["label"]:
             c[r["label"].lower()] += 1
         c["unrecognised"] += r["unrecognised"] or 0
@@ -298,6 +302,10 @@ def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool 
         for culture, n in counts.items():
             summary.cultures[culture]["sft"] = n
             summary.sft_files += [out / "sft" / f"{culture}.jsonl", out / "sft" / f"{culture}.parquet"]
+        failed = {k: v for k, v in summary.totals().items() if k.endswith("_failed") and v}
+        if failed:
+            summary.notes.append("requests that failed (rows written with their reason in the 'error' column): "
+                                 + ", ".join(f"{k.removesuffix('_failed')} {v}" for k, v in failed.items()))
         for stage in STAGES[: STAGES.index(r.stages) + 1]:
             key = {"generate": "extracted", "verify": "verified", "diversify": "diversified"}[stage]
             if not summary.totals().get(key):

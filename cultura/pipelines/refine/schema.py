@@ -1,7 +1,8 @@
 """The tables ``cultura refine`` writes, their Arrow schemas written down once.
 
 - ``OUT/extractions.parquet``: one row per extraction unit (dialogue x delegate culture) with the
-  model's raw answer, the opinions read from it and the items the parser rejected (and why).
+  model's raw answer, the opinions read from it and the items the parser rejected (and why), or
+  the reason the unit's request failed (``error``).
 - ``OUT/opinions.parquet``: one row per extracted opinion with every decision taken about it:
   the verification labels, the rewrite, the audit trail, the cluster and whether it was selected.
 - ``OUT/sft/<culture>.parquet``: the fine-tuning records (same fields as ``<culture>.jsonl``).
@@ -54,7 +55,8 @@ def extraction_schema():
                       pa.field("answer", pa.string(), nullable=False),
                       pa.field("finish_reason", pa.string(), nullable=False),
                       pa.field("opinions", pa.list_(pa.string()), nullable=False),
-                      pa.field("rejected", pa.list_(rejected), nullable=False)])
+                      pa.field("rejected", pa.list_(rejected), nullable=False),
+                      pa.field("error", pa.string())])  # why the extraction failed; null when it ran
 
 
 @functools.cache
@@ -90,7 +92,8 @@ def opinion_schema():
         pa.field("rewrite", pa.string()),
         pa.field("rewrite_label", pa.string()),
         pa.field("verified", pa.bool_()),
-        pa.field("decision", pa.string()),  # kept, kept-rewrite, dropped-irrelevant, dropped-rewrite-*, ...
+        pa.field("decision", pa.string()),  # kept, kept-rewrite, dropped-irrelevant, dropped-rewrite-*, failed, ...
+        pa.field("error", pa.string()),  # why a verification step failed (decision "failed"); else null
         pa.field("unrecognised", pa.int32()),  # verification answers that named no label
         pa.field("audit", pa.list_(audit_type())),
         pa.field("text", pa.string(), nullable=False),  # what goes to fine-tuning: the opinion or its rewrite

@@ -5,7 +5,9 @@ opinion is rewritten to agree with the seed attitude, and the *rewrite* is verif
 ``Entail`` (original or rewrite) survives. Every step is recorded in the opinion's audit trail.
 
 The control flow (:func:`verify_opinions`) takes an ``ask`` function (a batch of chats in, raw
-answers out), so one batched model call serves each step for a whole batch of opinions.
+answers out), so one batched model call serves each step for a whole batch of opinions. An answer
+that is a :class:`~cultura.engines.base.Failure` (its request failed) ends that opinion alone with
+the decision ``failed`` and the reason in ``error``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cultura.engines.base import Failure
 from cultura.pipelines.refine.opinions import parse_opinions
 
 ENTAIL, CONTRADICT, IRRELEVANT = "Entail", "Contradict", "Irrelevant"
@@ -39,7 +42,7 @@ REWRITE_SYSTEM = ("You rewrite an opinion so that it agrees with how most people
 REWRITE_EXAMPLE = (("Is religion important in your life?", "Not important", "Sweden",
                     "People in Sweden think religion is central to daily life."),
                    "People in Sweden think religion plays only a small part in daily life.")
-Ask = Callable[[Sequence[Sequence[Mapping[str, str]]], int], list[str]]
+Ask = Callable[[Sequence[Sequence[Mapping[str, str]]], int], "list[str | Failure]"]
 
 
 def parse_label(answer: str) -> tuple[str, bool]:
@@ -113,17 +116,30 @@ def verify_opinions(items: Sequence[Mapping[str, Any]], ask: Ask, verify_tokens:
     ``country``. At most three batched calls of ``ask``: label all, rewrite the ``Contradict`` ones,
     label the rewrites. Returns one result per item: ``label``, ``rewrite``, ``rewrite_label``,
     ``verified`` (survives), ``text`` (what survives: the opinion or its rewrite), ``decision``,
-    ``unrecognised`` (labels that fell back to Irrelevant) and ``audit`` (every step taken).
+    ``unrecognised`` (labels that fell back to Irrelevant), ``audit`` (every step taken) and
+    ``error`` (why a step's request failed, with decision ``failed``; else None).
     ``order`` is the order of the worked examples in the verification prompt.
     """
     results = [{"label": None, "rewrite": None, "rewrite_label": None, "verified": False,
-                "text": item["opinion"], "decision": "dropped-no-attitude", "unrecognised": 0, "audit": []}
+                "text": item["opinion"], "decision": "dropped-no-attitude", "unrecognised": 0, "audit": [],
+                "error": None}
                for item in items]
+
+    def answered(indices: list[int], answers: list[str | Failure]) -> list[tuple[int, str]]:
+        """The (item, answer) pairs whose request ran; the failed items end here."""
+        ran = []
+        for i, answer in zip(indices, answers):
+            if isinstance(answer, Failure):
+                results[i].update(verified=False, decision="failed", error=answer.error)
+            else:
+                ran.append((i, answer))
+        return ran
+
     todo = [i for i, item in enumerate(items) if item.get("attitude")]
     answers = ask([verification_messages(items[i]["seed_text"], items[i]["attitude"], items[i]["opinion"], order)
                    for i in todo], verify_tokens) if todo else []
     contradicting = []
-    for i, answer in zip(todo, answers):
+    for i, answer in answered(todo, answers):
         label, recognised = parse_label(answer)
         r = results[i]
         r.update(label=label, unrecognised=int(not recognised))
@@ -137,7 +153,7 @@ def verify_opinions(items: Sequence[Mapping[str, Any]], ask: Ask, verify_tokens:
     rewrites = ask([rewrite_messages(items[i]["seed_text"], items[i]["attitude"], items[i]["country"],
                                      items[i]["opinion"]) for i in contradicting], rewrite_tokens) if contradicting else []
     rewritten = []
-    for i, answer in zip(contradicting, rewrites):
+    for i, answer in answered(contradicting, rewrites):
         text = read_rewrite(answer, min_words)
         results[i]["audit"].append(_step("rewrite", items[i]["opinion"], answer))
         if text is None:
@@ -148,7 +164,7 @@ def verify_opinions(items: Sequence[Mapping[str, Any]], ask: Ask, verify_tokens:
     # the REWRITE is what gets verified again, never the original opinion
     second = ask([verification_messages(items[i]["seed_text"], items[i]["attitude"], results[i]["rewrite"], order)
                   for i in rewritten], verify_tokens) if rewritten else []
-    for i, answer in zip(rewritten, second):
+    for i, answer in answered(rewritten, second):
         label, recognised = parse_label(answer)
         r = results[i]
         r["rewrite_label"] = label

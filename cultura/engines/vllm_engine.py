@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.engines.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, validate_messages
 from cultura.errors import CulturaError
 
 log = logging.getLogger(__name__)
@@ -390,8 +390,9 @@ class VllmEngine:
     # ----- option scoring -------------------------------------------------------------------
     async def score_options(
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> list[float]:
-        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``.
+    ) -> OptionScores:
+        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
+        the summed probability of the options as the valid mass.
 
         Each option is scored by one request over the prompt tokens followed by the option's
         tokens, reading vLLM's prompt log-probabilities at the option's positions.
@@ -400,7 +401,7 @@ class VllmEngine:
 
         validate_messages(messages)
         if not options:
-            return []
+            return OptionScores((), 0.0)
         prompt = self.prompt_ids(messages)
         lora = self._lora_request(adapter)
         params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
@@ -416,4 +417,4 @@ class VllmEngine:
             table = out.prompt_logprobs
             return float(sum(table[i][ids[i]].logprob for i in range(start, len(ids))))
 
-        return list(await self._on_loop(self._run_all(jobs, option_logprob)))
+        return OptionScores.from_logprobs(await self._on_loop(self._run_all(jobs, option_logprob)))

@@ -160,10 +160,11 @@ def test_valid_mass_is_the_probability_on_the_options(engine):
     number, low when nothing invites one."""
     import math
 
-    options = ["1", "2", "3", "4", "5"]
-    asked = run(engine.score_options([{"role": "user", "content": "Is family important to you?\n1. Very\n2. Rather"
-                                       "\n3. Somewhat\n4. Not very\n5. Not at all\n\nAnswer with the number of one "
-                                       "option only."}], options))
+    from cultura.eval.answers import numbered_question, option_numbers
+
+    options = option_numbers(5)
+    question = numbered_question("Is family important to you?", ["Very", "Rather", "Somewhat", "Not very", "Not at all"])
+    asked = run(engine.score_options([{"role": "user", "content": question}], options))
     assert asked.valid_mass == pytest.approx(sum(math.exp(x) for x in asked.logprobs))
     unasked = run(engine.score_options([{"role": "user", "content": "Write a short poem about the sea."}], options))
     assert 0.0 < unasked.valid_mass < 0.5 < asked.valid_mass <= 1.0

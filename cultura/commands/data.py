@@ -58,7 +58,8 @@ def seeds(source: str, culture: str | None, path: str | None, split: str | None,
     """
     from cultura.commands.common import build_config
     from cultura.data.cultures import get_culture
-    from cultura.data.seeds import read_seeds, seed_split, select_seeds
+    from cultura.data.seed_files import read_seeds
+    from cultura.data.seeds import seed_split, select_seeds
 
     key = get_culture(culture).key if culture else None
     fraction = eval_fraction or build_config(None).data.eval_fraction
@@ -115,7 +116,7 @@ def get(dataset: str) -> None:
     BY-NC-SA 4.0, so cultura does not bundle it; afterwards use `--questions globalopinionqa`.
     """
     from cultura.data.goqa import LICENSE, download_goqa
-    from cultura.data.seeds import read_seeds
+    from cultura.data.seed_files import read_seeds
 
     path = download_goqa()
     loaded = read_seeds(path)

@@ -120,7 +120,8 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
              allow_overlap: bool, **kwargs: Any) -> None:
     """Opinion alignment per country: 1 - Jensen-Shannon distance and top-option agreement, next to the
     uniform, global-majority and global-mean baselines (leave-one-out), with each method's valid mass."""
-    from cultura.data.seeds import read_seeds, select_seeds
+    from cultura.data.seed_files import read_seeds
+    from cultura.data.seeds import select_seeds
     from cultura.eval.countries import resolve_countries
     from cultura.eval.baselines import BASELINES
     from cultura.eval.opinions import MEAN_COLUMNS, run_opinions

@@ -98,7 +98,7 @@ def country_sample(name: str) -> tuple[str, str, int]:
 
 def _literal(path: Path, row: int, name: str, raw: str, opener: str, closer: str) -> Any:
     """Parse the dict or list literal inside ``raw`` (e.g. in ``defaultdict(<class 'list'>, {...})``)."""
-    from cultura.data.seeds import fail
+    from cultura.data.seed_files import fail
 
     start, end = raw.find(opener), raw.rfind(closer)
     if start < 0 or end < start:
@@ -113,7 +113,8 @@ def load_goqa(path: Path, rows: Iterable[tuple[int, dict[str, str]]]) -> tuple[l
     """Parse GlobalOpinionQA rows into seeds keyed by canonical country; returns ((row, Seed) pairs,
     a :class:`~cultura.data.seeds.SeedSet` counting the countries and regions not used)."""
     from cultura.data.hofstede import resolve_country
-    from cultura.data.seeds import Seed, SeedSet, fail
+    from cultura.data.seed_files import fail
+    from cultura.data.seeds import Seed, SeedSet
 
     skipped = SeedSet([])
     seen: dict[str, int] = {}

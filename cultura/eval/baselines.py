@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from cultura.eval.metrics import top_option
 
 DESCRIPTIONS = {
-    "uniform": "every option equally likely",
+    "uniform": "every option equally likely (its top option is option 1 by the first-option tie rule, so its "
+               "top-option agreement is that of always answering option 1)",
     "global-majority": "one-hot on the option most other countries in the data pick (leave-one-out)",
     "global-mean": "mean distribution of the other countries in the data (leave-one-out)",
 }

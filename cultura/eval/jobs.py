@@ -66,7 +66,7 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
         row.update(components=answer["components"], n_samples=answer["n_samples"], valid_mass=answer["valid_mass"],
                    n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
         if answer["probs"] is None:
-            row.update(status="unreadable", note=_join(row.get("note"), answer["error"]))
+            row.update(status="unreadable", note=join_notes(row.get("note"), answer["error"]))
             continue
         row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
                    top_option=top_option(answer["probs"]) + 1)
@@ -110,5 +110,6 @@ def sample_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def _join(*parts: str | None) -> str:
+def join_notes(*parts: str | None) -> str:
+    """Notes joined with "; ", empty ones left out."""
     return "; ".join(p for p in parts if p)

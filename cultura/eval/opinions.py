@@ -22,7 +22,7 @@ from typing import Any
 
 from cultura.eval.answers import numbered_question
 from cultura.eval.baselines import BASELINES, NO_OTHERS, PREDICTORS
-from cultura.eval.jobs import Question, evaluate, mean_gate
+from cultura.eval.jobs import Question, evaluate, join_notes, mean_gate
 from cultura.eval.methods import Method, MethodContext, NotApplicable, country_target
 from cultura.eval.metrics import expected_option, jsd_similarity, top_option
 from cultura.eval.references import ScoredItem, scored_items
@@ -71,9 +71,8 @@ def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: M
     overlap: dict[str, set[str]] = {}
     unrecorded: set[str] = set()
     for country in dict.fromkeys(i.country for i in items):
-        try:
-            adapter = ctx.culture_adapter(country_target(country))
-        except NotApplicable:
+        adapter = _adapter_of(ctx, country)
+        if adapter is None:
             continue
         seen = ctx.adapter_seeds.get(adapter)
         if seen is None:
@@ -88,6 +87,14 @@ def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: M
         raise CulturaError(f"adapters would be scored on seeds they were trained on ({named}); evaluate the eval "
                            "split, or pass --allow-overlap to score them anyway (the rows are marked)")
     return {a: sorted(ids) for a, ids in overlap.items()}, sorted(unrecorded)
+
+
+def _adapter_of(ctx: MethodContext, country: str) -> str | None:
+    """The culture adapter the ``adapter`` method uses for a country, or None."""
+    try:
+        return ctx.culture_adapter(country_target(country))
+    except NotApplicable:
+        return None
 
 
 def _question(item: ScoredItem) -> Question:
@@ -123,15 +130,11 @@ def complete_rows(rows: list[dict[str, Any]], fraction: float, overlap: dict[str
             row["similarity"] = jsd_similarity(row["probs"], row["reference"])
         mass = row.get("valid_mass")
         if mass is not None and mass < LOW_MASS:
-            row["note"] = "; ".join(p for p in (row.get("note"), f"valid mass {mass:.2f} < {LOW_MASS}") if p)
+            row["note"] = join_notes(row.get("note"), f"valid mass {mass:.2f} < {LOW_MASS}")
         if row["method"] == "adapter" and row["status"] == "ok":
-            try:
-                adapter = ctx.culture_adapter(country_target(row["country"]))
-            except NotApplicable:
-                adapter = None
-            row["overlap"] = row["item_id"] in overlap.get(adapter, ())
+            row["overlap"] = row["item_id"] in overlap.get(_adapter_of(ctx, row["country"]), ())
             if row["overlap"]:
-                row["note"] = "; ".join(p for p in (row.get("note"), "the adapter was trained on this seed") if p)
+                row["note"] = join_notes(row.get("note"), "the adapter was trained on this seed")
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -100,6 +100,13 @@ class RayConfig(Section):
     namespace: str = "cultura"
 
 
+class DataConfig(Section):
+    """Seed data every stage shares: how seeds split into ``train`` and ``eval``."""
+
+    eval_fraction: float = Field(0.2, gt=0, lt=1, description="share of seeds held out for evaluation, "
+                                 "chosen by a hash of each seed id")
+
+
 class GenerateConfig(Section):
     """CulturePark dialogue generation (``cultura generate``)."""
 
@@ -109,6 +116,10 @@ class GenerateConfig(Section):
     seeds: str = Field("bundled", min_length=1, description="'bundled' or a seed file (.jsonl/.csv)")
     sources: list[str] = Field(default_factory=lambda: ["wvs", "pew"], min_length=1)
     max_seeds: int | None = Field(None, ge=1, description="use only the first N seeds")
+    split: Literal["train", "eval", "all"] = Field(
+        "train", description="seeds used: train (evaluation holds out eval), eval, or all")
+    attitude: Literal["primary", "pooled"] = Field(
+        "primary", description="a culture's attitude: its primary country's data, or all its countries' data pooled")
     mode: Literal["cross", "in", "multi"] = "cross"
     script: Literal["self-guidance", "free"] = "self-guidance"
     rounds: int = Field(4, ge=1, le=1000)
@@ -334,6 +345,7 @@ class CulturaConfig(Section):
     agent_resources: Resources = Field(default_factory=Resources)
     engine_resources: Resources = Field(default_factory=lambda: Resources(num_cpus=2.0))
     ray: RayConfig = Field(default_factory=RayConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     refine: RefineConfig = Field(default_factory=RefineConfig)

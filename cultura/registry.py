@@ -2,7 +2,7 @@
 
 The file is plain JSON a user can read (``{"version": 1, "adapters": {name: entry}}``); an entry
 records what the adapter is (culture or continent), what it was trained from (base model, dataset
-path and content hash, preset and hyper-parameters), how well (train loss, evaluation loss before and
+path and content hash, the seed ids its rows came from, preset and hyper-parameters), how well (train loss, evaluation loss before and
 after training) and where it lies (``path``, relative to the registry folder when inside it).
 Writers hold a file lock and replace the file atomically, so concurrent training runs never lose
 each other's entries. Engines resolve adapter names through :func:`known_adapters`.
@@ -45,16 +45,19 @@ class AdapterEntry:
     path: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     run: str | None = None  # the Ray Train run folder holding the checkpoints
+    # the seeds the training rows came from; None when the data did not say (overlap cannot be ruled out)
+    seed_ids: list[str] | None = None
 
     def row(self) -> dict[str, Any]:
         """The fields ``cultura adapters list`` shows."""
         return {"name": self.name, "kind": self.kind, "target": self.target, "base_model": self.base_model,
                 "preset": self.preset, "rows": self.train_rows + self.eval_rows,
                 "eval_before": self.eval_loss_before, "eval_after": self.eval_loss,
-                "train_loss": self.train_loss, "created": self.created[:19], "path": self.path}
+                "train_loss": self.train_loss, "seeds": "-" if self.seed_ids is None else len(self.seed_ids),
+                "created": self.created[:19], "path": self.path}
 
 
-_REQUIRED = [f.name for f in fields(AdapterEntry) if f.name not in ("hyperparameters", "run")]
+_REQUIRED = [f.name for f in fields(AdapterEntry) if f.name not in ("hyperparameters", "run", "seed_ids")]
 
 
 def registry_path(folder: str | Path) -> Path:
@@ -85,6 +88,9 @@ def _entry(folder: Path, name: str, raw: Any) -> AdapterEntry:
         raise DataError(f"{where}: missing fields {', '.join(missing)}")
     if raw["kind"] not in ADAPTER_KINDS:
         raise DataError(f"{where}, field 'kind': must be one of {', '.join(ADAPTER_KINDS)}, got {raw['kind']!r}")
+    seeds = raw.get("seed_ids")
+    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds)):
+        raise DataError(f"{where}, field 'seed_ids': expected a list of seed ids or null")
     known = {f.name for f in fields(AdapterEntry)}
     values = {k: v for k, v in raw.items() if k in known}
     path = Path(values["path"]).expanduser()

@@ -64,6 +64,13 @@ BAD_INPUT = [
     (["generate", "--cultures", "german", "--seeds", "{dir}/wrong.jsonl", "--out", "{dir}/g"], "row 1, field 'id'"),
     (["generate", "--cultures", "german", "--seeds", "{dir}/notjson.jsonl", "--out", "{dir}/g"],
      "row 1: not valid JSON"),
+    (["data", "seeds", "--file", "{dir}/by-culture.jsonl"], "'german' is a culture; survey data is keyed by country"),
+    (["eval", "opinions", "--questions", "{dir}/by-culture.jsonl", "--countries", "Germany", "--report", "{dir}/r"],
+     "survey data is keyed by country"),
+    (["data", "seeds", "--split", "test"], "'test' is not one of"),
+    (["eval", "opinions", "--countries", "Germany", "--proxy", "continent", "--report", "{dir}/r"],
+     "'continent' is not"),
+    (["data", "get", "wikipedia"], "'wikipedia' is not"),
     (["refine", "--in", "{dir}/wrong-run", "--out", "{dir}/r"], "not generation output"),
     # wrong types, negative and out-of-range numbers
     (["chat", "--max-tokens", "0", "hi"], "--max-tokens"),
@@ -90,6 +97,8 @@ def bad_files(tmp_path_factory) -> Path:
     (root / "empty.jsonl").write_text("")
     (root / "wrong.jsonl").write_text('{"a": 1}\n')
     (root / "notjson.jsonl").write_text("{not json\n")
+    (root / "by-culture.jsonl").write_text('{"id": "c1", "source": "wvs", "topic": "t", "kind": "question", '
+                                           '"text": "Q?", "options": ["Yes", "No"], "attitudes": {"german": "Yes"}}\n')
     (root / "empty").mkdir()
     (root / "etc").mkdir()  # what ../../etc reaches from the working folder below: a folder, not an adapter
     (root / "deep" / "er").mkdir(parents=True)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +25,8 @@ from cultura.data.hofstede import (
     resolve_country,
 )
 from cultura.data.prompts import load_prompts
-from cultura.data.seeds import Seed, load_seeds
+from cultura.data.seed_files import read_seeds
+from cultura.data.seeds import Seed, load_seeds, seed_split
 from cultura.errors import CulturaError, DataError, UnknownNameError
 
 # --- Hofstede table ---------------------------------------------------------------------------
@@ -143,7 +149,12 @@ def test_unknown_culture_suggests():
 # --- seeds ------------------------------------------------------------------------------------
 
 
-def test_bundled_seeds_load_and_are_consistent():
+PRIMARY = {"arabic": "Egypt", "bengali": "Bangladesh", "chinese": "China", "german": "Germany",
+           "korean": "South Korea", "portuguese": "Brazil", "spanish": "Spain", "turkish": "Turkey"}
+FIXTURE = Path(__file__).parent / "data" / "globalopinionqa_sample.csv"
+
+
+def test_bundled_seeds_are_keyed_by_country_with_provenance():
     seeds = load_seeds()
     wvs = [s for s in seeds if s.source == "wvs"]
     pew = [s for s in seeds if s.source == "pew"]
@@ -151,37 +162,70 @@ def test_bundled_seeds_load_and_are_consistent():
     assert len({s.id for s in seeds}) == len(seeds)
     for seed in seeds:
         assert seed.attitudes, seed.id
-        for key, answer in seed.attitudes.items():
-            assert key in CULTUREPARK_CULTURES and answer in seed.options
+        assert set(seed.provenance) == set(seed.attitudes), seed.id
+        for country, answer in seed.attitudes.items():
+            assert resolve_country(country) == country and answer in seed.options
+            source = seed.provenance[country]
+            assert source == "approximate" or (("Pew" in source or "World Values Survey" in source)
+                                                and any(ch.isdigit() for ch in source)), (seed.id, source)
+    cited = [(s.id, c) for s in seeds for c, p in s.provenance.items() if p != "approximate"]
+    assert 0 < len(cited) < sum(len(s.attitudes) for s in seeds)
     differing = [s for s in seeds if len(set(s.attitudes.values())) > 1]
     assert len(differing) >= 40
     assert load_seeds(sources=["pew"]) == pew
+    by_id = {s.id: s for s in seeds}
+    # questions the survey never asked there keep no attitude
+    assert "Germany" not in by_id["pew-020"].attitudes and "Egypt" not in by_id["pew-023"].attitudes
 
 
-def test_seed_texts():
+def test_seed_texts_and_culture_attitudes():
     seeds = {s.id: s for s in load_seeds()}
     family = seeds["wvs-001"]
-    assert family.attitude_text("german") == (
-        'When asked "How important is family in your life?", most people in Germany answered "Very important".')
+    expected = 'When asked "How important is family in your life?", most people in Germany answered "Very important".'
+    assert family.attitude_text("german") == family.attitude_text("Germany") == expected
     assert "Very important / Rather important" in family.prompt_text()
     accepted = seeds["pew-001"]
     assert accepted.attitude_text("german") == "Most people in Germany agree that homosexuality should be accepted by society."
     assert accepted.attitude_text("turkish").startswith("Most people in Turkey disagree that homosexuality")
     assert accepted.prompt_text().startswith("Do you agree or disagree")
-    partial = next(s for s in seeds.values() if "bengali" not in s.attitudes)
+    assert accepted.attitude("Austria") is None  # Austria has no data of its own; german's is Germany's
+    partial = next(s for s in seeds.values() if "Bangladesh" not in s.attitudes)
     assert partial.attitude("bengali") is None
     with pytest.raises(CulturaError, match="no known attitude"):
         partial.attitude_text("bengali")
 
 
+def test_pooled_culture_attitude():
+    seed = Seed("p1", "pew", "t", "question", "Q?", ("Yes", "No"), {"Spain": "Yes", "Mexico": "No", "Chile": "No"},
+                {"Spain": (0.6, 0.4), "Mexico": (0.2, 0.8)}, {"Spain": "a", "Mexico": "b", "Chile": "c"})
+    assert seed.culture_attitude("spanish").source == "Spain" and seed.attitude("spanish") == "Yes"
+    pooled = seed.culture_attitude("spanish", pooled=True)
+    assert pooled.answer == "No" and pooled.countries == ("Spain", "Mexico", "Chile")
+    assert pooled.source == "pooled: Spain, Mexico, Chile" and "Mexico: b" in pooled.provenance
+    assert seed.attitude_text("spanish", pooled=True).endswith('most people in Spain, Mexico and Chile answered "No".')
+
+
 def test_culture_filter():
     seeds = load_seeds(cultures=["Bengali"])
-    assert seeds and all("bengali" in s.attitudes for s in seeds)
+    assert seeds and all("Bangladesh" in s.attitudes for s in seeds)
+
+
+def test_seed_split_is_deterministic_disjoint_and_configurable():
+    seeds = load_seeds()
+    train, held_out = load_seeds(split="train"), load_seeds(split="eval")
+    assert {s.id for s in train} | {s.id for s in held_out} == {s.id for s in seeds}
+    assert not {s.id for s in train} & {s.id for s in held_out}
+    assert 0.1 < len(held_out) / len(seeds) < 0.3  # about the default 20%
+    assert len(load_seeds(split="eval", eval_fraction=0.5)) > len(held_out)
+    assert all(seed_split(s.id) == "eval" for s in held_out)
+    assert seed_split("any-new-seed") == seed_split("any-new-seed")
+    with pytest.raises(UnknownNameError, match="seed split"):
+        load_seeds(split="test")
 
 
 def _seed(**overrides):
     record = {"id": "x-1", "source": "wvs", "topic": "family", "kind": "question", "text": "Is family important?",
-              "options": ["Yes", "No"], "attitudes": {"german": "Yes"}}
+              "options": ["Yes", "No"], "attitudes": {"Germany": "Yes"}}
     record.update(overrides)
     return json.dumps(record)
 
@@ -190,9 +234,13 @@ def _seed(**overrides):
     ("{not json", r"row 2: not valid JSON"),
     (json.dumps({"id": "x-2", "source": "wvs", "kind": "question", "text": "Q?", "options": ["a", "b"],
                  "attitudes": {}}), r"row 2, field 'topic': missing"),
-    (_seed(id="x-2", attitudes={"german": "Maybe"}), r"row 2, field 'attitudes'.*'Maybe' is not among"),
-    (_seed(id="x-2", attitudes={"klingon": "Yes"}), r"row 2, field 'attitudes'.*unknown culture key"),
-    (_seed(id="x-2", distributions={"german": [1.0]}), r"row 2, field 'distributions'"),
+    (_seed(id="x-2", attitudes={"Germany": "Maybe"}), r"row 2, field 'attitudes'.*'Maybe' is not among"),
+    (_seed(id="x-2", attitudes={"Klingon": "Yes"}), r"row 2, field 'attitudes'.*unknown country"),
+    (_seed(id="x-2", attitudes={"german": "Yes"}), r"row 2, field 'attitudes'.*'german' is a culture.*'Germany'"),
+    (_seed(id="x-2", attitudes={"UK": "Yes", "Britain": "No"}), r"row 2, field 'attitudes'.*United Kingdom.*twice"),
+    (_seed(id="x-2", distributions={"Germany": [1.0]}), r"row 2, field 'distributions'"),
+    (_seed(id="x-2", distributions={"Germany": [0.2, 0.8]}), r"row 2, field 'attitudes'.*not the top option"),
+    (_seed(id="x-2", provenance={"Japan": "WVS 7"}), r"row 2, field 'provenance'.*Japan: no attitude"),
     (_seed(id="x-2", kind="poem"), r"row 2, field 'kind'"),
     (_seed(), r"row 2, field 'id': duplicate id 'x-1'"),
 ])
@@ -207,29 +255,99 @@ def test_malformed_seed_files(tmp_path, second_line, pattern):
 def test_project_csv_seeds(tmp_path):
     path = tmp_path / "seeds.csv"
     path.write_text('id,source,topic,kind,text,options,attitudes\n'
-                    'c-1,wvs,family,question,Is family important?,"[""Yes"", ""No""]","{""korean"": ""Yes""}"\n'
-                    'c-2,wvs,family,question,Is work important?,"[""Yes"", ""No""]","{""korean"": ""Sure""}"\n')
+                    'c-1,wvs,family,question,Is family important?,"[""Yes"", ""No""]","{""S. Korea"": ""Yes""}"\n'
+                    'c-2,wvs,family,question,Is work important?,"[""Yes"", ""No""]","{""South Korea"": ""Sure""}"\n')
     with pytest.raises(DataError, match=r"row 3, field 'attitudes'"):
         load_seeds(path)
+    path.write_text(path.read_text().replace("Sure", "No"))
+    first = load_seeds(path)[0]
+    assert first.attitudes == {"South Korea": "Yes"} and first.provenance == {"South Korea": "seeds.csv"}
 
 
-GOQA = '''question,selections,options,source
-"Do you think homosexuality should be accepted?","defaultdict(<class 'list'>, {'Germany': [0.86, 0.11, 0.03], 'Mexico': [0.69, 0.28, 0.03], 'Spain': [0.89, 0.09, 0.02], 'Japan': [0.68, 0.22, 0.10], 'Palestinian Ter.': [0.05, 0.93, 0.02]})","['Should be accepted', 'Should not be accepted', 'DK/Refused']",GAS
-'''
+def _fixture_rows() -> list[dict]:
+    import ast
+    import csv
+
+    with FIXTURE.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        raw = row["selections"]
+        row["selections"] = ast.literal_eval(raw[raw.index("{"):raw.rindex("}") + 1])
+        row["options"] = ast.literal_eval(row["options"])
+    return rows
 
 
-def test_globalopinionqa_csv(tmp_path):
+def test_globalopinionqa_keeps_every_country_and_its_spellings():
+    loaded = read_seeds(FIXTURE)
+    rows = _fixture_rows()
+    assert len(loaded.seeds) == len(rows)
+    spelled = {"Spain": "Spain", "Mexico": "Mexico", "S. Korea": "South Korea", "Britain": "United Kingdom",
+               "S. Africa": "South Africa", "Czech Rep.": "Czech Republic", "Germany": "Germany", "Japan": "Japan"}
+    for seed, row in zip(loaded.seeds, rows):
+        assert seed.id.startswith("goqa-") and seed.source == ("pew" if row["source"] == "GAS" else "wvs")
+        assert seed.text == row["question"] and list(seed.options) == row["options"]
+        for written, country in spelled.items():
+            if written in row["selections"]:  # Spain and Mexico (one culture) both keep their own data
+                assert seed.distributions[country] == tuple(row["selections"][written])
+                assert seed.reference(country).probs == tuple(row["selections"][written])
+        current = row["selections"].get("India (Current national sample)")
+        if current:  # the national sample wins over the non-national one
+            assert seed.distributions["India"] == tuple(current)
+            assert seed.provenance["India"].endswith("Current national sample")
+        assert "Northern Ireland" not in str(seed.attitudes)
+    assert "Palest. ter." in loaded.unknown_countries and loaded.regions == {"Northern Ireland": 7}
+    assert "not in the country table (not used): Palest. ter. (8 rows)" in loaded.summary()
+    assert read_seeds(FIXTURE).seeds[0].id == loaded.seeds[0].id  # deterministic
+
+
+def test_globalopinionqa_malformed_row(tmp_path):
     path = tmp_path / "goqa.csv"
-    path.write_text(GOQA)
-    (seed,) = load_seeds(path)
-    assert isinstance(seed, Seed) and seed.id.startswith("goqa-") and seed.source == "pew"
-    assert seed.attitudes == {"german": "Should be accepted", "spanish": "Should be accepted",
-                              "japan": "Should be accepted"}
-    assert seed.distributions["spanish"] == (0.89, 0.09, 0.02)  # Spain, the primary, wins over Mexico
-    assert load_seeds(path)[0].id == seed.id  # deterministic
-    path.write_text(GOQA.replace("[0.86, 0.11, 0.03]", "[0.86, 0.11]"))
-    with pytest.raises(DataError, match=r"row 2, field 'selections'"):
+    text = FIXTURE.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(text[:2]).replace("'Spain': [", "'Spain': [0.5, ", 1) + "\n")
+    with pytest.raises(DataError, match=r"row 2, field 'selections': Spain: needs one number per option"):
         load_seeds(path)
+
+
+def test_country_sample_qualifiers():
+    from cultura.data.goqa import country_sample
+
+    assert country_sample("India (Current national sample)") == ("India", "Current national sample", 0)
+    assert country_sample("Brazil") == ("Brazil", "", 1)
+    assert country_sample("Nigeria (Non-national sample)")[2] == 3
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("cultura")), *args], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1", CULTURA_HOME=str(home)))
+
+
+def test_get_globalopinionqa_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
+    result = _cli("data", "get", "globalopinionqa", home=tmp_path)
+    target = tmp_path / "data" / "global_opinions.csv"
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"put it at {target}" in result.stderr and "Anthropic/llm_global_opinions" in result.stderr
+    assert not target.exists()
+    result = _cli("eval", "opinions", "--questions", "globalopinionqa", "--countries", "Japan", home=tmp_path)
+    assert result.returncode == 2 and "cultura data get globalopinionqa" in result.stderr
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(FIXTURE, target)  # a copy put where the message says is what --questions reads
+    monkeypatch.setenv("CULTURA_HOME", str(tmp_path))
+    assert [s.id for s in load_seeds("globalopinionqa")] == [s.id for s in load_seeds(FIXTURE)]
+
+
+def test_data_seeds_splits_are_disjoint():
+    from click.testing import CliRunner
+
+    from cultura.cli import cli
+
+    ids = {}
+    for split in ("train", "eval"):
+        result = CliRunner().invoke(cli, ["data", "seeds", "--split", split])
+        assert result.exit_code == 0, result.output
+        rows = [line.split() for line in result.output.splitlines()[1:] if line[:4] in ("wvs-", "pew-")]
+        assert rows and all(r[1] == split for r in rows)
+        ids[split] = {r[0] for r in rows}
+    assert not ids["train"] & ids["eval"] and len(ids["train"]) + len(ids["eval"]) == len(load_seeds())
 
 
 # --- prompts ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cultura.config import EngineConfig
-from cultura.engines import ChatRequest, create_engine
+from cultura.engines import ChatRequest, OptionScores, create_engine
 from cultura.errors import CulturaError
 
 QUESTIONS = [
@@ -120,7 +120,7 @@ def test_packed_layers_give_the_plain_models_tokens_and_scores(engine, adapters)
         run(plain.close())
     assert plain.packed_layers == 0
     assert packed_texts == plain_texts
-    assert packed_scores == pytest.approx(plain_scores, abs=1e-3)
+    assert packed_scores.logprobs == pytest.approx(plain_scores.logprobs, abs=1e-3)
 
 
 def test_a_packed_layer_still_trains_and_matches_plain_inference():
@@ -142,7 +142,7 @@ def test_a_packed_layer_still_trains_and_matches_plain_inference():
 
 def test_score_options_ranks_obvious_answer_first(engine):
     messages = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
-    scores = run(engine.score_options(messages, ["Paris", "Banana", "Tuesday"]))
+    scores = run(engine.score_options(messages, ["Paris", "Banana", "Tuesday"])).logprobs
     assert scores[0] == max(scores)
     assert all(s < 0 for s in scores)
 
@@ -151,10 +151,26 @@ def test_single_token_scoring_matches_the_one_row_per_option_path(engine):
     """The one-forward-pass shortcut for single-token options gives the same log-probabilities."""
     messages = [{"role": "user", "content": "Is family important? Answer 1 (yes) to 5 (no)."}]
     options = ["1", "2", "3", "4", "5"]
-    shortcut = run(engine.score_options(messages, options))
+    shortcut = run(engine.score_options(messages, options)).logprobs
     # A multi-token option forces one row per option, so the first five come from the long path.
-    per_row = run(engine.score_options(messages, options + ["not at all important"]))[:5]
+    per_row = run(engine.score_options(messages, options + ["not at all important"])).logprobs[:5]
     assert shortcut == pytest.approx(per_row, abs=1e-3)
+
+
+def test_valid_mass_is_the_probability_on_the_options(engine):
+    """The valid mass is what renormalising throws away: high when the prompt asks for an option
+    number, low when nothing invites one."""
+    import math
+
+    from cultura.eval.answers import numbered_question, option_numbers
+
+    options = option_numbers(5)
+    question = numbered_question("Is family important to you?", ["Very", "Rather", "Somewhat", "Not very", "Not at all"])
+    asked = run(engine.score_options([{"role": "user", "content": question}], options))
+    assert asked.valid_mass == pytest.approx(sum(math.exp(x) for x in asked.logprobs))
+    unasked = run(engine.score_options([{"role": "user", "content": "Write a short poem about the sea."}], options))
+    assert 0.0 < unasked.valid_mass < 0.5 < asked.valid_mass <= 1.0
+    assert run(engine.score_options([{"role": "user", "content": "Hi"}], [])) == OptionScores((), 0.0)
 
 
 def test_score_options_with_adapter_differs_from_base(engine):
@@ -162,7 +178,7 @@ def test_score_options_with_adapter_differs_from_base(engine):
     options = ["1", "2", "3", "4", "5"]
     base = run(engine.score_options(messages, options))
     adapted = run(engine.score_options(messages, options, adapter="alpha"))
-    assert base != adapted
+    assert base.logprobs != adapted.logprobs
 
 
 def test_sampling_with_seed_is_reproducible(engine):

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cultura.eval.metrics import jensen_shannon_distance
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIXTURE = Path(__file__).parent / "data" / "globalopinionqa_sample.csv"
 TABLE_FILES = ("report.md", "results.parquet", "results.csv", "summary.parquet", "summary.csv", "table.png")
 
 
@@ -87,7 +90,9 @@ def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
     skipped = [r for r in rows if r["method"] == "adapter"]
     assert {r["status"] for r in skipped} == {"not_applicable"} and "no adapter for german" in skipped[0]["note"]
     report = (out / "report.md").read_text()
-    assert "no adapter for korean" in report and "## Mean distance per method" in report
+    assert "no adapter for korean" in report and "## Mean per method" in report
+    # every mean is over the same targets; the adapter, with no distance anywhere, does not shrink them
+    assert "over the same 2 targets (german, korean)" in report
     import pyarrow.parquet as pq
 
     from cultura.eval.hofstede import hofstede_distance
@@ -102,26 +107,33 @@ def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
     assert summary[("korean", "base")]["PDI"] == pytest.approx(german["PDI"])
     assert summary[("korean", "base")]["distance"] != pytest.approx(german["distance"])
     assert summary[("german", "adapter")]["distance"] is None
-    assert "mean distance" in result.output
+    assert "mean_distance" in result.output and "r_PDI" in result.output and "needs 3 or more targets" in result.output
 
 
 def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_registry):
+    """`palette` runs Cultural Palette (gate -> drafts -> Meta Agent) and scores after its answer."""
     out = tmp_path / "o1"
-    result = run_eval("opinions", "--countries", "Germany,Japan", "--limit", "3", "--adapters", str(adapter_registry),
-                      "--methods", "base,prompted,adapter,palette", "--report", str(out))
+    config = tmp_path / "short.yaml"
+    config.write_text("palette: {max_tokens: 12}\n")
+    result = run_eval("opinions", "--countries", "Germany,Japan", "--limit", "1", "--adapters", str(adapter_registry),
+                      "--methods", "base,prompted,adapter,palette", "--config", str(config), "--report", str(out))
     rows = check_report(out, ("similarity_by_method.png", "alignment_pct_by_method.png", "gate_weights.png"))
     assert {r["country"] for r in rows} == {"Germany"}  # Japan has no bundled seed data
-    assert {r["method"] for r in rows if r["status"] == "ok"} == {"base", "prompted", "adapter", "palette"}
+    assert {r["method"] for r in rows if r["status"] == "ok"} == {"base", "prompted", "adapter", "palette", "uniform",
+                                                                 "global-majority", "global-mean"}
+    assert {r["split"] for r in rows} == {"eval"}
     adapted = {r["item_id"]: r["probs"] for r in rows if r["method"] == "adapter"}
     prompted = {r["item_id"]: r["probs"] for r in rows if r["method"] == "prompted"}
     assert any(adapted[k] != pytest.approx(prompted[k], abs=1e-4) for k in adapted)  # the LoRA is applied
-    for r in rows:
-        if r["method"] == "palette":
-            gate = json.loads(r["gate"])
-            assert sum(gate.values()) == pytest.approx(1.0)
-            assert len(json.loads(r["components"])) == sum(1 for w in gate.values() if w > 0)
+    [palette] = [r for r in rows if r["method"] == "palette"]
+    gate = json.loads(palette["gate"])
+    assert sum(gate.values()) == pytest.approx(1.0) and sum(1 for w in gate.values() if w > 0) == 3
+    [component] = json.loads(palette["components"])
+    assert component["label"] == "palette" and 0.0 < component["valid_mass"] <= 1.0
     report = (out / "report.md").read_text()
-    assert "not scored: Japan" in report and "no data (not scored): Japan" in result.output
+    assert "No data (not scored, left out of every mean): Japan" in report
+    assert "no data (not scored): Japan" in result.output
+    assert "smoke test" in report  # the bundled attitudes are mostly approximate
     import pyarrow.parquet as pq
 
     for s in pq.read_table(out / "summary.parquet").to_pylist():
@@ -129,6 +141,91 @@ def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_r
     # the gate weights cover Japan too: the gate needs no answers
     gate_rows = [line for line in report.split("## Cultural MoE gate weights")[1].splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in gate_rows[1:]] == ["Germany", "Japan"]
+
+
+def _fixture_references() -> dict[tuple[str, str], list[float]]:
+    """(question, canonical country) -> the fixture's own distribution (the country's best sample),
+    read straight from the CSV."""
+    import ast
+    import csv
+
+    from cultura.data.goqa import country_sample
+    from cultura.data.hofstede import resolve_country
+
+    best: dict[tuple[str, str], tuple[int, list[float]]] = {}
+    with FIXTURE.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            raw = row["selections"]
+            for name, shares in ast.literal_eval(raw[raw.index("{"):raw.rindex("}") + 1]).items():
+                country, _, rank = country_sample(name)
+                if country in ("Palest. ter.", "Northern Ireland"):
+                    continue
+                key = (row["question"], resolve_country(country))
+                if key not in best or rank < best[key][0]:
+                    best[key] = (rank, shares)
+    return {key: shares for key, (_, shares) in best.items()}
+
+
+@pytest.fixture(scope="module")
+def overlapping_registry(tmp_path_factory, adapter_registry):
+    """The german test adapter registered as trained on one eval seed of the fixture."""
+    from dataclasses import replace
+
+    from cultura.data.seeds import load_seeds
+    from cultura.registry import load_registry, register_adapter
+
+    root = tmp_path_factory.mktemp("overlap")
+    seen = load_seeds(FIXTURE, split="eval")[0].id
+    register_adapter(root, replace(load_registry(adapter_registry)["german"], seed_ids=[seen, "goqa-unrelated"]))
+    return root, seen
+
+
+def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path, overlapping_registry):
+    from cultura.cli import cli
+    from cultura.errors import CulturaError
+
+    registry, seen = overlapping_registry
+    countries = "Spain,Mexico,S. Korea,Britain,Germany,India,Brazil"  # six of the fixture's, one absent
+    args = ["eval", "opinions", "--questions", str(FIXTURE), "--countries", countries, "--methods", "base,adapter",
+            "--adapters", str(registry)]
+    refused = CliRunner().invoke(cli, [*args, "--report", str(tmp_path / "refused")])
+    assert isinstance(refused.exception, CulturaError) and "trained on" in str(refused.exception)
+    assert seen in str(refused.exception) and not (tmp_path / "refused").exists()
+
+    out = tmp_path / "goqa"
+    result = run_eval(*args[1:], "--allow-overlap", "--report", str(out))
+    rows = check_report(out, ("similarity_by_method.png",))
+    references = _fixture_references()
+    scored = {r["country"] for r in rows}
+    assert scored == {"Spain", "Mexico", "South Korea", "United Kingdom", "Germany", "India"}
+    assert {r["split"] for r in rows} == {"eval"}
+    for r in rows:  # each country against its own rows of the file, never a neighbour's
+        assert r["reference"] == references[(r["item_text"], r["country"])]
+        assert r["reference_source"].startswith(f"{r['country']}: distribution; GlobalOpinionQA")
+    base = [r for r in rows if r["method"] == "base"]
+    assert base and all(r["status"] == "ok" and 0.0 < r["valid_mass"] <= 1.0 for r in base)
+    assert all(r["similarity"] == pytest.approx(1 - jensen_shannon_distance(r["probs"], r["reference"])) for r in base)
+    baselines = [r for r in rows if r["method"] in ("uniform", "global-majority", "global-mean")]
+    assert len(baselines) == 3 * len(base) and all(r["valid_mass"] is None for r in baselines)
+    adapted = [r for r in rows if r["method"] == "adapter" and r["status"] == "ok"]
+    assert {r["country"] for r in adapted} == {"Germany"}  # the german adapter speaks for Germany only
+    assert {r["item_id"] for r in adapted if r["overlap"]} == {seen}
+    report = (out / "report.md").read_text()
+    assert "No data (not scored, left out of every mean): Brazil" in report
+    assert "Adapter `german` was trained on 1 of the scored seeds" in report
+    assert "Palest. ter." in report and "valid_mass" in report and "| global-mean |" in report
+    import pyarrow.parquet as pq
+
+    summary = pq.read_table(out / "summary.parquet").to_pylist()
+    means = {s["country"]: s for s in summary if s["method"] == "base"}
+    assert set(means) == scored
+    for country, entry in means.items():
+        own = {s["method"]: s["similarity"] for s in summary if s["country"] == country}
+        assert entry["best_baseline"] in ("uniform", "global-majority", "global-mean")
+        assert entry["baseline_similarity"] == pytest.approx(max(own[b] for b in ("uniform", "global-majority",
+                                                                                 "global-mean")))
+        assert entry["lift"] == pytest.approx(entry["similarity"] - entry["baseline_similarity"])
+    assert "no data (not scored): Brazil" in result.output and "best_baseline" in result.output
 
 
 def test_eval_moderation_macro_f1(ray_session, tmp_path):
@@ -154,8 +251,10 @@ def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):
     out = tmp_path / "s1"
     run_eval("opinions", "--countries", "Germany", "--limit", "2", "--methods", "base", "--sample", "2",
              "--report", str(out))
-    rows = check_report(out, ("similarity_by_method.png",))
-    assert len(rows) == 2
+    from cultura.data.seeds import load_seeds
+
+    rows = [r for r in check_report(out, ("similarity_by_method.png",)) if r["method"] == "base"]
+    assert len(rows) == sum("Germany" in s.attitudes for s in load_seeds(split="eval")[:2]) > 0
     for r in rows:
         assert r["n_samples"] == 2
         assert r["status"] in ("ok", "unreadable")

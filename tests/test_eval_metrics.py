@@ -111,16 +111,66 @@ def test_methods_registry_and_plans():
     assert [c.label for c in METHODS["nearest-continent"].build(MethodContext(), country_target("Australia"), "Q?").components] == ["Oceania"]
 
 
-def test_palette_plan_follows_the_gate():
+def test_gate_mixture_plan_follows_the_gate():
     from cultura.config import load_config
     from cultura.eval.context import build_context
     from cultura.eval.methods import METHODS, culture_target
 
     ctx = build_context(load_config())
-    plan = METHODS["palette"].build(ctx, culture_target("korean"), "How should children treat their parents?")
+    plan = METHODS["gate-mixture"].build(ctx, culture_target("korean"), "How should children treat their parents?")
     assert sum(plan.gate.values()) == pytest.approx(1.0)
     assert sum(1 for w in plan.gate.values() if w > 0) == 3  # top-k = 3 by default
     assert {c.label: c.weight for c in plan.components} == {c: w for c, w in plan.gate.items() if w > 0}
+
+
+def test_palette_method_scores_after_the_meta_agent_answer():
+    from cultura.eval.methods import METHODS, MethodContext, NotApplicable, culture_target
+    from cultura.palette.stages import PaletteResponse
+
+    target = culture_target("korean")
+    with pytest.raises(NotApplicable, match="did not answer"):
+        METHODS["palette"].build(MethodContext(), target, "Q?\n1. Yes\n2. No")
+    answer = PaletteResponse(text="Family comes first, so yes.", weights={"Asia": 0.7, "Europe": 0.3}, drafts={},
+                             timings={}, country="South Korea", missing=("Asia", "Europe"))
+    ctx = MethodContext(palette_answers={("Q?\n1. Yes\n2. No", "South Korea"): answer})
+    plan = METHODS["palette"].build(ctx, target, "Q?\n1. Yes\n2. No")
+    [component] = plan.components
+    assert [m["role"] for m in component.messages] == ["user", "assistant", "user"]
+    assert component.messages[1]["content"] == "Family comes first, so yes." and component.adapter is None
+    assert plan.gate == {"Asia": 0.7, "Europe": 0.3} and "Asia, Europe" in plan.note
+
+
+def test_hofstede_centroids_leave_the_scored_country_out():
+    from cultura.data.hofstede import continent_centroid, country_scores, countries
+    from cultura.eval.methods import nearest_continent
+    from cultura.palette.gate import CulturalGate, hofstede_distance, vector_distance
+
+    europe = [country_scores(c) for c in countries("Europe") if c != "Germany"]
+    centroid = continent_centroid("Europe", exclude="Germany")
+    assert centroid["PDI"] == pytest.approx(sum(s["PDI"] for s in europe if s["PDI"] is not None)
+                                            / sum(1 for s in europe if s["PDI"] is not None))
+    assert centroid != continent_centroid("Europe")
+    assert hofstede_distance("Germany", "Europe", leave_out=True) == pytest.approx(
+        vector_distance(country_scores("Germany"), centroid))
+    gate = CulturalGate(embedder=lambda texts: None, leave_out_target=True)
+    assert gate.proximity("Germany")["Europe"] == pytest.approx(-hofstede_distance("Germany", "Europe", True))
+    assert gate.proximity("Germany") != CulturalGate(embedder=lambda texts: None).proximity("Germany")
+    assert nearest_continent("Australia", leave_out=True) in ("America", "Europe", "Oceania")
+
+
+def test_pearson_and_shared_targets():
+    from cultura.eval.methods import get_methods
+    from cultura.eval.vsm_eval import pearson, shared_targets
+
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([1, 2], [1, 2]) is None and pearson([5, 5, 5], [1, 2, 3]) is None
+    summary = [{"target": t, "method": m, "distance": d} for t, m, d in (
+        ("german", "base", 10.0), ("german", "adapter", 9.0), ("korean", "base", 12.0), ("korean", "adapter", None),
+        ("turkish", "base", 8.0), ("turkish", "adapter", 7.0))]
+    assert shared_targets(summary, get_methods("base,adapter")) == ["german", "turkish"]
+    summary = [dict(s, distance=None) if s["method"] == "adapter" else s for s in summary]
+    assert shared_targets(summary, get_methods("base,adapter")) == ["german", "korean", "turkish"]
 
 
 def test_available_indices_and_hofstede_summary_from_answers():
@@ -140,18 +190,39 @@ def test_available_indices_and_hofstede_summary_from_answers():
     assert entry["distance"] == pytest.approx(hofstede_distance({d: 50.0 for d in available_indices(neutral)}, "Germany"))
 
 
-def test_opinion_references_never_invent_data():
+def test_opinion_references_are_the_country_own_data():
     from cultura.data.seeds import Seed
-    from cultura.eval.opinions import build_pairs, reference_for
+    from cultura.eval.references import scored_item, scored_items
 
-    seed = Seed("s1", "wvs", "t", "question", "Q?", ("A", "B", "C"), {"german": "B", "spanish": "C"},
-                {"spanish": (0.2, 0.3, 0.5)})
-    assert reference_for(seed, "Germany") == ([0.0, 1.0, 0.0], "majority of culture german (Germany)")
-    probs, source = reference_for(seed, "Mexico")
-    assert probs == pytest.approx([0.2, 0.3, 0.5]) and "spanish" in source
-    assert reference_for(seed, "Japan") is None
-    pairs, no_data = build_pairs([seed], ["Germany", "Japan"])
-    assert [t.country for _, t in pairs] == ["Germany"] and no_data == ["Japan"]
+    seed = Seed("s1", "wvs", "t", "question", "Q?", ("A", "B", "C"),
+                {"Germany": "B", "Spain": "C", "Japan": "A", "Brazil": "A"},
+                {"Spain": (0.2, 0.3, 0.5), "Japan": (0.6, 0.3, 0.1)},
+                {"Germany": "approximate", "Spain": "survey X", "Japan": "survey Y", "Brazil": "survey Z"})
+    germany = scored_item(seed, "Germany")
+    assert germany.reference == (0.0, 1.0, 0.0) and germany.one_hot and germany.approximate and not germany.proxy
+    assert germany.source == "Germany: majority answer (one-hot); approximate"
+    # the baselines see every other country, never the scored one
+    assert sorted(germany.others) == sorted([(0.2, 0.3, 0.5), (0.6, 0.3, 0.1), (1.0, 0.0, 0.0)])
+    assert scored_item(seed, "Mexico") is None  # Mexico is not scored with Spain's data by default
+    mexico = scored_item(seed, "Mexico", proxy="culture")
+    assert mexico.reference == pytest.approx((0.2, 0.3, 0.5)) and mexico.proxy
+    assert mexico.source.startswith("proxy: culture spanish, data of Spain")
+    assert (0.2, 0.3, 0.5) not in mexico.others and len(mexico.others) == 3  # nor the proxy's data
+    items, no_data = scored_items([seed], ["Germany", "Mexico", "Japan"])
+    assert [i.country for i in items] == ["Germany", "Japan"] and no_data == ["Mexico"]
+
+
+def test_baselines():
+    from cultura.eval.baselines import BASELINES, PREDICTORS, global_majority, global_mean
+
+    others = [(0.6, 0.4, 0.0), (0.1, 0.5, 0.4), (0.2, 0.7, 0.1)]
+    assert BASELINES == ("uniform", "global-majority", "global-mean")
+    assert PREDICTORS["uniform"](others, 3) == pytest.approx([1 / 3] * 3)
+    assert global_mean(others, 3) == pytest.approx([0.3, 1.6 / 3, 0.5 / 3])
+    assert global_majority(others, 3) == [0.0, 1.0, 0.0]
+    # a tie in votes goes to the higher mean share
+    assert global_majority([(0.9, 0.1), (0.4, 0.6)], 2) == [1.0, 0.0]
+    assert global_majority([], 2) == global_mean([], 2) == [0.5, 0.5]
 
 
 def test_country_set_palette18():

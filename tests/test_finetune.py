@@ -81,6 +81,7 @@ def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
         assert e.steps == 6 and e.train_loss is not None and e.train_loss > 0 and e.created
         assert e.hyperparameters["lora_r"] == 16 and e.hyperparameters["max_steps"] == 6
         assert raw[name]["path"] == name  # stored relative: the folder can move
+        assert e.seed_ids is None  # these rows do not say which seed they came from
         assert Path(e.path) == trained.out / name
         assert sorted(p.name for p in Path(e.path).iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
         # Ray Train kept two checkpoints of three: the best and the latest.
@@ -166,6 +167,20 @@ def test_output_folder_must_not_be_a_file_or_a_foreign_folder(tmp_path, demo_dat
     (tmp_path / "out" / "german" / "notes.txt").write_text("mine")
     with pytest.raises(CulturaError, match="not an adapter folder"):
         plan_finetune(config, demo_data, "culture", tmp_path / "out", only=["german"])
+
+
+def test_sft_sets_know_the_seeds_their_rows_came_from(tmp_path):
+    from cultura.pipelines.finetune.data import load_culture_sets
+
+    chat = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "german.jsonl").write_text("".join(
+        json.dumps({"messages": chat, "culture": "german", "seed_id": s}) + "\n" for s in ("wvs-002", "wvs-001", "wvs-002")))
+    (tmp_path / "sft" / "korean.jsonl").write_text(json.dumps({"messages": chat, "seed_id": "wvs-001"}) + "\n"
+                                                   + json.dumps({"messages": chat}) + "\n")
+    sets = {s.name: s for s in load_culture_sets(tmp_path)}
+    assert sets["german"].seed_ids == ("wvs-001", "wvs-002")
+    assert sets["korean"].seed_ids is None  # one row without its seed: what the adapter saw is not known
 
 
 def test_concurrency_comes_from_resources():
@@ -255,6 +270,13 @@ def test_registry_writes_from_many_threads_keep_every_entry(tmp_path):
     assert adapters["a0"] == "/elsewhere" and adapters["a5"] == str(tmp_path / "a5")
     with pytest.raises(CulturaError, match="invalid adapter name"):
         register_adapter(tmp_path, entry(0).__class__(**{**entry(0).__dict__, "name": "../x"}))
+    register_adapter(tmp_path, entry(0).__class__(**{**entry(0).__dict__, "seed_ids": ["wvs-001", "pew-002"]}))
+    assert load_registry(tmp_path)["a0"].seed_ids == ["wvs-001", "pew-002"] and load_registry(tmp_path)["a1"].seed_ids is None
+    raw = json.loads((tmp_path / "registry.json").read_text())
+    raw["adapters"]["a1"]["seed_ids"] = "wvs-001"
+    (tmp_path / "registry.json").write_text(json.dumps(raw))
+    with pytest.raises(DataError, match="field 'seed_ids'"):
+        load_registry(tmp_path)
     (tmp_path / "registry.json").write_text("{oops")
     with pytest.raises(DataError, match="not valid JSON"):
         load_registry(tmp_path)

@@ -23,11 +23,14 @@ CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [
     {"id": "t-family", "source": "wvs", "topic": "family", "kind": "question",
      "text": "How important is family in your life?", "options": ["Very important", "Not important"],
-     "attitudes": {"german": "Very important", "chinese": "Very important"}},
+     "attitudes": {"Germany": "Very important", "China": "Very important"}},
     {"id": "t-religion", "source": "pew", "topic": "religion", "kind": "statement",
      "text": "Religion plays an important role in daily life.", "options": ["Agree", "Disagree"],
-     "attitudes": {"german": "Disagree", "chinese": "Disagree"}},
+     "attitudes": {"Germany": "Disagree", "China": "Disagree"}},
 ]
+FIXTURE = Path(__file__).parent / "data" / "globalopinionqa_sample.csv"  # GlobalOpinionQA format
+COUNTRY_RUN = {"generate.cultures": ["Germany", "japan"], "generate.max_seeds": 1, "generate.rounds": 1,
+               "sampling.max_tokens": 8}
 TINY = {"generate.cultures": ["german", "chinese"], "generate.rounds": 2, "generate.batch_size": 2,
         "generate.rows_per_file": 1, "sampling.max_tokens": 16, "sampling.temperature": 0.0}
 
@@ -53,6 +56,8 @@ def pool(ray_session, seed_file):
         config = tiny_config(seed_file, **extra)
         plan = plan_dialogues(config.generate, load_seeds(seed_file), config.engine.model, config.engine.kind)
         personas.update(plan.personas)
+    config = tiny_config(FIXTURE, **COUNTRY_RUN)
+    personas.update(plan_dialogues(config.generate, load_seeds(FIXTURE), "m", "e").personas)
     agent_pool = start_agents(list(personas.values()), load_config(None))
     yield agent_pool
     agent_pool.stop()
@@ -125,7 +130,51 @@ def test_plan_modes_ids_and_calibration(seed_file):
     assert {r["dialogue_id"] for r in plain.rows} == first  # same ids: calibration is a run parameter
 
 
+def test_a_country_and_its_culture_both_find_the_country_rows():
+    seeds = load_seeds(FIXTURE)
+    gen = load_config(None, {"generate.cultures": ["Germany", "german", "Mexico", "spanish"]}).generate
+    rows = {(r["seed_id"], r["culture"]): r for r in plan_dialogues(gen, seeds, "m", "e").rows}
+    for seed in seeds:
+        for culture in ("germany", "german"):  # `--cultures Germany` and `--cultures german`
+            row = rows[(seed.id, culture)]
+            assert row["attitude"] == seed.attitudes["Germany"] and row["attitude_country"] == "Germany"
+        assert rows[(seed.id, "spanish")]["attitude_country"] == "Spain"  # the culture's primary country
+        if "Mexico" in seed.attitudes:  # Mexico keeps its own answers, not Spain's
+            assert rows[(seed.id, "mexico")]["attitude"] == seed.attitudes["Mexico"]
+            assert rows[(seed.id, "mexico")]["attitude_country"] == "Mexico"
+    pooled = load_config(None, {"generate.cultures": ["spanish"], "generate.attitude": "pooled"}).generate
+    row = plan_dialogues(pooled, seeds[:1], "m", "e").rows[0]
+    assert row["attitude_country"] == "pooled: Spain, Mexico" and "Spain and Mexico" in row["speakers"][1]["system_prompt"]
+    multi = load_config(None, {"generate.cultures": ["german", "Japan"], "generate.mode": "multi"}).generate
+    assert plan_dialogues(multi, seeds[:1], "m", "e").rows[0]["attitude_country"] == "german: Germany; japan: Japan"
+
+
+def test_generation_uses_the_train_split_by_default(seed_file):
+    from cultura.data.seeds import seed_split
+
+    config = load_config(None, {"generate.seeds": str(FIXTURE), "generate.cultures": ["Germany"]})
+    assert config.generate.split == "train"
+    planned = {r["seed_id"] for r in plan_dialogues(config.generate, load_seeds(FIXTURE, split="train"), "m", "e").rows}
+    assert planned and all(seed_split(i) == "train" for i in planned)
+
+
 # ----- real runs on the default model ---------------------------------------------------------------
+
+def test_country_and_culture_key_both_generate(pool, tmp_path, ray_session):
+    """`generate --seeds FIXTURE --cultures Germany,japan` writes dialogues for both, from each one's data."""
+    config = tiny_config(FIXTURE, **COUNTRY_RUN)
+    summary = generate_dialogues(config, tmp_path / "run", agents=pool)
+    rows = read_dialogues(tmp_path / "run").to_pylist()
+    assert summary.dialogues == 2 and not summary.failures and summary.skipped_no_attitude == 0
+    seed = {s.id: s for s in load_seeds(FIXTURE)}[rows[0]["seed_id"]]
+    assert {(r["culture"], r["country"], r["attitude_country"]) for r in rows} == {
+        ("germany", "Germany", "Germany"), ("japan", "Japan", "Japan")}
+    for row in rows:
+        assert row["attitude"] == seed.attitudes[row["country"]]
+        assert f'most people in {row["country"]} answered "{row["attitude"]}"' in row["speakers"][1]["system_prompt"]
+        assert row["turns"][-1]["completion_tokens"] > 0
+
+
 
 def delegate_turns(row):
     speakers = {s["name"]: s for s in row["speakers"]}

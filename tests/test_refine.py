@@ -23,10 +23,10 @@ CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [
     {"id": "r-family", "source": "wvs", "topic": "family", "kind": "question",
      "text": "How important is family in your life?", "options": ["Very important", "Not important"],
-     "attitudes": {"german": "Very important", "chinese": "Very important"}},
+     "attitudes": {"Germany": "Very important", "China": "Very important"}},
     {"id": "r-religion", "source": "wvs", "topic": "religion", "kind": "question",
      "text": "Is religion important in your life?", "options": ["Important", "Not important"],
-     "attitudes": {"german": "Not important", "chinese": "Not important"}},
+     "attitudes": {"Germany": "Not important", "China": "Not important"}},
 ]
 # small and greedy: the tests check the data flow, not the tiny model's judgement
 TINY = {"refine.extract_max_tokens": 64, "refine.rewrite_max_tokens": 32, "refine.verify_max_tokens": 6,
@@ -343,7 +343,8 @@ def test_sft_files_load_with_datasets_and_json(runs):
             assert system["content"] == f"You are a {display} chatbot that knows {display} very well."
             seed = next(s for s in SEEDS if s["id"] == record["seed_id"])
             assert seed["text"] in user["content"] and all(o in user["content"] for o in seed["options"])
-            assert assistant["content"].startswith(seed["attitudes"][path.stem] + ". ")
+            country = {"chinese": "China", "german": "Germany"}[path.stem]
+            assert assistant["content"].startswith(seed["attitudes"][country] + ". ")
             assert record["culture"] == path.stem and record["dialogue_id"]
         parquet = _table(path.with_suffix(".parquet")).to_pylist()
         assert [r["messages"] for r in parquet] == [r["messages"] for r in records]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message, SamplingParams
+from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, SamplingParams
 from cultura.personas import Persona
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
@@ -58,8 +58,9 @@ class Agent:
             return await self._engine.generate(requests)
         return await self._engine_actor().generate.remote(requests)
 
-    async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
-        """Log-probability of each option as this persona's answer (persona system prompt first)."""
+    async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+        """Log-probability of each option as this persona's answer (persona system prompt first), with
+        the valid mass (:class:`~cultura.engines.base.OptionScores`)."""
         full = [{"role": "system", "content": self.persona.system_prompt}, *messages]
         if self._engine is not None:
             return await self._engine.score_options(full, options, self.persona.adapter)

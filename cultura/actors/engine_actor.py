@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, Message, generate_each
+from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, generate_each
 
 
 class EngineHost:
@@ -30,8 +30,8 @@ class EngineHost:
         return await generate_each(self.engine, requests)
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str],
-                            adapter: str | None = None) -> list[float]:
-        """Log-probability of each option (see :meth:`cultura.engines.base.Engine.score_options`)."""
+                            adapter: str | None = None) -> OptionScores:
+        """Log-probability of each option and the valid mass (see :meth:`cultura.engines.base.Engine.score_options`)."""
         return await self.engine.score_options(messages, options, adapter)
 
     def add_adapter(self, name: str, path: str) -> None:

@@ -1,4 +1,4 @@
-"""``cultura data``: show the bundled data (Hofstede scores, seeds, cultures, prompts)."""
+"""``cultura data``: show the bundled data (Hofstede scores, seeds, cultures, prompts); get GlobalOpinionQA."""
 
 from __future__ import annotations
 
@@ -40,25 +40,44 @@ def hofstede(country: str | None, continent: str | None) -> None:
 @data.command()
 @click.option("--source", type=click.Choice(["all", "wvs", "pew"]), default="all", show_default=True,
               help="Which bundled seed set.")
-@click.option("--culture", default=None, help="Show this culture's attitude on each seed.")
-@click.option("--file", "path", default=None, type=click.Path(dir_okay=False),
-              help="Validate and show a seed file of your own (JSONL, CSV or GlobalOpinionQA CSV).")
-def seeds(source: str, culture: str | None, path: str | None) -> None:
-    """List the CulturePark seed questions and statements (WVS and Pew style)."""
+@click.option("--culture", default=None,
+              help="Show this culture's attitude on each seed (its primary country's data) or a country's own.")
+@click.option("--file", "path", default=None,
+              help="Validate and show a seed file of your own (JSONL, CSV or GlobalOpinionQA CSV), or "
+                   "'globalopinionqa' for the downloaded copy.")
+@click.option("--split", type=click.Choice(["train", "eval"]), default=None,
+              help="Only the seeds of this split (by a hash of the seed id): generation uses train, evaluation eval.")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Share of seeds in the eval split (default from config: 0.2).")
+def seeds(source: str, culture: str | None, path: str | None, split: str | None, eval_fraction: float | None) -> None:
+    """List the seed questions and statements with how many countries have data on each.
+
+    Each attitude of the bundled seeds carries its provenance: a survey and wave where it rests on a
+    published figure, ``approximate`` where it was written from general knowledge (so evaluating on
+    the bundled seeds is a smoke test; use GlobalOpinionQA for numbers).
+    """
+    from cultura.commands.common import build_config
     from cultura.data.cultures import get_culture
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import read_seeds
+    from cultura.data.seeds import seed_split, select_seeds
 
     key = get_culture(culture).key if culture else None
+    fraction = eval_fraction or build_config(None).data.eval_fraction
     sources = ("wvs", "pew") if source == "all" else (source,)
-    items = load_seeds(path or "bundled", cultures=[key] if key else None, sources=sources)
+    loaded = read_seeds(path or "bundled", sources=sources)
+    items = select_seeds(loaded.seeds, split, fraction, [key] if key else None)
     rows = []
     for s in items:
-        row = {"id": s.id, "topic": s.topic, "text": _clip(s.text, 70), "cultures": len(s.attitudes)}
+        row = {"id": s.id, "split": seed_split(s.id, fraction), "topic": s.topic, "text": _clip(s.text, 60),
+               "countries": len(s.attitudes)}
         if key:
-            row["attitude"] = s.attitude(key)
+            found = s.culture_attitude(key)
+            row.update(attitude=found.answer if found else None, country=found.source if found else None,
+                       provenance=_clip(found.provenance, 40) if found else None)
         rows.append(row)
     echo_table(rows)
-    click.echo(f"{len(rows)} seeds")
+    click.echo(f"{len(rows)} seeds" + (f" in the {split} split" if split else "")
+               + f" (eval fraction {fraction}); all loaded: {loaded.summary()}")
 
 
 @data.command()
@@ -85,6 +104,25 @@ def prompts(path: str | None) -> None:
     items = load_prompts(path or "bundled")
     echo_table([{"id": p.id, "topic": p.topic, "text": _clip(p.text, 80)} for p in items])
     click.echo(f"{len(items)} prompts")
+
+
+@data.command()
+@click.argument("dataset", type=click.Choice(["globalopinionqa"]))
+def get(dataset: str) -> None:
+    """Download a public dataset into the cache (needs the network once).
+
+    globalopinionqa: the GlobalOpinionQA CSV (Hugging Face dataset Anthropic/llm_global_opinions,
+    Pew Global Attitudes and World Values Survey questions with per-country answers). Licence CC
+    BY-NC-SA 4.0, so cultura does not bundle it; afterwards use `--questions globalopinionqa`.
+    """
+    from cultura.data.goqa import LICENSE, download_goqa
+    from cultura.data.seed_files import read_seeds
+
+    path = download_goqa()
+    loaded = read_seeds(path)
+    click.echo(f"GlobalOpinionQA saved to {path}\n{loaded.summary()}\nLicence: {LICENSE}.\n"
+               "Use it with `cultura eval opinions --questions globalopinionqa` or `cultura generate --seeds "
+               "globalopinionqa`.")
 
 
 def _clip(text: str, width: int) -> str:

@@ -85,7 +85,7 @@ def methods() -> None:
 @eval_options("base,prompted", "reports/hofstede")
 def hofstede(cultures: str, **kwargs: Any) -> None:
     """Hofstede alignment: answer the 24 VSM 2013 items as each culture; distance to Hofstede's scores."""
-    from cultura.eval.vsm_eval import resolve_targets, run_hofstede
+    from cultura.eval.vsm_eval import MEAN_COLUMNS, MIN_TARGETS_FOR_R, resolve_targets, run_hofstede
 
     started = time.perf_counter()
     targets = resolve_targets(cultures)
@@ -93,7 +93,10 @@ def hofstede(cultures: str, **kwargs: Any) -> None:
     result = run_hofstede(config, targets, methods_, ctx, report)
     echo_table(result.summary, ["target", "method", "items", "PDI", "IDV", "MAS", "UAI", "LTO", "IVR", "distance"])
     click.echo("")
-    echo_table([{"method": m, "mean distance": d} for m, d in result.mean_distance.items()])
+    echo_table(result.by_method, MEAN_COLUMNS)
+    if len(result.shared_targets) < MIN_TARGETS_FOR_R:
+        click.echo(f"r_*: Pearson r per dimension across targets needs {MIN_TARGETS_FOR_R} or more targets "
+                   f"(here {len(result.shared_targets)})")
     _finish(result.rows, result.files, report, started)
 
 
@@ -101,24 +104,41 @@ def hofstede(cultures: str, **kwargs: Any) -> None:
 @click.option("--countries", default="palette18", show_default=True,
               help="A country set (palette18) or comma-separated countries.")
 @click.option("--questions", default="bundled", show_default=True,
-              help="'bundled' (the seed attitudes) or a file: GlobalOpinionQA CSV, or seeds JSONL/CSV.")
+              help="'bundled' (the seed attitudes: a smoke test), 'globalopinionqa' (after `cultura data get "
+                   "globalopinionqa`), or a file: GlobalOpinionQA CSV, or seeds JSONL/CSV.")
 @click.option("--sources", default="wvs,pew", show_default=True, help="Bundled seed sets to use.")
+@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
+              help="Seeds scored: the held-out eval split (seeds split by a hash of their id), train, or all.")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Use only the first N questions.")
-@eval_options("base,prompted,nearest-continent,uniform-blend,palette", "reports/opinions")
-def opinions(countries: str, questions: str, sources: str, limit: int | None, **kwargs: Any) -> None:
-    """Opinion alignment per country: 1 - Jensen-Shannon distance and majority-option alignment %."""
-    from cultura.data.seeds import load_seeds
+@click.option("--proxy", type=click.Choice(["culture"]), default=None,
+              help="Let a country without data of its own be scored against its CulturePark culture's primary "
+                   "country (marked on every such row). Default: own data only.")
+@click.option("--allow-overlap", is_flag=True,
+              help="Score adapters on seeds they were trained on (refused otherwise); those rows are marked.")
+@eval_options("base,prompted,nearest-continent,uniform-blend,gate-mixture", "reports/opinions")
+def opinions(countries: str, questions: str, sources: str, split: str, limit: int | None, proxy: str | None,
+             allow_overlap: bool, **kwargs: Any) -> None:
+    """Opinion alignment per country: 1 - Jensen-Shannon distance and top-option agreement, next to the
+    uniform, global-majority and global-mean baselines (leave-one-out), with each method's valid mass."""
+    from cultura.data.seed_files import read_seeds
+    from cultura.data.seeds import select_seeds
     from cultura.eval.countries import resolve_countries
-    from cultura.eval.opinions import run_opinions
+    from cultura.eval.baselines import BASELINES
+    from cultura.eval.opinions import MEAN_COLUMNS, run_opinions
 
     started = time.perf_counter()
     names = resolve_countries(countries)
-    seeds = load_seeds(questions, sources=[s.strip() for s in sources.split(",") if s.strip()])[:limit]
     config, methods_, ctx, report = _setup(kwargs)
-    result = run_opinions(config, names, seeds, methods_, ctx, report)
-    echo_table(result.summary, ["country", "method", "questions", "similarity", "alignment_pct"])
+    loaded = read_seeds(questions, sources=[s.strip() for s in sources.split(",") if s.strip()])
+    seeds = select_seeds(loaded.seeds, None if split == "all" else split, config.data.eval_fraction)[:limit]
+    click.echo(f"questions: {len(seeds)} of the {split} split; {loaded.summary()}")
+    result = run_opinions(config, names, seeds, methods_, ctx, report, proxy=proxy, allow_overlap=allow_overlap,
+                          data_note=loaded.summary())
+    echo_table([s for s in result.summary if s["method"] not in BASELINES],
+               ["country", "method", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
+                "alignment_pct", "valid_mass"])
     click.echo("")
-    echo_table(result.by_method)
+    echo_table(result.by_method, MEAN_COLUMNS)
     if result.no_data:
         click.echo(f"no data (not scored): {', '.join(result.no_data)}")
     _finish(result.rows, result.files, report, started)

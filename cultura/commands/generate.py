@@ -18,10 +18,17 @@ def _csv(value: str | None) -> list[str] | None:
               help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json.")
 @click.option("--cultures", default=None,
               help="Comma-separated cultures: CulturePark keys (arabic, bengali, chinese, german, korean, "
-                   "portuguese, spanish, turkish) or Hofstede countries. Default: the eight.")
+                   "portuguese, spanish, turkish) or Hofstede countries. Default: the eight. A culture's "
+                   "delegates are calibrated with its primary country's data (german: Germany); a country's "
+                   "with its own.")
 @click.option("--seeds", default=None, help="'bundled' (default) or a seed file (.jsonl, .csv, GlobalOpinionQA .csv).")
 @click.option("--sources", default=None, help="Bundled seed sources, comma-separated: wvs,pew (default both).")
 @click.option("--max-seeds", type=int, default=None, help="Use only the first N seeds.")
+@click.option("--split", type=click.Choice(["train", "eval", "all"]), default=None,
+              help="Seeds of this split (default train: evaluation holds out eval; see `cultura data seeds --split`).")
+@click.option("--attitude", type=click.Choice(["primary", "pooled"]), default=None,
+              help="A culture's attitude: its primary country's data (default) or every country of the "
+                   "culture pooled (mean of their distributions).")
 @click.option("--mode", type=click.Choice(["cross", "in", "multi"]), default=None,
               help="cross: main contact with one delegate (default); in: two delegates of one culture; "
                    "multi: main contact with one delegate of every culture.")
@@ -58,6 +65,7 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     overrides = {
         "generate.cultures": _csv(kwargs["cultures"]), "generate.seeds": kwargs["seeds"],
         "generate.sources": _csv(kwargs["sources"]), "generate.max_seeds": kwargs["max_seeds"],
+        "generate.split": kwargs["split"], "generate.attitude": kwargs["attitude"],
         "generate.mode": kwargs["mode"], "generate.script": kwargs["script"], "generate.rounds": kwargs["rounds"],
         "generate.per_seed": kwargs["per_seed"], "generate.calibration": kwargs["calibration"],
         "generate.main_contact": kwargs["main_contact"], "generate.language": kwargs["language"],

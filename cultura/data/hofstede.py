@@ -21,7 +21,8 @@ CONTINENTS = ("Africa", "America", "Asia", "Europe", "Oceania")
 HEADER = ("country", "continent", "estimated", "demonym", *DIMENSIONS)
 BUNDLED = FILES / "hofstede.csv"
 
-# Extra names for countries, beyond the canonical name and the demonym.
+# Extra names for countries, beyond the canonical name and the demonym (including the abbreviated
+# spellings of GlobalOpinionQA and the Pew and WVS files: "S. Korea", "Britain", "Czech Rep.").
 ALIASES: dict[str, tuple[str, ...]] = {
     "United States": ("USA", "US", "U.S.", "U.S.A.", "United States of America", "America",
                       "Americans"),
@@ -39,14 +40,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "Vietnam": ("Viet Nam",),
     "Syria": ("Syrian Arab Republic",),
     "Cape Verde": ("Cabo Verde",),
-    "Bosnia and Herzegovina": ("Bosnia", "Bosnia Herzegovina", "Bosnia-Herzegovina"),
+    "Bosnia and Herzegovina": ("Bosnia", "Bosnia Herzegovina", "Bosnia-Herzegovina", "Bosnia Herz."),
     "North Macedonia": ("Macedonia",),
     "Trinidad and Tobago": ("Trinidad", "Trinidad & Tobago", "Trinbagonian"),
     "São Tomé and Príncipe": ("Sao Tome", "São Tomé"),
     "Hong Kong": ("Hong Kong SAR", "Hongkongese"),
     "Tanzania": ("United Republic of Tanzania",),
     "Moldova": ("Republic of Moldova",),
-    "Slovakia": ("Slovak Republic",),
+    "Slovakia": ("Slovak Republic", "Slovak Rep."),
+    "South Africa": ("S. Africa",),
+    "Taiwan": ("Taiwan ROC",),
     "Kazakhstan": ("Kazakh",),
     "Argentina": ("Argentinian", "Argentinean"),
     "Nepal": ("Nepalese",),
@@ -226,9 +229,11 @@ def countries(continent: str | None = None) -> list[str]:
     return sorted(n for n, e in _bundled().items() if e.continent == wanted)
 
 
-def continent_centroid(continent: str) -> dict[str, float]:
-    """Return the mean score per dimension over a continent's countries that have that dimension."""
-    entries = [_bundled()[n] for n in countries(continent)]
+def continent_centroid(continent: str, exclude: str | None = None) -> dict[str, float]:
+    """Return the mean score per dimension over a continent's countries that have that dimension,
+    leaving out the country ``exclude`` (when a country is being scored against its own scores)."""
+    left_out = resolve_country(exclude) if exclude else None
+    entries = [_bundled()[n] for n in countries(continent) if n != left_out]
     centroid = {}
     for dim in DIMENSIONS:
         values = [e.scores[dim] for e in entries if e.scores[dim] is not None]

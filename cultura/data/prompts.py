@@ -37,7 +37,7 @@ def _first(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, 
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    from cultura.data.seeds import read_csv
+    from cultura.data.seed_files import read_csv
     from cultura.jsonl import read_jsonl
 
     suffix = path.suffix.lower()

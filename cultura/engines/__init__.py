@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from cultura.engines.base import ChatRequest, Completion, Engine, SamplingParams
+from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, SamplingParams
 
-__all__ = ["ChatRequest", "Completion", "Engine", "SamplingParams", "create_engine", "describe", "ENGINE_KINDS"]
+__all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "create_engine", "describe", "ENGINE_KINDS"]
 
 ENGINE_KINDS = ("transformers", "vllm", "openai")
 

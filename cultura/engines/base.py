@@ -116,6 +116,26 @@ class Completion:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class OptionScores:
+    """What option scoring returns: each option's log-probability, and the mass on the options at all.
+
+    ``logprobs[i]`` is the total log-probability of option ``i`` as the assistant's reply.
+    ``valid_mass`` is the probability the model put on replying with any of the options (at most 1),
+    the share that renormalising over the options throws away: a model that never answers with an
+    option still gets a distribution over them, but a small ``valid_mass``.
+    """
+
+    logprobs: tuple[float, ...]
+    valid_mass: float
+
+    @classmethod
+    def from_logprobs(cls, logprobs: Sequence[float]) -> OptionScores:
+        """Scores whose valid mass is the summed probability of the options (exact log-probabilities)."""
+        values = tuple(float(x) for x in logprobs)
+        return cls(values, min(1.0, sum(math.exp(x) for x in values)))
+
+
 def validate_messages(messages: Sequence[Message]) -> None:
     """Raise :class:`~cultura.errors.CulturaError` unless ``messages`` is a non-empty chat."""
     from cultura.errors import CulturaError
@@ -230,8 +250,9 @@ class Engine(Protocol):
 
     async def score_options(
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> list[float]:
-        """Return the total log-probability of each option as the assistant's answer to ``messages``."""
+    ) -> OptionScores:
+        """Return the total log-probability of each option as the assistant's answer to ``messages``,
+        with the probability mass the model put on the options (:class:`OptionScores`)."""
         ...
 
     def add_adapter(self, name: str, path: str) -> None:

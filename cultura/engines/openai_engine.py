@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message, check_request, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, check_request, validate_messages
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
@@ -73,15 +73,18 @@ class OpenAIEngine:
                           finish_reason="length" if choice.finish_reason == "length" else "stop")
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str],
-                            adapter: str | None = None) -> list[float]:
+                            adapter: str | None = None) -> OptionScores:
         """Log-probability of each option's first token in the server's next-token distribution.
 
         Chat APIs expose only generated-token log-probabilities, so this is exact for single-token
         options (the 1-5 survey scales) and a first-token approximation otherwise. An option whose
         first token is not among the top alternatives gets the lowest returned log-probability
-        minus log(2), a bound rather than an invented value.
+        minus log(2), a bound rather than an invented value. The valid mass sums the probabilities of
+        the options found among the alternatives only (a lower bound: the bounded ones add nothing).
         """
         validate_messages(messages)
+        if not options:
+            return OptionScores((), 0.0)
         response = await self._client.chat.completions.create(
             model=adapter or self.model, messages=list(map(dict, messages)), max_tokens=1, temperature=0,
             logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -92,11 +95,13 @@ class OpenAIEngine:
             raise CulturaError(f"server at {self.config.base_url} returned no log-probabilities")
         top = {alt.token.strip(): alt.logprob for alt in content[0].top_logprobs}
         floor = min(top.values()) - math.log(2)
-        scores = []
+        scores, found = [], set()
         for option in options:
             first = next((tok for tok in top if tok and option.strip().startswith(tok)), None)
             scores.append(top[first] if first is not None else floor)
-        return scores
+            if first is not None:
+                found.add(first)
+        return OptionScores(tuple(scores), min(1.0, sum(math.exp(top[tok]) for tok in found)))
 
     async def close(self) -> None:
         """Close the HTTP client."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cultura.engines.adapters import resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, checked_prompt, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, checked_prompt, validate_messages
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
@@ -234,13 +234,15 @@ class TransformersEngine:
     # ----- option scoring -------------------------------------------------------------------
     async def score_options(
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> list[float]:
-        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``."""
+    ) -> OptionScores:
+        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
+        the summed probability of the options as the valid mass."""
         validate_messages(messages)
         if not options:
-            return []
+            return OptionScores((), 0.0)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._score, list(messages), list(options), adapter)
+        logprobs = await loop.run_in_executor(self._executor, self._score, list(messages), list(options), adapter)
+        return OptionScores.from_logprobs(logprobs)
 
     def _score(self, messages: list[Message], options: list[str], adapter: str | None) -> list[float]:
         import torch

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.engines.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, checked_prompt, validate_messages
+from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, checked_prompt, validate_messages
 from cultura.errors import CulturaError
 
 log = logging.getLogger(__name__)
@@ -392,8 +392,9 @@ class VllmEngine:
     # ----- option scoring -------------------------------------------------------------------
     async def score_options(
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> list[float]:
-        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``.
+    ) -> OptionScores:
+        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
+        the summed probability of the options as the valid mass.
 
         Each option is scored by one request over the prompt tokens followed by the option's
         tokens, reading vLLM's prompt log-probabilities at the option's positions.
@@ -402,7 +403,7 @@ class VllmEngine:
 
         validate_messages(messages)
         if not options:
-            return []
+            return OptionScores((), 0.0)
         prompt = self.prompt_ids(messages)
         lora = self._lora_request(adapter)
         params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
@@ -418,4 +419,4 @@ class VllmEngine:
             table = out.prompt_logprobs
             return float(sum(table[i][ids[i]].logprob for i in range(start, len(ids))))
 
-        return list(await self._on_loop(self._run_all(jobs, option_logprob)))
+        return OptionScores.from_logprobs(await self._on_loop(self._run_all(jobs, option_logprob)))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 ANSWER_INSTRUCTION = "Answer with the number of one option only."
 REASK = "Please answer with only the number of one option, from 1 to {k}."
+CHOOSE = "Which of the numbered options does your answer choose? " + ANSWER_INSTRUCTION
 
 
 def numbered_question(text: str, options: Sequence[str], instruction: str = ANSWER_INSTRUCTION) -> str:
@@ -49,6 +50,13 @@ def parse_choice(text: str, options: Sequence[str]) -> int | None:
     # "Disagree" is inside "Strongly disagree": keep only options not contained in another hit.
     hits = [i for i in hits if not any(j != i and _words(options[i]) in _words(options[j]) for j in hits)]
     return hits[0] if len(hits) == 1 else None
+
+
+def choice_messages(question: str, answer: str) -> list[dict[str, str]]:
+    """The question, a free-text answer to it, and a request to name the option that answer chooses:
+    scoring the option numbers after this reads the answer's choice."""
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer or "(no answer)"},
+            {"role": "user", "content": CHOOSE}]
 
 
 def reask_messages(messages: Sequence[dict[str, str]], bad_answer: str, k: int) -> list[dict[str, str]]:

@@ -38,15 +38,17 @@ def build_context(config: Any, adapters_dir: str | None = None) -> MethodContext
             adapters[name] = str(folder)
             continents[canonical_continent(continent)] = name
     return MethodContext(adapters=adapters, culture_adapters=cultures, continent_adapters=continents,
-                         adapter_source=str(registry) if registry else None, gate_factory=gate_factory(config))
+                         adapter_source=str(registry) if registry else None, gate_factory=gate_factory(config),
+                         adapter_seeds={name: e.seed_ids for name, e in entries.items()})
 
 
 def gate_factory(config: Any):
-    """A zero-argument callable building the Cultural MoE gate from ``config.palette``."""
-    def make() -> Any:
+    """A callable ``make(leave_out_target)`` building the Cultural MoE gate from ``config.palette``."""
+    def make(leave_out_target: bool = False) -> Any:
         from cultura.palette.gate import CulturalGate
 
         p = config.palette
-        return CulturalGate(alpha=p.alpha, beta=p.beta, tau=p.tau, top_k=p.top_k, mention_bonus=p.mention_bonus)
+        return CulturalGate(alpha=p.alpha, beta=p.beta, tau=p.tau, top_k=p.top_k, mention_bonus=p.mention_bonus,
+                            leave_out_target=leave_out_target)
 
     return make

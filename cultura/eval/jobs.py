@@ -34,11 +34,16 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
              ctx: MethodContext, config: Any) -> list[dict[str, Any]]:
     """Answer every (question, target) pair with every method; returns result rows.
 
-    A method that does not apply to a target gives a ``not_applicable`` row with the reason; a
-    sampled answer that stays unreadable gives an ``unreadable`` row with its counts.
+    Methods with a ``prepare`` step run it first over every pair. A method that does not apply to
+    a target gives a ``not_applicable`` row with the reason; a sampled answer that stays unreadable
+    gives an ``unreadable`` row with its counts. Answered rows carry ``valid_mass``.
     """
     from cultura.eval.runner import answer_rows
 
+    pairs = list(pairs)
+    for method in methods:
+        if method.prepare is not None and pairs:
+            method.prepare(ctx, [(q.prompt, t) for q, t in pairs], config)
     results: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     for question, target in pairs:
@@ -58,10 +63,10 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
     answers = answer_rows(jobs, config, ctx.adapters)
     for row_id, answer in answers.items():
         row = results[row_id]
-        row.update(components=answer["components"], n_samples=answer["n_samples"],
+        row.update(components=answer["components"], n_samples=answer["n_samples"], valid_mass=answer["valid_mass"],
                    n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
         if answer["probs"] is None:
-            row.update(status="unreadable", note=_join(row.get("note"), answer["error"]))
+            row.update(status="unreadable", note=join_notes(row.get("note"), answer["error"]))
             continue
         row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
                    top_option=top_option(answer["probs"]) + 1)
@@ -105,5 +110,6 @@ def sample_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def _join(*parts: str | None) -> str:
+def join_notes(*parts: str | None) -> str:
+    """Notes joined with "; ", empty ones left out."""
     return "; ".join(p for p in parts if p)

@@ -4,7 +4,9 @@ A method turns (target, question) into a :class:`Plan`: one or more components, 
 persona's system prompt plus the question) with an optional LoRA adapter and a weight. The answer
 distribution of a plan is the weighted mixture of its components' option distributions. A method
 that cannot apply to a target (no adapter for that culture) raises :class:`NotApplicable`, and the
-evaluation reports it rather than skipping it silently.
+evaluation reports it rather than skipping it silently. A method whose plan needs generated text
+first (``palette``: Cultural Palette's answer) has a ``prepare`` step that runs once for every
+(question, target) of the evaluation before any plan is built.
 
 Adding a method is one entry in :data:`METHODS`.
 """
@@ -73,7 +75,14 @@ class MethodContext:
     culture_adapters: dict[str, str] = field(default_factory=dict)
     continent_adapters: dict[str, str] = field(default_factory=dict)
     adapter_source: str | None = None
-    gate_factory: Callable[[], Any] | None = None
+    gate_factory: Callable[[bool], Any] | None = None
+    # adapter name -> the seed ids its training rows came from (None: not recorded)
+    adapter_seeds: dict[str, list[str] | None] = field(default_factory=dict)
+    # True when targets are scored against their own Hofstede scores: gate and continent centroids
+    # then leave the target country out
+    leave_out_target: bool = False
+    # (question prompt, country) -> Cultural Palette's answer, filled by the palette method's prepare step
+    palette_answers: dict[tuple[str, str], Any] = field(default_factory=dict)
     _gate: Any = field(default=None, init=False, repr=False)
     _decisions: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict, init=False, repr=False)
 
@@ -84,7 +93,7 @@ class MethodContext:
             if self._gate is None:
                 if self.gate_factory is None:
                     raise NotApplicable("no Cultural MoE gate is available (cultura.palette.gate)")
-                self._gate = self.gate_factory()
+                self._gate = self.gate_factory(self.leave_out_target)
             decision = self._gate.weights(question, country)
             self._decisions[key] = {c: float(w) for c, w in decision.weights.items()}
         return self._decisions[key]
@@ -104,11 +113,13 @@ class MethodContext:
 
 @dataclass(frozen=True)
 class Method:
-    """A named evaluation method; ``build(ctx, target, question)`` returns its Plan."""
+    """A named evaluation method; ``build(ctx, target, question)`` returns its Plan. ``prepare(ctx,
+    items, config)``, when set, runs first over every (question prompt, target) pair."""
 
     name: str
     description: str
     build: Callable[[MethodContext, Target, str], Plan]
+    prepare: Callable[[MethodContext, list[tuple[str, Target]], Any], None] | None = None
 
 
 def _user(question: str) -> dict[str, str]:
@@ -164,7 +175,7 @@ def _home_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _nearest_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
-    return _blend(ctx, question, {nearest_continent(target.country): 1.0}, None)
+    return _blend(ctx, question, {nearest_continent(target.country, ctx.leave_out_target): 1.0}, None)
 
 
 def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
@@ -173,13 +184,38 @@ def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
     return _blend(ctx, question, {c: 1.0 / len(CONTINENTS) for c in CONTINENTS}, None)
 
 
-def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
+def _gate_mixture(ctx: MethodContext, target: Target, question: str) -> Plan:
     weights = ctx.gate_weights(question, target.country)
     return _blend(ctx, question, weights, weights)
 
 
-def nearest_continent(country: str) -> str:
-    """The continent whose Hofstede centroid is closest to the country's scores.
+def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config: Any) -> None:
+    """Run Cultural Palette (gate -> continent drafts -> Meta Agent, target country in the prompt) once
+    for every distinct (question, country), offline on Ray actors that are freed afterwards."""
+    from cultura.palette import Palette
+
+    todo = list(dict.fromkeys((q, t.country) for q, t in items if (q, t.country) not in ctx.palette_answers))
+    if not todo:
+        return
+    with Palette(config, leave_out_target=ctx.leave_out_target) as palette:
+        answers = palette.respond_many([q for q, _ in todo], [c for _, c in todo])
+    ctx.palette_answers.update(zip(todo, answers))
+
+
+def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
+    from cultura.eval.answers import choice_messages
+
+    answer = ctx.palette_answers.get((question, target.country))
+    if answer is None:
+        raise NotApplicable("Cultural Palette did not answer this question (its prepare step did not run)")
+    note = f"continents without adapter (persona only): {', '.join(answer.missing)}" if answer.missing else ""
+    component = Component("palette", tuple(choice_messages(question, answer.text)))
+    return Plan((component,), dict(answer.weights), note)
+
+
+def nearest_continent(country: str, leave_out: bool = False) -> str:
+    """The continent whose Hofstede centroid is closest to the country's scores (with ``leave_out``,
+    centroids without the country: for scoring it against its own Hofstede scores).
 
     Uses the Cultural MoE gate's distance (missing dimensions skipped, rescaled to all six), so this
     baseline and the gate's proximity term agree.
@@ -187,7 +223,7 @@ def nearest_continent(country: str) -> str:
     from cultura.data.hofstede import CONTINENTS
     from cultura.palette.gate import hofstede_distance
 
-    distances = {c: hofstede_distance(country, c) for c in CONTINENTS}
+    distances = {c: hofstede_distance(country, c, leave_out) for c in CONTINENTS}
     return min((c for c in CONTINENTS if distances[c] is not None), key=lambda c: distances[c])
 
 
@@ -198,7 +234,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("home-continent", "the continent agent of the country's own continent", _home_continent),
     Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent),
     Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend),
-    Method("palette", "Cultural Palette: continent agents mixed by the Cultural MoE gate (top-k)", _palette),
+    Method("gate-mixture", "the continent agents' option distributions mixed by the Cultural MoE gate's "
+           "weights (top-k)", _gate_mixture),
+    Method("palette", "Cultural Palette as served: gate -> continent drafts -> Meta Agent answer (target "
+           "country in the prompt); the options are scored after that answer", _palette, _palette_prepare),
 )}
 
 

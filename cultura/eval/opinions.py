@@ -1,14 +1,16 @@
-"""Opinion alignment over countries (Cultural Palette's 18-country evaluation).
+"""Opinion alignment over countries, next to the baselines every method must beat.
 
-For multiple-choice value questions with a known answer distribution per country (a user's
-GlobalOpinionQA CSV, or the bundled seed attitudes as the small default), the method's distribution
-over the options is compared with the country's: similarity = 1 - Jensen-Shannon distance, and
-alignment % = share of questions whose most likely option is the country's majority option.
+For multiple-choice value questions with known answers per country (a GlobalOpinionQA CSV, or the
+bundled seeds as a smoke test), each method's distribution over the options is compared with the
+country's own: similarity = 1 - Jensen-Shannon distance (log base 2), and top-option agreement =
+share of questions whose most likely option is the country's top option. Only held-out questions
+are scored by default (the ``eval`` split), a country only against its own data
+(:mod:`cultura.eval.references`), and every report shows the baselines (:mod:`cultura.eval.baselines`)
+and each method's lift over the best of them, per country and overall, with the valid mass (the
+probability the model put on the options at all).
 
-Countries map to seed data through their own culture key and then their CulturePark culture
-(:func:`cultura.data.cultures.culture_of_country`); where a country has neither, it is reported as
-having no data, and nothing is invented for it. Bundled seeds give only each culture's majority
-answer, so their reference is that option alone (a one-hot distribution).
+An adapter is refused on the seeds it was trained on (the registry records them) unless
+``allow_overlap``, which marks those rows.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from cultura.eval.answers import numbered_question
-from cultura.eval.jobs import Question, evaluate, mean_gate
-from cultura.eval.methods import Method, MethodContext, Target, country_target
-from cultura.eval.metrics import jsd_similarity, top_option
-from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, write_table, write_text)
+from cultura.eval.baselines import BASELINES, NO_OTHERS, PREDICTORS
+from cultura.eval.jobs import Question, evaluate, join_notes, mean_gate
+from cultura.eval.methods import Method, MethodContext, NotApplicable, country_target
+from cultura.eval.metrics import expected_option, jsd_similarity, top_option
+from cultura.eval.references import ScoredItem, scored_items
+from cultura.errors import CulturaError
 
+LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("country", "string"), ("continent", "string"), ("method", "string"), ("questions", "int32"),
-    ("similarity", "double"), ("alignment_pct", "double"), ("reference", "string"), ("note", "string"),
+    ("similarity", "double"), ("alignment_pct", "double"), ("best_baseline", "string"),
+    ("baseline_similarity", "double"), ("baseline_alignment_pct", "double"), ("lift", "double"),
+    ("valid_mass", "double"), ("low_mass_rows", "int32"), ("reference", "string"), ("note", "string"),
 )
+MEAN_COLUMNS = ["method", "countries", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
+                "alignment_pct", "baseline_alignment_pct", "valid_mass", "low_mass_rows"]
 
 
 @dataclass
@@ -39,7 +47,10 @@ class OpinionReport:
     by_method: list[dict[str, Any]]
     no_data: list[str]
     rows: list[dict[str, Any]]
+    items: list[ScoredItem] = field(default_factory=list)
     gates: dict[str, list[float]] = field(default_factory=dict)  # country -> mean weight per continent
+    overlap: dict[str, list[str]] = field(default_factory=dict)  # adapter -> evaluated seeds it was trained on
+    unrecorded: list[str] = field(default_factory=list)  # adapters whose training seeds are not recorded
     files: list[Path] = field(default_factory=list)
 
 
@@ -49,112 +60,190 @@ def seed_question(seed: Any) -> str:
     return numbered_question(text, seed.options)
 
 
-def reference_for(seed: Any, country: str) -> tuple[list[float], str] | None:
-    """The country's answer distribution on a seed and where it comes from, or None when unknown.
+def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: MethodContext,
+                  allow_overlap: bool) -> tuple[dict[str, list[str]], list[str]]:
+    """(adapter -> scored seed ids it was trained on, adapters whose training seeds are unrecorded).
 
-    Looks up the country's own culture key, then its CulturePark culture: a full distribution first,
-    else the majority answer as a one-hot distribution.
+    Overlap is refused with a CulturaError naming the adapters and seeds unless ``allow_overlap``.
     """
-    from cultura.data.cultures import country_key, culture_of_country
-
-    own = country_key(country)
-    culture = culture_of_country(country)
-    keys = [own] + ([culture.key] if culture.key != own else [])
-    for key in keys:
-        shares = seed.distributions.get(key)
-        if shares and sum(shares) > 0:
-            return [s / sum(shares) for s in shares], _source("distribution", key, own, culture)
-    for key in keys:
-        answer = seed.attitudes.get(key)
-        if answer is not None:
-            return [1.0 if o == answer else 0.0 for o in seed.options], _source("majority", key, own, culture)
-    return None
-
-
-def _source(kind: str, key: str, own: str, culture: Any) -> str:
-    if key == own:
-        return f"{kind} ({key})"
-    return f"{kind} of culture {key} ({culture.primary_country})"
-
-
-def build_pairs(seeds: Sequence[Any], countries: Sequence[str]) -> tuple[list[tuple[Question, Target]], list[str]]:
-    """(question, target) pairs for every seed a country has data for; and the countries with none."""
-    pairs: list[tuple[Question, Target]] = []
-    no_data: list[str] = []
-    for country in countries:
-        target = country_target(country)
-        found = 0
-        for seed in seeds:
-            reference = reference_for(seed, country)
-            if reference is None:
-                continue
-            found += 1
-            probs, source = reference
-            pairs.append((Question(seed.id, seed.text, seed_question(seed), tuple(seed.options),
-                                   {"reference": probs, "reference_source": source}), target))
-        if not found:
-            no_data.append(country)
-    return pairs, no_data
+    if not any(m.name == "adapter" for m in methods):
+        return {}, []
+    overlap: dict[str, set[str]] = {}
+    unrecorded: set[str] = set()
+    for country in dict.fromkeys(i.country for i in items):
+        adapter = _adapter_of(ctx, country)
+        if adapter is None:
+            continue
+        seen = ctx.adapter_seeds.get(adapter)
+        if seen is None:
+            unrecorded.add(adapter)
+            continue
+        both = {i.seed.id for i in items if i.country == country} & set(seen)
+        if both:
+            overlap.setdefault(adapter, set()).update(both)
+    if overlap and not allow_overlap:
+        named = "; ".join(f"{a}: {len(ids)} seeds ({', '.join(sorted(ids)[:5])}{', ...' if len(ids) > 5 else ''})"
+                          for a, ids in sorted(overlap.items()))
+        raise CulturaError(f"adapters would be scored on seeds they were trained on ({named}); evaluate the eval "
+                           "split, or pass --allow-overlap to score them anyway (the rows are marked)")
+    return {a: sorted(ids) for a, ids in overlap.items()}, sorted(unrecorded)
 
 
-def summarise(rows: Sequence[dict[str, Any]], countries: Sequence[str], methods: Sequence[Method]) -> list[dict[str, Any]]:
-    """Similarity and alignment % per (country, method) over the questions answered."""
+def _adapter_of(ctx: MethodContext, country: str) -> str | None:
+    """The culture adapter the ``adapter`` method uses for a country, or None."""
+    try:
+        return ctx.culture_adapter(country_target(country))
+    except NotApplicable:
+        return None
+
+
+def _question(item: ScoredItem) -> Question:
+    seed = item.seed
+    return Question(seed.id, seed.text, seed_question(seed), tuple(seed.options),
+                    {"reference": list(item.reference), "reference_source": item.source})
+
+
+def baseline_rows(items: Sequence[ScoredItem]) -> list[dict[str, Any]]:
+    """One answered row per item and baseline (:mod:`cultura.eval.baselines`), in the results layout."""
+    rows = []
+    for item in items:
+        width = len(item.seed.options)
+        for name in BASELINES:
+            probs = PREDICTORS[name](item.others, width)
+            rows.append({"evaluation": "opinions", "item_id": item.seed.id, "item_text": item.seed.text,
+                         "target": item.country, "country": item.country, "method": name,
+                         "options": list(item.seed.options), "reference": list(item.reference),
+                         "reference_source": item.source, "status": "ok", "probs": probs,
+                         "expected": expected_option(probs), "top_option": top_option(probs) + 1,
+                         "note": NO_OTHERS if name != "uniform" and not item.others else ""})
+    return rows
+
+
+def complete_rows(rows: list[dict[str, Any]], fraction: float, overlap: dict[str, list[str]],
+                  ctx: MethodContext) -> None:
+    """Add similarity, split and overlap to every row; flag low valid mass in the note."""
+    from cultura.data.seeds import seed_split
+
+    for row in rows:
+        row["split"] = seed_split(row["item_id"], fraction)
+        if row["status"] == "ok":
+            row["similarity"] = jsd_similarity(row["probs"], row["reference"])
+        mass = row.get("valid_mass")
+        if mass is not None and mass < LOW_MASS:
+            row["note"] = join_notes(row.get("note"), f"valid mass {mass:.2f} < {LOW_MASS}")
+        if row["method"] == "adapter" and row["status"] == "ok":
+            row["overlap"] = row["item_id"] in overlap.get(_adapter_of(ctx, row["country"]), ())
+            if row["overlap"]:
+                row["note"] = join_notes(row.get("note"), "the adapter was trained on this seed")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _scores(rows: Sequence[dict[str, Any]], method: str, keys: set[tuple[str, str]] | None = None
+            ) -> dict[str, list[dict[str, Any]]]:
+    """country -> answered rows of ``method`` (only (country, item) in ``keys`` when given)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["method"] == method and r["status"] == "ok" and (keys is None or (r["country"], r["item_id"]) in keys):
+            out.setdefault(r["country"], []).append(r)
+    return out
+
+
+def _figures(by_country: dict[str, list[dict[str, Any]]]) -> tuple[float | None, float | None]:
+    """(macro mean similarity, macro mean top-option agreement %) over countries."""
+    sims = [_mean([r["similarity"] for r in rs]) for rs in by_country.values()]
+    hits = [100.0 * _mean([float(r["top_option"] - 1 == top_option(r["reference"])) for r in rs])
+            for rs in by_country.values()]
+    return _mean(sims), _mean(hits)
+
+
+def best_baseline(rows: Sequence[dict[str, Any]], keys: set[tuple[str, str]]) -> tuple[str | None, float | None, float | None]:
+    """The baseline with the highest (macro) similarity over exactly the (country, item) ``keys``:
+    (name, similarity, top-option agreement %)."""
+    scored = [(name, *_figures(_scores(rows, name, keys))) for name in BASELINES]
+    scored = [s for s in scored if s[1] is not None]
+    return max(scored, key=lambda s: s[1]) if scored else (None, None, None)
+
+
+def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Figures of a method over its answered rows ``mine`` next to the best baseline over the same items."""
+    similarity, alignment = _figures(mine)
+    answered = [r for rs in mine.values() for r in rs]
+    masses = [r["valid_mass"] for r in answered if r.get("valid_mass") is not None]
+    entry = {"method": method, "questions": len(answered), "similarity": similarity, "alignment_pct": alignment,
+             "best_baseline": None, "baseline_similarity": None, "baseline_alignment_pct": None, "lift": None,
+             "valid_mass": _mean(masses), "low_mass_rows": sum(1 for m in masses if m < LOW_MASS) if masses else None}
+    if method not in BASELINES and answered:
+        name, sim, align = best_baseline(rows, {(r["country"], r["item_id"]) for r in answered})
+        entry.update(best_baseline=name, baseline_similarity=sim, baseline_alignment_pct=align,
+                     lift=None if sim is None else similarity - sim)
+    return entry
+
+
+def summarise(rows: Sequence[dict[str, Any]], countries: Sequence[str], names: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (country, method or baseline): similarity, top-option agreement, valid mass, and the
+    best baseline over the same questions with the method's lift over it."""
     from cultura.data.hofstede import continent_of
 
     summary = []
     for country in countries:
-        for method in methods:
-            mine = [r for r in rows if r["country"] == country and r["method"] == method.name]
-            if not mine:
+        for name in names:
+            everything = [r for r in rows if r["country"] == country and r["method"] == name]
+            if not everything:
                 continue
-            ok = [r for r in mine if r["status"] == "ok"]
-            entry = {"country": country, "continent": continent_of(country), "method": method.name,
-                     "questions": len(ok), "similarity": None, "alignment_pct": None,
-                     "reference": "; ".join(sorted({r["reference_source"] for r in mine})), "note": ""}
-            if ok:
-                entry["similarity"] = sum(jsd_similarity(r["probs"], r["reference"]) for r in ok) / len(ok)
-                hits = sum(1 for r in ok if r["top_option"] - 1 == top_option(r["reference"]))
-                entry["alignment_pct"] = 100.0 * hits / len(ok)
-            else:
-                entry["note"] = next((r["note"] for r in mine if r["note"]), "no question answered")
+            mine = _scores(everything, name)
+            entry = {"country": country, "continent": continent_of(country), **_entry(rows, name, mine),
+                     "reference": "; ".join(sorted({r["reference_source"].split(";")[0] for r in everything})),
+                     "note": ""}
+            if not mine:
+                entry["note"] = next((r["note"] for r in everything if r["note"]), "no question answered")
             summary.append(entry)
     return summary
 
 
-def by_method(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> list[dict[str, Any]]:
-    """Mean similarity and alignment % per method over the countries it answered for (macro average)."""
+def by_method(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per method (and baseline): the macro mean over the countries it answered, next to the best
+    baseline over exactly the same countries and questions."""
     out = []
-    for method in methods:
-        mine = [s for s in summary if s["method"] == method.name and s["similarity"] is not None]
-        out.append({"method": method.name, "countries": len(mine),
-                    "similarity": sum(s["similarity"] for s in mine) / len(mine) if mine else None,
-                    "alignment_pct": sum(s["alignment_pct"] for s in mine) / len(mine) if mine else None})
+    for name in names:
+        mine = _scores(rows, name)
+        out.append({**_entry(rows, name, mine), "countries": len(mine)})
     return out
 
 
 def run_opinions(config: Any, countries: Sequence[str], seeds: Sequence[Any], methods: Sequence[Method],
-                 ctx: MethodContext, out: Path) -> OpinionReport:
-    """Run the opinion evaluation over ``countries`` and write the report folder ``out``."""
-    pairs, no_data = build_pairs(seeds, countries)
+                 ctx: MethodContext, out: Path, proxy: str | None = None, allow_overlap: bool = False,
+                 data_note: str = "") -> OpinionReport:
+    """Score ``countries`` on ``seeds`` (already one split) with ``methods`` and the baselines; write
+    the report folder ``out``. ``data_note`` (what the seed load could not use) goes into the report."""
+    items, no_data = scored_items(seeds, countries, proxy)
+    overlap, unrecorded = check_overlap(items, methods, ctx, allow_overlap)
+    pairs = [(_question(i), country_target(i.country)) for i in items]
     rows = evaluate("opinions", pairs, methods, ctx, config) if pairs else []
+    rows += baseline_rows(items)
+    complete_rows(rows, config.data.eval_fraction, overlap, ctx)
+    names = [m.name for m in methods] + list(BASELINES)
     evaluated = [c for c in countries if c not in no_data]
-    summary = summarise(rows, evaluated, methods)
-    result = OpinionReport(summary, by_method(summary, methods), no_data, rows,
-                           country_gates(rows, countries, seeds, methods, ctx))
-    result.files = write_report(out, result, countries, methods, config, len(seeds))
+    result = OpinionReport(summarise(rows, evaluated, names), by_method(rows, names), no_data, rows, items,
+                           country_gates(rows, countries, seeds, methods, ctx), overlap, unrecorded)
+    from cultura.eval.opinion_report import write_report
+
+    result.files = write_report(out, result, countries, methods, config, len({i.seed.id for i in items}), data_note)
     return result
 
 
 def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seeds: Sequence[Any],
                   methods: Sequence[Method], ctx: MethodContext) -> dict[str, list[float]]:
-    """Mean gate weights per country when the palette method ran, in ``countries`` order.
+    """Mean gate weights per country when a gate-based method ran, in ``countries`` order.
 
     Countries without data get the gate's weights over the same questions (the gate needs no
     answers), so the heat map covers every country asked for.
     """
     from cultura.data.hofstede import CONTINENTS
 
-    if not any(m.name == "palette" for m in methods):
+    if not any(m.name in ("gate-mixture", "palette") for m in methods):
         return {}
     gates = mean_gate(rows, CONTINENTS)
     for country in countries:
@@ -162,65 +251,3 @@ def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seed
             weights = [ctx.gate_weights(seed_question(s), country) for s in seeds]
             gates[country] = [sum(w[c] for w in weights) / len(weights) for c in CONTINENTS]
     return {c: gates[c] for c in countries if c in gates}
-
-
-def write_report(out: Path, result: OpinionReport, countries: Sequence[str], methods: Sequence[Method],
-                 config: Any, seed_count: int) -> list[Path]:
-    """Write results, summary, plots (similarity and alignment bars, gate heat map, table), report.md."""
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.eval import plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = write_table(out, "results", result.rows, RESULT_COLUMNS)
-    files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
-    figures: list[tuple[str, Path]] = []
-    evaluated = [c for c in countries if c not in result.no_data]
-    groups = evaluated + ["mean"]
-    means = {m["method"]: m for m in result.by_method}
-    for metric, label, ylim in (("similarity", "1 - Jensen-Shannon distance", (0, 1)),
-                                ("alignment_pct", "majority option matched (%)", (0, 100))):
-        series = {m.name: [_value(result.summary, c, m.name, metric) for c in evaluated] + [means[m.name][metric]]
-                  for m in methods}
-        figures.append((f"{label} per country and method",
-                        plots.grouped_bars(out / f"{metric}_by_method.png", label, metric, groups, series, ylim)))
-    if result.gates:
-        names = list(result.gates)
-        figures.append(("Cultural MoE gate weights per country (mean over questions)",
-                        plots.heatmap(out / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
-                                      [result.gates[n] for n in names])))
-    columns = ["country", "method", "questions", "similarity", "alignment_pct"]
-    cells = [[short(s.get(c)) for c in columns] for s in result.summary]
-    figures.append(("Table", plots.table(out / "table.png", "Opinion similarity and alignment %", columns, cells)))
-    files += [p for _, p in figures]
-    files.append(write_text(out / "report.md", _markdown(result, methods, config, figures, out, seed_count)))
-    return files
-
-
-def _value(summary: Sequence[dict[str, Any]], country: str, method: str, metric: str) -> float | None:
-    return next((s[metric] for s in summary if s["country"] == country and s["method"] == method), None)
-
-
-def _markdown(result: OpinionReport, methods: Sequence[Method], config: Any, figures: Sequence[tuple[str, Path]],
-              out: Path, seed_count: int) -> str:
-    from cultura.data.hofstede import CONTINENTS
-
-    lines = ["# Opinion alignment\n",
-             f"{seed_count} multiple-choice questions. For each country, the method's distribution over the options is "
-             "compared with the country's: similarity = 1 - Jensen-Shannon distance (log base 2; 1 = identical), and "
-             "alignment % = share of questions whose most likely option is the country's majority option. Where the "
-             "reference is a majority answer only (the bundled seeds), it is a one-hot distribution.\n",
-             run_description(config), "## Methods\n", method_lines(methods),
-             "## Mean per method (over countries)\n", markdown_table(result.by_method),
-             "\n## Per country and method\n",
-             markdown_table(result.summary, ["country", "continent", "method", "questions", "similarity",
-                                             "alignment_pct", "reference", "note"])]
-    lines.append("\n## Countries without data\n")
-    if result.no_data:
-        lines.append("No question in the data has an answer for these countries (neither their own nor their "
-                     "culture's), so they are not scored: " + ", ".join(result.no_data) + ". Give a GlobalOpinionQA "
-                     "CSV with `--questions FILE` to cover them.\n")
-    else:
-        lines.append("Every country has data.\n")
-    lines.append(gate_section(result.gates, CONTINENTS, "country"))
-    lines.append(markdown_tail(result.rows, config, figures, out))
-    return "\n".join(lines)

@@ -26,10 +26,14 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("note", "string"),          # why not applicable / unreadable, or a caveat
     ("options", "list<string>"),
     ("probs", "list<double>"),   # the method's distribution over the options
+    ("valid_mass", "double"),    # probability put on the options before renormalising (baselines: null)
     ("expected", "double"),      # expected option number (1-based)
     ("top_option", "int32"),     # most likely option number (1-based)
     ("reference", "list<double>"),  # opinions: the country's distribution over the options
-    ("reference_source", "string"),
+    ("reference_source", "string"),  # opinions: whose data, majority or distribution, provenance
+    ("similarity", "double"),    # opinions: 1 - Jensen-Shannon distance (base 2) of probs and reference
+    ("split", "string"),         # opinions: the seed's split (train | eval)
+    ("overlap", "bool"),         # opinions: the adapter was trained on this seed (--allow-overlap)
     ("label", "string"),         # moderation: gold label
     ("prediction", "string"),    # moderation: predicted label
     ("gate", "string"),          # JSON continent -> weight (gate-based methods)
@@ -138,11 +142,13 @@ def run_description(config: Any) -> str:
     e = config.eval
     if e.mode == "score":
         how = ("option scoring: the distribution over the options is the softmax of the log-probabilities "
-               "of the option numbers; a mixture method mixes its components' distributions by weight")
+               "of the option numbers, and the valid mass is the probability the model put on those numbers "
+               "before renormalising; a mixture method mixes its components' distributions by weight")
     else:
         how = (f"sampling: {e.samples} answers per question (temperature {e.temperature}, top_p {e.top_p}, "
                f"seed {e.seed}, at most {e.max_tokens} tokens), read by a parser; an unreadable answer is "
-               f"re-asked up to {e.max_reasks} times and counted, never replaced by a default")
+               f"re-asked up to {e.max_reasks} times and counted, never replaced by a default; the valid mass "
+               "is the share of answers that named an option at the first ask")
     return (f"Engine `{config.engine.kind}`, model `{config.engine.model}`. Answers by {how}.\n")
 
 

@@ -7,6 +7,10 @@ engine (the ``ray.data.llm`` pattern) with every adapter the plans name, and cac
 over the log-probabilities of the option numbers) or, in ``sample`` mode, from N sampled answers
 read by :func:`cultura.eval.answers.parse_choice`; an unreadable answer is re-asked up to
 ``max_reasks`` times and counted, never replaced by a default.
+
+Every answer also carries its valid mass: with option scoring, the probability the model put on the
+option numbers before renormalising; with sampling, the share of sampled answers that named an
+option at the first ask. A mixture's valid mass is the weighted mean of its components'.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class PlanAnswerer:
 
     Each input row has ``row_id``, ``plan`` (JSON list of components: label, messages, adapter,
     weight) and ``options`` (the option texts). The output row adds ``probs`` (the mixture over the
-    options), ``components`` (JSON: each component's distribution and counts) and the sample counts.
+    options), ``valid_mass``, ``components`` (JSON: each component's distribution, valid mass and
+    counts) and the sample counts.
     """
 
     def __init__(self, engine_config: Any, adapters: dict[str, str], eval_config: Any,
@@ -56,6 +61,7 @@ class PlanAnswerer:
         return {
             "row_id": [r["row_id"] for r in rows],
             "probs": [a["probs"] for a in answered],
+            "valid_mass": [a["valid_mass"] for a in answered],
             "components": [json.dumps(a["components"]) for a in answered],
             "n_samples": [a["n_samples"] for a in answered],
             "n_reasks": [a["n_reasks"] for a in answered],
@@ -79,7 +85,9 @@ class PlanAnswerer:
             error = f"no readable answer from {', '.join(failed)}"
         else:
             probs = mixture([s["probs"] for s in summary], [s["weight"] for s in summary])
-        return {"probs": probs, "components": summary, "error": error,
+        weights = [s["weight"] for s in summary]
+        valid_mass = sum(w * s["valid_mass"] for w, s in zip(weights, summary)) / sum(weights)
+        return {"probs": probs, "valid_mass": valid_mass, "components": summary, "error": error,
                 "n_samples": sum(s["n_samples"] for s in summary),
                 "n_reasks": sum(s["n_reasks"] for s in summary),
                 "n_unparsable": sum(s["n_unparsable"] for s in summary)}
@@ -93,9 +101,10 @@ class PlanAnswerer:
         return await self.cache[key]
 
     async def _score(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
-        logprobs = await self.engine.score_options(component["messages"], option_numbers(len(options)),
-                                                   component["adapter"])
-        return {"probs": softmax(logprobs), "n_samples": 0, "n_reasks": 0, "n_unparsable": 0}
+        scores = await self.engine.score_options(component["messages"], option_numbers(len(options)),
+                                                 component["adapter"])
+        return {"probs": softmax(scores.logprobs), "valid_mass": scores.valid_mass,
+                "n_samples": 0, "n_reasks": 0, "n_unparsable": 0}
 
     async def _sample(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
         picks = await asyncio.gather(*(self._sample_one(component, options, i) for i in range(self.cfg.samples)))
@@ -108,8 +117,9 @@ class PlanAnswerer:
         parsed = sum(counts)
         METRICS.inc("eval_reasks", reasks)
         METRICS.inc("eval_unparsable", unparsable)
-        return {"probs": [c / parsed for c in counts] if parsed else None, "n_samples": self.cfg.samples,
-                "n_reasks": reasks, "n_unparsable": unparsable}
+        first_ask = sum(1 for choice, r in picks if choice is not None and r == 0)
+        return {"probs": [c / parsed for c in counts] if parsed else None, "valid_mass": first_ask / self.cfg.samples,
+                "n_samples": self.cfg.samples, "n_reasks": reasks, "n_unparsable": unparsable}
 
     async def _sample_one(self, component: dict[str, Any], options: list[str], index: int) -> tuple[int | None, int]:
         """One sampled answer: (0-based choice or None after every re-ask, number of re-asks)."""
@@ -161,6 +171,7 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     probs = out.get("probs")
     out["probs"] = None if probs is None else [float(p) for p in probs]
+    out["valid_mass"] = float(out["valid_mass"])
     for key in ("n_samples", "n_reasks", "n_unparsable"):
         out[key] = int(out[key])
     return out

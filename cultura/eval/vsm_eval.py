@@ -4,10 +4,18 @@ Each item's answer is the expected option (1-5) of the method's distribution; th
 the six VSM indices (:func:`cultura.eval.hofstede.vsm_indices`), compared with the culture's
 published Hofstede scores (its primary country) by Euclidean distance over the dimensions that
 country has. Lower is better.
+
+Methods that read Hofstede scores themselves (the gate, nearest-continent) see continent centroids
+that leave the scored country out, so no method is handed the answer it is scored against. Every
+method's mean distance is over the same targets (those every method with a distance answered), and
+with three or more targets the report adds Pearson's r per dimension across targets: VSM indices
+are only meaningful relative to each other (the constant C shifts every distance), so r says
+whether a method ranks the cultures as Hofstede does, whatever C is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +34,25 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+MIN_TARGETS_FOR_R = 3
+MEAN_COLUMNS = ["method", "targets", "mean_distance", "r_PDI", "r_IDV", "r_MAS", "r_UAI", "r_LTO", "r_IVR", "mean_r"]
+
+
 @dataclass
 class HofstedeReport:
-    """What ``cultura eval hofstede`` produced: summary rows, mean distance per method, files."""
+    """What ``cultura eval hofstede`` produced: summary rows, per-method means over the shared targets
+    (with Pearson r per dimension), the shared targets, files."""
 
     summary: list[dict[str, Any]]
-    mean_distance: dict[str, float | None]
+    by_method: list[dict[str, Any]]
     rows: list[dict[str, Any]]
+    shared_targets: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+
+    @property
+    def mean_distance(self) -> dict[str, float | None]:
+        """Method -> mean distance over the shared targets."""
+        return {m["method"]: m["mean_distance"] for m in self.by_method}
 
 
 def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:
@@ -103,22 +122,59 @@ def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods
     return summary
 
 
-def mean_distances(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> dict[str, float | None]:
-    """Mean distance per method over the targets it has a distance for."""
-    means = {}
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson's correlation coefficient; None with fewer than 3 pairs or when either side is constant."""
+    n = len(xs)
+    if n < MIN_TARGETS_FOR_R or n != len(ys):
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 1e-12 or syy <= 1e-12:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(sxx * syy)
+
+
+def shared_targets(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> list[str]:
+    """Targets for which every method that has any distance has one: the set every mean is over."""
+    scored = {m.name: {s["target"] for s in summary if s["method"] == m.name and s["distance"] is not None}
+              for m in methods}
+    sets = [targets for targets in scored.values() if targets]
+    if not sets:
+        return []
+    common = set.intersection(*sets)
+    return [s["target"] for s in summary if s["target"] in common and s["method"] == methods[0].name]
+
+
+def method_means(summary: Sequence[dict[str, Any]], methods: Sequence[Method], targets: Sequence[str]) -> list[dict[str, Any]]:
+    """Per method: mean distance over ``targets`` (the shared set) and, with three or more of them,
+    Pearson's r per dimension between the method's indices and the published scores across targets."""
+    from cultura.data.hofstede import DIMENSIONS, country_scores
+
+    out = []
     for method in methods:
-        values = [s["distance"] for s in summary if s["method"] == method.name and s["distance"] is not None]
-        means[method.name] = sum(values) / len(values) if values else None
-    return means
+        mine = [s for s in summary if s["method"] == method.name and s["target"] in targets and s["distance"] is not None]
+        entry: dict[str, Any] = {"method": method.name, "targets": len(mine),
+                                 "mean_distance": sum(s["distance"] for s in mine) / len(mine) if mine else None}
+        for dim in DIMENSIONS:
+            pairs = [(s[dim], country_scores(s["country"])[dim]) for s in mine
+                     if s[dim] is not None and country_scores(s["country"])[dim] is not None]
+            entry[f"r_{dim}"] = pearson([a for a, _ in pairs], [b for _, b in pairs])
+        rs = [entry[f"r_{d}"] for d in DIMENSIONS if entry[f"r_{d}"] is not None]
+        entry["mean_r"] = sum(rs) / len(rs) if rs else None
+        out.append(entry)
+    return out
 
 
 def run_hofstede(config: Any, targets: Sequence[Target], methods: Sequence[Method], ctx: MethodContext,
                  out: Path) -> HofstedeReport:
     """Run the VSM 2013 evaluation and write the report folder ``out``."""
     questions = vsm_questions()
+    ctx.leave_out_target = True  # scored against the target's own Hofstede scores
     rows = evaluate("hofstede", [(q, t) for t in targets for q in questions], methods, ctx, config)
     summary = summarise(rows, targets, methods)
-    result = HofstedeReport(summary, mean_distances(summary, methods), rows)
+    shared = shared_targets(summary, methods)
+    result = HofstedeReport(summary, method_means(summary, methods, shared), rows, shared)
     result.files = write_report(out, result, targets, methods, config)
     return result
 
@@ -141,7 +197,7 @@ def write_report(out: Path, result: HofstedeReport, targets: Sequence[Target], m
         path = plots.radar(out / f"radar_{target.key}.png", f"{target.key}: VSM 2013 indices vs Hofstede",
                            DIMENSIONS, series, reference=f"Hofstede ({target.country})")
         figures.append((f"Radar: {target.key}", path))
-    groups = [t.key for t in targets] + ["mean"]
+    groups = [t.key for t in targets] + [f"mean ({len(result.shared_targets)})"]
     series = {m.name: [_distance(result.summary, t.key, m.name) for t in targets] + [result.mean_distance[m.name]]
               for m in methods}
     figures.append(("Distance to Hofstede per method (lower is better)",
@@ -169,13 +225,23 @@ def _markdown(result: HofstedeReport, targets: Sequence[Target], methods: Sequen
               figures: Sequence[tuple[str, Path]], out: Path, gates: dict[str, list[float]]) -> str:
     from cultura.data.hofstede import CONTINENTS, DIMENSIONS, country_scores
 
+    shared = result.shared_targets
+    left_out = [t.key for t in targets if t.key not in shared]
     lines = ["# Hofstede alignment (VSM 2013)\n",
              "The model answers the 24 VSM 2013 items in the role of each culture; the item means give the six "
              "VSM indices (C = 50), compared with the published Hofstede scores of the culture's primary country "
-             "by Euclidean distance over the dimensions that country has. Lower distance is better.\n",
+             "by Euclidean distance over the dimensions that country has. Lower distance is better. Methods that "
+             "read Hofstede scores (the gate, nearest-continent) use continent centroids that leave the scored "
+             "country out.\n",
              run_description(config), "## Methods\n", method_lines(methods),
-             "## Mean distance per method\n",
-             markdown_table([{"method": m, "mean distance": d} for m, d in result.mean_distance.items()]),
+             "## Mean per method\n",
+             f"Every mean is over the same {len(shared)} targets ({', '.join(shared) or 'none'})"
+             + (f"; left out because some method has no distance for them: {', '.join(left_out)}" if left_out else "")
+             + f". `r_*`: Pearson's r per dimension between the method's indices and the published scores across "
+             f"those targets (needs {MIN_TARGETS_FOR_R} or more; `-` also when a method gives every target the same "
+             "index, as `base` does). The constant C shifts every distance, so r, not the distance alone, says "
+             "whether a method orders the cultures as Hofstede does.\n",
+             markdown_table(result.by_method, MEAN_COLUMNS),
              "\n## Indices and distance per culture and method\n",
              markdown_table(result.summary, ["target", "country", "method", "items", *DIMENSIONS, "distance", "note"], 1),
              "\n## Published Hofstede scores\n",

@@ -7,6 +7,8 @@ For a prompt and an optional target country the gate scores each continent ``c``
 
 - ``d(country, c)`` is the Euclidean distance between the country's six Hofstede scores and the
   continent's centroid (``continent_centroid``), both divided by 100 so that ``alpha`` is unit-free.
+  With ``leave_out_target`` (an evaluation that scores the country against its own Hofstede scores)
+  the centroids leave the country out.
   Dimensions missing on either side are skipped and the squared distance is rescaled by
   ``6 / shared_dimensions``, so a country with four published dimensions is not artificially close.
 - ``relevance(prompt, c)`` is the cosine similarity of the prompt's embedding with an embedding of a
@@ -95,9 +97,10 @@ def vector_distance(a: dict[str, float | None], b: dict[str, float | None]) -> f
     return math.sqrt(squared * len(DIMENSIONS) / len(shared))
 
 
-def hofstede_distance(country: str, continent: str) -> float | None:
-    """:func:`vector_distance` between a country's Hofstede scores and a continent's centroid."""
-    return vector_distance(country_scores(country), continent_centroid(continent))
+def hofstede_distance(country: str, continent: str, leave_out: bool = False) -> float | None:
+    """:func:`vector_distance` between a country's Hofstede scores and a continent's centroid; with
+    ``leave_out`` the centroid leaves the country out (an evaluation against its own scores)."""
+    return vector_distance(country_scores(country), continent_centroid(continent, country if leave_out else None))
 
 
 def _region_pattern(continent: str) -> re.Pattern:
@@ -132,7 +135,7 @@ class CulturalGate:
     """Weights over the five continents for a prompt and an optional target country (see module doc)."""
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, tau: float = 1.0, top_k: int = 3,
-                 embedder: Embedder | None = None, mention_bonus: float = 0.5):
+                 embedder: Embedder | None = None, mention_bonus: float = 0.5, leave_out_target: bool = False):
         for name, value in (("alpha", alpha), ("beta", beta), ("mention_bonus", mention_bonus)):
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"palette.{name}: must be a finite number >= 0, got {value!r}")
@@ -142,6 +145,8 @@ class CulturalGate:
             raise ConfigError(f"palette.top_k: must be an integer in 1..{len(CONTINENTS)}, got {top_k!r}")
         self.alpha, self.beta, self.tau, self.top_k = float(alpha), float(beta), float(tau), top_k
         self.mention_bonus = float(mention_bonus)
+        # Evaluating against the target's own Hofstede scores: continent centroids must not contain it.
+        self.leave_out_target = bool(leave_out_target)
         self._embedder = embedder or _default_embedder
         self._descriptions = None  # (5, d) array, embedded on first use
 
@@ -153,10 +158,11 @@ class CulturalGate:
         return self._descriptions
 
     def proximity(self, country: str) -> dict[str, float]:
-        """The ``-d(country, continent)`` term per continent (continents sharing no dimension omitted)."""
+        """The ``-d(country, continent)`` term per continent (continents sharing no dimension omitted);
+        the centroids leave the country out when the gate was built with ``leave_out_target``."""
         terms = {}
         for continent in CONTINENTS:
-            distance = hofstede_distance(country, continent)
+            distance = hofstede_distance(country, continent, self.leave_out_target)
             if distance is not None:
                 terms[continent] = -distance
         return terms

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.vllm
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cultura.config import EngineConfig  # noqa: E402
-from cultura.engines.base import ChatRequest  # noqa: E402
+from cultura.engines.base import ChatRequest, OptionScores  # noqa: E402
 
 CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
 
@@ -137,11 +137,11 @@ def test_lora_adapter_changes_greedy_output(engine, adapter_dir):
 
 
 def test_score_options_ranks_the_right_answer_first(engine, adapter_dir):
-    paris, banana = run(engine.score_options(CAPITAL, ["Paris", "Banana"]))
+    paris, banana = run(engine.score_options(CAPITAL, ["Paris", "Banana"])).logprobs
     assert paris < 0 and banana < 0
     assert paris > banana
-    assert run(engine.score_options(CAPITAL, ["Paris"]))[0] == pytest.approx(paris, abs=1e-4)
-    assert run(engine.score_options(CAPITAL, [])) == []
+    assert run(engine.score_options(CAPITAL, ["Paris"])).logprobs[0] == pytest.approx(paris, abs=1e-4)
+    assert run(engine.score_options(CAPITAL, [])) == OptionScores((), 0.0)
     # with adapters in play (base requests then carry the zero adapter), scored together or apart
     engine.add_adapter("tiny", str(adapter_dir))
 
@@ -150,8 +150,22 @@ def test_score_options_ranks_the_right_answer_first(engine, adapter_dir):
                                     engine.score_options(CAPITAL, ["Paris", "Banana"], adapter="tiny"))
 
     base, tuned = run(both())
-    assert base == pytest.approx([paris, banana], abs=1e-4)
-    assert tuned != pytest.approx(base, abs=1e-2)
+    assert base.logprobs == pytest.approx([paris, banana], abs=1e-4)
+    assert tuned.logprobs != pytest.approx(base.logprobs, abs=1e-2)
+
+
+def test_valid_mass_is_the_probability_on_the_options(engine):
+    """Renormalising over the options throws the rest away; the valid mass keeps it: high when the
+    prompt asks for an option number, low when nothing invites one."""
+    import math
+
+    from cultura.eval.answers import numbered_question, option_numbers
+
+    question = numbered_question("Is family important to you?", ["Very", "Rather", "Somewhat", "Not very", "Not at all"])
+    asked, unasked = (run(engine.score_options([{"role": "user", "content": text}], option_numbers(5)))
+                      for text in (question, "Write a short poem about the sea."))
+    assert asked.valid_mass == pytest.approx(sum(math.exp(x) for x in asked.logprobs))
+    assert 0.0 < unasked.valid_mass < 0.5 < asked.valid_mass <= 1.0
 
 
 def test_bad_input_is_a_clear_error(engine):

@@ -41,6 +41,8 @@ class SftSet:
     source: Path  # the file the rows were read from
     sha256: str  # content hash of that file
     conversations: tuple[tuple[dict[str, str], ...], ...]
+    # seeds the rows were made from (the ``seed_id`` of each row), None when a row does not say
+    seed_ids: tuple[str, ...] | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -120,6 +122,7 @@ def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[Sft
             continue
         validate_adapter_name(name)
         conversations = []
+        seed_ids: set[str] | None = set()
         for number, row in read_rows(path):
             where = f"{path}, row {number}"
             if not isinstance(row, dict):
@@ -130,7 +133,12 @@ def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[Sft
             if culture is not None and str(culture).lower() != name.lower():
                 raise DataError(f"{where}, field 'culture': {culture!r} in the file of culture {name!r}")
             conversations.append(check_messages(row["messages"], where))
-        sets.append(SftSet(name, "culture", name, path, file_sha256(path), tuple(conversations)))
+            if seed_ids is not None and row.get("seed_id"):
+                seed_ids.add(str(row["seed_id"]))
+            else:
+                seed_ids = None  # one row without its seed: what the adapter saw is not known
+        sets.append(SftSet(name, "culture", name, path, file_sha256(path), tuple(conversations),
+                           tuple(sorted(seed_ids)) if seed_ids is not None else None))
     return sets
 
 

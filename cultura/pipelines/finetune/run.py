@@ -279,6 +279,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
         train_rows=len(job.train_rows), eval_rows=len(job.eval_rows), steps=int(figures.get("steps", 0)),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), path=str(job.target),
         hyperparameters=dict(plan.hp), run=f"{plan.storage.rstrip('/')}/{run_name}",
+        seed_ids=list(job.sft.seed_ids) if job.sft.seed_ids is not None else None,
     )
     register_adapter(plan.out, entry)
     timings = {

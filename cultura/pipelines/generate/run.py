@@ -26,7 +26,7 @@ from cultura.pipelines.writer import OutputFolder, PartWriter
 DIALOGUES = "dialogues"
 CALIBRATION = "{attitude} You share this view: everything you say must agree with it."
 # The run parameters that decide what the dialogues are: a resumed run must match them.
-IDENTITY = ("cultures", "seeds", "sources", "max_seeds", "mode", "script", "rounds", "per_seed",
+IDENTITY = ("cultures", "seeds", "sources", "max_seeds", "split", "attitude", "mode", "script", "rounds", "per_seed",
             "calibration", "main_contact", "main_contact_description", "language", "delegate_adapter",
             "format")
 
@@ -121,7 +121,7 @@ class Plan:
         persona = delegate(culture, name_index, gen.language, gen.delegate_adapter)
         if not gen.calibration:
             return self.speaker(persona)
-        extra = CALIBRATION.format(attitude=seed.attitude_text(culture))
+        extra = CALIBRATION.format(attitude=seed.attitude_text(culture, gen.attitude == "pooled"))
         calibrated = delegate(culture, name_index, gen.language, gen.delegate_adapter, extra=extra)
         return self.speaker(persona, calibrated.system_prompt)
 
@@ -131,41 +131,47 @@ def plan_dialogues(gen: Any, seeds: Sequence[Any], model: str, engine: str) -> P
 
     ``cross``: the main contact and one delegate; ``in``: two delegates of one culture; ``multi``:
     the main contact and one delegate of each culture. With calibration a delegate needs its
-    culture's attitude on the seed; a seed without one skips that culture.
+    culture's attitude on the seed (its primary country's data, or its countries' pooled with
+    ``gen.attitude == "pooled"``); a seed without one skips that culture. Each row records the
+    attitude and the country whose data gave it (``attitude_country``).
     """
     cultures = resolve_cultures(gen.cultures)
     contact = main_contact_persona(gen.main_contact, gen.main_contact_description)
+    pooled = gen.attitude == "pooled"
     plan = Plan()
     for seed in seeds:
-        usable = [c for c in cultures if not gen.calibration or seed.attitude(c) is not None]
+        found = {c: seed.culture_attitude(c, pooled) for c in cultures}
+        usable = [c for c in cultures if not gen.calibration or found[c] is not None]
         plan.skipped += len(cultures) - len(usable)
         base = {"seed_id": seed.id, "seed_source": seed.source, "seed_text": seed.text, "seed_kind": seed.kind,
                 "options": list(seed.options), "mode": gen.mode, "script": gen.script,
                 "calibration": gen.calibration, "rounds": gen.rounds, "model": model, "engine": engine,
                 "adapter": gen.delegate_adapter, "question": seed.prompt_text()}
         for v in range(gen.per_seed):
-            groups: list[tuple[str, str | None, list[dict]]] = []  # culture, attitude, speakers
+            groups: list[tuple[str, list[dict]]] = []  # culture, speakers
             if gen.mode == "multi" and len(usable) >= 2:
                 people = [plan.speaker(contact), *(plan.delegate(gen, seed, c, v) for c in usable)]
-                groups.append(("+".join(usable), None, people))
+                groups.append(("+".join(usable), people))
             elif gen.mode == "cross":
-                groups += [(c, seed.attitude(c), [plan.speaker(contact), plan.delegate(gen, seed, c, v)])
-                           for c in usable]
+                groups += [(c, [plan.speaker(contact), plan.delegate(gen, seed, c, v)]) for c in usable]
             elif gen.mode == "in":
-                groups += [(c, seed.attitude(c), [plan.delegate(gen, seed, c, 2 * v + i) for i in (0, 1)])
-                           for c in usable]
-            for culture, attitude, speakers in groups:
-                country = speakers[-1]["country"] if "+" not in culture else None
+                groups += [(c, [plan.delegate(gen, seed, c, 2 * v + i) for i in (0, 1)]) for c in usable]
+            for culture, speakers in groups:
+                multi = "+" in culture
+                attitude = None if multi or found[culture] is None else found[culture]
+                data = "; ".join(f"{c}: {found[c].source}" for c in usable if found[c]) if multi else (
+                    attitude.source if attitude else None)
                 plan.rows.append(base | {"dialogue_id": dialogue_id(seed.id, culture, gen.mode, gen.script, v),
-                                         "culture": culture, "country": country, "attitude": attitude,
-                                         "variation": v, "speakers": speakers})
+                                         "culture": culture, "country": None if multi else speakers[-1]["country"],
+                                         "attitude": attitude.answer if attitude else None,
+                                         "attitude_country": data, "variation": v, "speakers": speakers})
     return plan
 
 
 def run_params(gen: Any, config: Any) -> dict[str, Any]:
     """The manifest's parameters: what decides the dialogues, plus the model and sampling used."""
     params = {k: getattr(gen, k) for k in IDENTITY}
-    params.update(model=config.engine.model, engine=config.engine.kind, sampling=config.sampling.model_dump())
+    params.update(eval_fraction=config.data.eval_fraction, model=config.engine.model, engine=config.engine.kind, sampling=config.sampling.model_dump())
     return params
 
 
@@ -201,14 +207,17 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
         from cultura.registry import check_adapter_ref
 
         check_adapter_ref(gen.delegate_adapter, config.engine)
-    seeds = load_seeds(gen.seeds, cultures=cultures if gen.calibration else None, sources=gen.sources)
+    seeds = load_seeds(gen.seeds, cultures=cultures if gen.calibration else None, sources=gen.sources,
+                       split=None if gen.split == "all" else gen.split, eval_fraction=config.data.eval_fraction,
+                       pooled=gen.attitude == "pooled")
     seeds = seeds[: gen.max_seeds] if gen.max_seeds else seeds
     plan = plan_dialogues(gen, seeds, config.engine.model, config.engine.kind)
     rows = plan.rows
     if not rows:
-        raise CulturaError(f"nothing to generate: no seed has a known attitude for {', '.join(cultures)}"
+        raise CulturaError(f"nothing to generate: no seed of the {gen.split!r} split has a known attitude for "
+                           f"{', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
-                           + "; pass --no-calibration or other seeds")
+                           + "; pass --no-calibration, --split all or other seeds")
     folder = OutputFolder(out, DIALOGUES, "generate")
     folder.prepare(run_params(gen, config), resume=resume, overwrite=overwrite)
     written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])

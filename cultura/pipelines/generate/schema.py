@@ -63,6 +63,8 @@ def dialogue_schema():
         pa.field("culture", pa.string(), nullable=False),  # "german"; multi mode: "chinese+german"
         pa.field("country", pa.string()),  # null in multi mode (see the speakers)
         pa.field("attitude", pa.string()),  # the culture's answer to the seed, null when unknown
+        # whose survey data the attitude is: a country, "pooled: A, B", or per culture in multi mode
+        pa.field("attitude_country", pa.string()),
         pa.field("mode", pa.string(), nullable=False),
         pa.field("script", pa.string(), nullable=False),
         pa.field("calibration", pa.bool_(), nullable=False),

@@ -124,13 +124,20 @@ def read_generation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, A
 def seed_attitudes(manifest: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     """(seed id, culture) -> attitude from the seeds the generation run used; empty when unavailable.
 
-    Multi-mode dialogues store no single attitude: each delegate culture's comes from here.
+    Multi-mode dialogues store no single attitude: each delegate culture's comes from here, for the
+    run's cultures (the eight CulturePark cultures when the manifest does not list them), from the
+    same data the run used (primary country, or pooled).
     """
+    from cultura.data.cultures import CULTUREPARK_CULTURES
     from cultura.data.seeds import load_seeds
+    from cultura.pipelines.generate.run import resolve_cultures
 
     params = manifest.get("params") or {}
+    pooled = params.get("attitude") == "pooled"
     try:
         seeds = load_seeds(params.get("seeds", "bundled"), sources=params.get("sources") or ("wvs", "pew"))
+        cultures = resolve_cultures(params.get("cultures") or CULTUREPARK_CULTURES)
     except (CulturaError, OSError):
         return {}
-    return {(s.id, culture): answer for s in seeds for culture, answer in s.attitudes.items()}
+    found = {(s.id, c): s.attitude(c, pooled) for s in seeds for c in cultures}
+    return {key: answer for key, answer in found.items() if answer is not None}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, generate_each
+from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, generate_each, score_each
 
 
 class EngineHost:
@@ -33,6 +33,12 @@ class EngineHost:
                             adapter: str | None = None) -> OptionScores:
         """Log-probability of each option and the valid mass (see :meth:`cultura.engines.base.Engine.score_options`)."""
         return await self.engine.score_options(messages, options, adapter)
+
+    async def score_each(self, items: Sequence[tuple[Sequence[Message], Sequence[str], str | None]]
+                         ) -> list[OptionScores | Failure]:
+        """Score many ``(messages, options, adapter)`` items in one call, each failing alone (see
+        :func:`cultura.engines.base.score_each`)."""
+        return await score_each(self.engine, items)
 
     def add_adapter(self, name: str, path: str) -> None:
         """Register an adapter folder with the engine."""

@@ -237,6 +237,18 @@ async def generate_each(engine: Any, requests: Sequence[ChatRequest]) -> list[Co
     return [Failure.of(r) if isinstance(r, BaseException) else r[0] for r in results]
 
 
+async def score_each(engine: Any, items: Sequence[tuple[Sequence[Message], Sequence[str], str | None]]
+                     ) -> list[OptionScores | Failure]:
+    """Score every ``(messages, options, adapter)`` item on its own through ``engine.score_options``:
+    an item that fails gives a :class:`Failure` in its place and the others their scores. The calls
+    are in flight together, so an engine that batches scoring can batch them."""
+    results = await asyncio.gather(*(engine.score_options(m, o, a) for m, o, a in items), return_exceptions=True)
+    for result in results:
+        if isinstance(result, asyncio.CancelledError):
+            raise result
+    return [Failure.of(r) if isinstance(r, BaseException) else r for r in results]
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What every engine offers. All methods are coroutines so concurrent callers get batched."""

@@ -165,13 +165,14 @@ def test_palette_data_synthesis_pairs_chosen_and_rejected(ray_session, tmp_path)
     from cultura.config import load_config
     from cultura.pipelines.palette_data.synthesize import load_palette_jsonl, palette_schema, synthesize_palette
 
-    config = load_config(None, {"palette.max_tokens": 16, "palette.judge_max_tokens": 32, "palette.max_distance": 10.0})
+    config = load_config(None, {"palette.max_tokens": 16, "palette.max_distance": 10.0})
     summary = synthesize_palette(config, tmp_path / "pal", "bundled", limit=2, samples=2)
     assert summary.prompts == 2 and summary.samples == 2 * 5 * 2
     table = pq.read_table(tmp_path / "pal" / "palette.parquet")
     assert table.schema.equals(palette_schema(), check_metadata=False)
     assert summary.rows == table.num_rows > 0
-    assert summary.ratings_read > 0
+    assert summary.ratings_read == summary.samples * 6  # option scoring rates every dimension
+    assert 0 < summary.as_dict()["judge_valid_mass"] <= 1
     rows = table.to_pylist()
     by_query: dict[str, dict[str, dict]] = {}
     for row in rows:
@@ -184,6 +185,7 @@ def test_palette_data_synthesis_pairs_chosen_and_rejected(ray_session, tmp_path)
             assert row["rejected_response"] == [chosen[o]["response"] for o in others]
             assert row["response"] in [c["response"] for c in row["candidates"]]
             assert row["hofstede_distance"] == min(c["distance"] for c in row["candidates"] if c["distance"] is not None)
+            assert all(1 <= r <= 5 for r in row["judge_ratings"].values()) and 0 < row["judge_valid_mass"] <= 1
     jsonl = load_palette_jsonl(tmp_path / "pal" / "palette.jsonl")
     assert jsonl.column("response").to_pylist() == table.column("response").to_pylist()
     manifest = json.loads((tmp_path / "pal" / "manifest.json").read_text())

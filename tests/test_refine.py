@@ -380,7 +380,8 @@ def test_a_killed_stage_worker_loses_and_repeats_no_unit(gen_run, engine, ray_se
     killed, seen = None, None
     deadline = time.monotonic() + 300
     while killed is None and run.is_alive() and time.monotonic() < deadline:
-        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+        workers = [a for a in list_actors(address=ray_session.get_runtime_context().gcs_address,
+                                               filters=[("state", "=", "ALIVE")], detail=True)
                    if "ExtractWorker" in a.class_name and a.pid]
         seen = seen or (time.monotonic() if workers else None)
         if workers and time.monotonic() - seen > 1.0:  # let it take a block first

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cultura.commands.common import build_config, config_options, echo_table, pop_config_args
+from cultura.commands.common import (build_config, config_options, echo_table, pop_config_args,
+                                     repetition_penalty_option)
 
 
 @click.command()
@@ -20,6 +21,7 @@ from cultura.commands.common import build_config, config_options, echo_table, po
 @click.option("--beta", type=float, default=None, help="Gate weight of prompt relevance (default 1).")
 @click.option("--tau", type=float, default=None, help="Gate temperature, > 0 (default 0.2; lower is sharper).")
 @click.option("--max-tokens", type=int, default=None, help="Tokens per draft and per answer (default 128).")
+@repetition_penalty_option
 @click.option("--adapters", default=None, help="Adapter registry folder; its continent adapters are used.")
 @click.option("--show-drafts", is_flag=True, help="Print each continent agent's draft too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response as JSON.")
@@ -41,7 +43,7 @@ def palette(prompt: str, country: str | None, show_drafts: bool, as_json: bool, 
     config = build_config(**pop_config_args(kwargs), **{
         "palette.blend": kwargs["blend"], "palette.top_k": kwargs["top_k"], "palette.alpha": kwargs["alpha"],
         "palette.beta": kwargs["beta"], "palette.tau": kwargs["tau"], "palette.max_tokens": kwargs["max_tokens"],
-        "palette.adapters": kwargs["adapters"]})
+        "palette.adapters": kwargs["adapters"], "sampling.repetition_penalty": kwargs["repetition_penalty"]})
     with Palette(config) as pal:
         response = pal.respond(prompt, country)
     if as_json:

@@ -13,17 +13,24 @@ from typing import Any, Protocol, runtime_checkable
 
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 VALID_ROLES = ("system", "user", "assistant")
+MAX_REPETITION_PENALTY = 2.0  # beyond this the penalty garbles answers rather than guarding them
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample one completion. ``temperature == 0`` means greedy decoding."""
+    """How to sample one completion. ``temperature == 0`` means greedy decoding.
+
+    ``repetition_penalty`` is the repetition guard, as vLLM and transformers define it: the logit of
+    every token already in the prompt or the answer is divided by it (multiplied when negative)
+    before sampling; 1.0 is off, about 1.1 keeps a small model's answers from looping.
+    """
 
     max_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         from cultura.errors import ConfigError
@@ -34,6 +41,9 @@ class SamplingParams:
             raise ConfigError(f"sampling.temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        if not 0 < self.repetition_penalty <= MAX_REPETITION_PENALTY:
+            raise ConfigError(f"sampling.repetition_penalty must be in (0, {MAX_REPETITION_PENALTY:g}], "
+                              f"got {self.repetition_penalty}")
 
     @property
     def greedy(self) -> bool:

@@ -2,7 +2,8 @@
 
 Pure pydantic and Python (no Ray), so the models are testable and importable anywhere. cultura's own
 extensions ride beside the OpenAI fields: ``country`` in the body (``extra_body={"country": ...}`` in
-the ``openai`` client), and ``POST /v1/palette``'s request and result.
+the ``openai`` client), ``repetition_penalty`` as vLLM's server takes it, and ``POST /v1/palette``'s
+request and result.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cultura.engines.base import MAX_REPETITION_PENALTY
 
 ROLES = ("system", "developer", "user", "assistant")
 
@@ -90,6 +93,8 @@ class SamplingFields(_Lenient):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = None
     stop: str | list[str] | None = None
+    repetition_penalty: float | None = Field(None, gt=0, le=MAX_REPETITION_PENALTY,
+                                             description="as vLLM's server: the repetition guard, 1.0 off")
     country: str | None = Field(None, description="cultura: the target country (name, alias or demonym)")
 
     def token_limit(self) -> int | None:

@@ -161,3 +161,19 @@ def test_bad_input_is_a_clear_error(engine):
         run(engine.generate([ChatRequest.of(CAPITAL, adapter="nope")]))
     with pytest.raises(CulturaError, match="max_model_len"):
         run(engine.generate([ask("word " * 2000)]))
+
+
+def test_the_default_repetition_guard_keeps_greedy_persona_answers_from_looping(engine):
+    from cultura.config import SamplingConfig
+    from cultura.engines.repetition import loops, most_repeated_span
+    from cultura.personas import culture_persona
+
+    penalty = SamplingConfig().repetition_penalty
+    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
+            ("arabic", "How do you feel about religion?")]
+    requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=128, repetition_penalty=p)
+                for p in (1.0, penalty) for c, q in asks]
+    texts = [c.text for c in run(engine.generate(requests))]
+    without, with_guard = texts[:len(asks)], texts[len(asks):]
+    assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
+    assert not any(map(loops, with_guard)), with_guard

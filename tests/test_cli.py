@@ -60,3 +60,20 @@ def test_data_commands_show_bundled_data():
     assert hof.returncode == 0 and "Germany" in hof.stdout and "PDI" in hof.stdout
     seeds = run_cli("data", "seeds", "--culture", "german")
     assert seeds.returncode == 0 and "seeds" in seeds.stdout
+
+
+def test_palette_gate_only_prints_one_json_object_per_country_without_chatter():
+    import json
+
+    from cultura.data.hofstede import CONTINENTS
+    from cultura.eval.countries import resolve_countries
+
+    result = run_cli("palette", "What should I bring when visiting a friend's family for dinner?", "--gate-only",
+                     "--country", "Japan,Germany,palette18", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["country"] for r in rows] == resolve_countries("Japan,Germany,palette18")
+    for r in rows:
+        assert list(r["weights"]) == list(CONTINENTS) and abs(sum(r["weights"].values()) - 1) < 1e-3
+        assert r["selected"][0] == max(r["weights"], key=r["weights"].get)
+    assert "Loading weights" not in result.stderr, result.stderr

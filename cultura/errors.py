@@ -43,3 +43,11 @@ class UnknownNameError(CulturaError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.args[0]
+
+
+def short_error(exc: BaseException) -> str:
+    """The last line of an exception's message (Ray wraps remote errors in long tracebacks)."""
+    cause = getattr(exc, "cause", None)
+    text = str(cause if isinstance(cause, BaseException) else exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]

@@ -77,3 +77,27 @@ def test_palette_gate_only_prints_one_json_object_per_country_without_chatter():
         assert list(r["weights"]) == list(CONTINENTS) and abs(sum(r["weights"].values()) - 1) < 1e-3
         assert r["selected"][0] == max(r["weights"], key=r["weights"].get)
     assert "Loading weights" not in result.stderr, result.stderr
+
+
+QUIET_DRIVER = """
+import os, sys
+from cultura import console
+from cultura.ray_utils import init_ray
+console.configure(verbose=False)
+init_ray(num_cpus=1, include_dashboard=False)
+os.write(2, b"a line from C code\\n")  # what Ray's C++ core worker does with its error-level lines
+print("a line from cultura", file=sys.stderr)
+print(console._stderr_log)
+import ray
+ray.shutdown()
+"""
+
+
+def test_without_verbose_c_level_stderr_goes_to_rays_session_logs_and_python_stderr_stays():
+    result = subprocess.run([sys.executable, "-c", QUIET_DRIVER], capture_output=True, text=True, timeout=180,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    log = Path(result.stdout.strip().splitlines()[-1])
+    assert "a line from cultura" in result.stderr
+    assert "a line from C code" not in result.stderr and "Started a local Ray" not in result.stderr
+    assert log.parent.name == "logs" and "a line from C code" in log.read_text()

@@ -38,7 +38,7 @@ from typing import Any
 from ray import serve
 
 from cultura.engines.base import ChatRequest, Completion, SamplingParams
-from cultura.errors import CulturaError
+from cultura.errors import CulturaError, short_error
 from cultura.serve.metrics import SERVE_METRICS
 from cultura.serve.openai_api import Conversation
 
@@ -233,10 +233,3 @@ class MetaAgent:
                 "drafts": {c: d.text for c, d in drafts.items()}, "missing": missing, "timings": timings,
                 "usage": (sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls))}
 
-
-def short_error(exc: BaseException) -> str:
-    """The last line of an exception's message (Ray wraps remote errors in long tracebacks)."""
-    cause = getattr(exc, "cause", None)
-    text = str(cause if isinstance(cause, BaseException) else exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__)[:300]

@@ -23,9 +23,9 @@ from typing import Any
 from ray import serve
 
 from cultura.engines.base import SamplingParams
-from cultura.errors import CulturaError, UnknownNameError
+from cultura.errors import CulturaError, UnknownNameError, short_error
 from cultura.serve.catalog import ModelRef, parse_model
-from cultura.serve.deployments import NoDraftsError, short_error
+from cultura.serve.deployments import NoDraftsError
 from cultura.serve.metrics import SERVE_METRICS
 from cultura.serve.openai_api import (ApiError, ChatCompletionRequest, ChunkWriter, Conversation, ModelCard,
                                       ModelList, PaletteRequest, SamplingFields, Usage, chat_completion,

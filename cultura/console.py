@@ -46,16 +46,19 @@ def is_quiet() -> bool:
 def quiet_ray(session_dir: str | None = None) -> None:
     """In quiet mode, keep Ray's console chatter off the terminal from now on (see the module doc).
 
-    Safe to call repeatedly: Ray libraries imported since the last call (Serve, Data, Train) set up
-    their own console handlers, which are quieted too. ``session_dir`` (Ray's session folder, known
+    Safe to call repeatedly: Ray libraries imported since the last call (Serve, Train) set up their
+    own console handlers, which are quieted too; Ray Data is imported here for that. ``session_dir`` (Ray's session folder, known
     once Ray runs) is where the standard error file goes.
     """
     if not is_quiet():
         return
+    import importlib
     import logging
 
     import ray._private.worker as ray_worker
 
+    # Ray Data sets up its console handler when imported, which most commands do after Ray starts.
+    importlib.import_module("ray.data")
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if (name == "ray" or name.startswith("ray.")) and isinstance(logger, logging.Logger):
             for handler in logger.handlers:

@@ -28,13 +28,13 @@ _stderr_log: Path | None = None  # where file descriptor 2 goes once redirected
 
 def configure(verbose: bool) -> None:
     """Choose, once per process, whether Ray's chatter reaches the terminal (later calls keep the
-    first choice, so a command that runs other commands inherits it). Quiet mode also hides
-    transformers' weight-loading progress bars."""
+    first choice, so a command that runs other commands inherits it). Quiet and offline (nothing to
+    download, so no download progress to lose), it also hides transformers' weight-loading bars."""
     global _verbose
     if _verbose is not None:
         return
     _verbose = verbose or os.environ.get("CULTURA_VERBOSE", "") not in ("", "0")
-    if not _verbose:
+    if not _verbose and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
 
 

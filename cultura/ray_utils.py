@@ -34,10 +34,14 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     """Connect to Ray once per process: ``address`` (or ``config.ray.address``), else start locally.
 
     A local Ray gets a small object store, its dashboard on 127.0.0.1 and the worker environment
-    above. Calling it again when Ray is already up does nothing.
+    above. Calling it again when Ray is already up does nothing but keep Ray's console chatter
+    quiet when the CLI asks for that (:mod:`cultura.console`).
     """
     import ray
 
+    from cultura.console import quiet_ray
+
+    quiet_ray()  # before ray.init, which announces itself
     if ray.is_initialized():
         return
     for key, value in LOCAL_RAY_ENV.items():
@@ -56,11 +60,12 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
         options["dashboard_host"] = ray_cfg.dashboard_host if ray_cfg else "127.0.0.1"
     options.update(kwargs)
     try:
-        ray.init(**options)
+        context = ray.init(**options)
     except Exception as exc:  # Ray raises bare Exception for start-up timeouts and missing clusters
         ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise CulturaError(f"could not start or join {where}: {exc}") from exc
+    quiet_ray(context.address_info.get("session_dir"))
 
 
 def actors_that_fit(wanted: int, num_cpus: float) -> int:

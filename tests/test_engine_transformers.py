@@ -335,3 +335,44 @@ def test_cancelled_callers_leave_the_queue_and_the_decode_loop(engine):
     assert answer.text and engine.rows_cancelled - before_cancelled == 4
     assert engine.decode_stats.decode_rows - before_rows < 4 * 300 / 4, "abandoned rows kept decoding"
     assert seconds < 10
+
+
+def persona_request(culture: str, question: str, **sampling):
+    from cultura.personas import culture_persona
+
+    return ChatRequest.of(culture_persona(culture).messages(question), **sampling)
+
+
+def test_the_repetition_penalty_is_per_row_and_matches_transformers_generate(engine, default_model_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    guarded = persona_request("arabic", "How do you feel about religion?", max_tokens=40, repetition_penalty=1.1)
+    plain = persona_request("arabic", "How do you feel about religion?", max_tokens=40)
+    engine.prefix_cache.clear()
+    texts = [c.text for c in run(engine.generate([guarded, plain]))]
+
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_path), dtype=torch.float32).eval()
+    ids = engine.tokenizer(engine.render(guarded.messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    expected = []
+    for penalty in (1.1, 1.0):
+        with torch.inference_mode():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False,
+                                 repetition_penalty=penalty, pad_token_id=engine.tokenizer.pad_token_id)
+        expected.append(engine.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    assert texts == expected
+    assert texts[0] != texts[1], "the penalty must change this answer within 40 tokens"
+
+
+def test_greedy_persona_answers_loop_without_the_guard_and_not_with_the_default_one(engine):
+    from cultura.config import SamplingConfig
+    from cultura.engines.repetition import loops, most_repeated_span
+
+    penalty = SamplingConfig().repetition_penalty
+    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
+            ("arabic", "How do you feel about religion?")]
+    requests = [persona_request(c, q, max_tokens=128, repetition_penalty=p) for p in (1.0, penalty) for c, q in asks]
+    texts = [c.text for c in run(engine.generate(requests))]
+    without, with_guard = texts[:len(asks)], texts[len(asks):]
+    assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
+    assert not any(map(loops, with_guard)), with_guard

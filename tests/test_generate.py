@@ -295,6 +295,8 @@ def test_cli_resume_after_the_driver_is_killed(seed_file, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert f"{2 - written} written now, {written} before, 2 planned" in result.stdout
     assert "failures          0" in result.stdout and "tokens/s" in result.stdout
+    for chatter in ("Started a local Ray", "core_worker.cc", "(raylet)", "INFO"):  # Ray's, kept in its logs
+        assert chatter not in result.stdout + result.stderr, result.stdout + result.stderr
     table = read_dialogues(out)
     assert table.num_rows == 2 and len(set(table.column("dialogue_id").to_pylist())) == 2
     assert not [p for p in (out / "dialogues").iterdir() if p.name.startswith(".")]  # no temporaries left

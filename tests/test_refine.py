@@ -270,6 +270,7 @@ def runs(gen_run, engine, tmp_path_factory, ray_session):
     result = cli("--in", str(gen_run), "--out", str(root / "generate"), "--stages", "generate",
                  "--config", str(cfg_file))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "INFO" not in result.stdout + result.stderr, result.stderr[-3000:]  # Ray Data's notices: its log only
     out = {"generate": (root / "generate", json.loads((root / "generate" / "summary.json").read_text()), result.stdout)}
     summary = refine(config(**{"refine.stages": "diversify"}), gen_run, root / "diversify", engine=engine)
     out["diversify"] = (root / "diversify", summary.as_dict(), None)

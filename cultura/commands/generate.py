@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cultura.commands.common import build_config, config_options, pop_config_args
+from cultura.commands.common import build_config, config_options, pop_config_args, repetition_penalty_option
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -43,6 +43,7 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--adapter", default=None, help="LoRA adapter for the delegates (name or folder).")
 @click.option("--max-tokens", type=int, default=None, help="Most tokens per utterance (default from config: 128).")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (default from config: 0.7).")
+@repetition_penalty_option
 @click.option("--workers", type=int, default=None, help="Dialogue workers in the Ray Data actor pool (default 2).")
 @click.option("--batch-size", type=int, default=None, help="Dialogues one worker runs together (default 16).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default=None,
@@ -72,7 +73,7 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
         "generate.delegate_adapter": kwargs["adapter"], "generate.workers": kwargs["workers"],
         "generate.batch_size": kwargs["batch_size"], "generate.format": kwargs["fmt"],
         "generate.rows_per_file": kwargs["rows_per_file"], "sampling.max_tokens": kwargs["max_tokens"],
-        "sampling.temperature": kwargs["temperature"],
+        "sampling.temperature": kwargs["temperature"], "sampling.repetition_penalty": kwargs["repetition_penalty"],
     }
     config = build_config(**config_args, **overrides)
     summary = generate_dialogues(config, out, resume=resume, overwrite=overwrite, limit=limit, progress=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from cultura.engines.base import SamplingParams
 from cultura.engines.prefix_cache import CachedPrefix
+from cultura.engines.repetition import RepetitionGuard
 
 CANCELLED = "cancelled"  # the finish reason of a row whose caller went away
 
@@ -199,9 +200,11 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
     batch, logits = _prefill(model, rows, pad_id, use_adapters, stats)
     started = time.perf_counter()
     generators = [_generator(r.sampling) for r in rows]
+    guard = RepetitionGuard([r.ids for r in rows], [r.sampling.repetition_penalty for r in rows])
     sampled: list[list[int]] = [[] for _ in rows]
     outputs: list[DecodeOutput | None] = [None] * len(rows)
     while True:
+        logits = guard.penalize(logits, batch.rows, sampled)
         chosen = _choose(logits, [rows[i].sampling for i in batch.rows], [generators[i] for i in batch.rows])
         for slot, (i, token) in enumerate(zip(batch.rows, chosen)):
             if outputs[i] is not None:  # finished earlier, still in the batch

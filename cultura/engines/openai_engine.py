@@ -1,7 +1,9 @@
 """An engine over any OpenAI-compatible server: a vLLM server, a hosted model, or cultura's own endpoint.
 
 The request's adapter, when given, is sent as the model name (vLLM serves LoRA adapters under
-their names; cultura's endpoint serves ``culture/<name>`` and ``continent/<name>``).
+their names; cultura's endpoint serves ``culture/<name>`` and ``continent/<name>``). A repetition
+penalty other than 1.0 is sent as ``repetition_penalty``, which vLLM's and cultura's servers take;
+hosted APIs that refuse unknown fields need ``sampling.repetition_penalty: 1.0``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class OpenAIEngine:
             kwargs["seed"] = s.seed
         if s.stop:
             kwargs["stop"] = list(s.stop)
+        if s.repetition_penalty != 1.0:  # not an OpenAI field: vLLM's and cultura's servers take it
+            kwargs["extra_body"] = {"repetition_penalty": s.repetition_penalty}
         async with self._limit:
             try:
                 response = await self._client.chat.completions.create(**kwargs)

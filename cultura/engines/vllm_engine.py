@@ -356,6 +356,7 @@ class VllmEngine:
                 max_tokens=s.max_tokens,
                 temperature=s.temperature,
                 top_p=1.0 if s.greedy else s.top_p,
+                repetition_penalty=s.repetition_penalty,
                 seed=s.seed,
                 stop=list(s.stop) or None,
                 skip_special_tokens=True,

@@ -72,16 +72,14 @@ class Palette:
     # ----- settings -------------------------------------------------------------------------
     def settings(self, blend: str | None = None) -> StageSettings:
         """Sampling for drafts and Meta Agent from ``config.palette`` and ``config.sampling``."""
-        from cultura.engines.base import SamplingParams
-
         p, s = self.config.palette, self.config.sampling
         blend = blend or p.blend
         if blend not in BLENDS:
             raise CulturaError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         if blend == "weighted-merge":
             self._ensure_engine()
-        draft = SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=s.top_p, seed=s.seed)
-        meta = SamplingParams(max_tokens=p.max_tokens, temperature=p.meta_temperature, top_p=s.top_p, seed=s.seed)
+        draft = s.params(max_tokens=p.max_tokens, temperature=p.temperature)
+        meta = s.params(max_tokens=p.max_tokens, temperature=p.meta_temperature)
         return StageSettings(blend, draft, meta)
 
     def _ensure_engine(self) -> None:

@@ -109,6 +109,7 @@ def build_app(config: Any) -> Any:
         max_prompt_tokens=s.max_prompt_tokens, max_messages=s.max_messages, max_tokens_limit=s.max_tokens_limit, request_timeout_s=s.request_timeout_s,
         default_max_tokens=config.sampling.max_tokens, palette_max_tokens=p.max_tokens,
         temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed,
+        repetition_penalty=config.sampling.repetition_penalty,
         draft_temperature=p.temperature, meta_temperature=p.meta_temperature, blend=p.blend,
         models=tuple(listed_models(list(cultures_with_adapter))), continent_adapters=tuple(continents_with_adapter))
     return Ingress.options(**deployment_options(config, s.ingress)).bind(gate, meta, agents, culture, engine, settings)

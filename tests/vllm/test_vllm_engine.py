@@ -204,3 +204,19 @@ def test_a_refused_request_fails_alone_and_a_cancelled_call_is_aborted(engine):
         return engine._engine.output_processor.get_num_unfinished_requests()
 
     assert run(abandon()) == 0
+
+
+def test_the_default_repetition_guard_keeps_greedy_persona_answers_from_looping(engine):
+    from cultura.config import SamplingConfig
+    from cultura.engines.repetition import loops, most_repeated_span
+    from cultura.personas import culture_persona
+
+    penalty = SamplingConfig().repetition_penalty
+    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
+            ("arabic", "How do you feel about religion?")]
+    requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=128, repetition_penalty=p)
+                for p in (1.0, penalty) for c, q in asks]
+    texts = [c.text for c in run(engine.generate(requests))]
+    without, with_guard = texts[:len(asks)], texts[len(asks):]
+    assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
+    assert not any(map(loops, with_guard)), with_guard

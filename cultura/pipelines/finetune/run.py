@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cultura.errors import CulturaError
+from cultura.errors import CulturaError, last_line
 from cultura.pipelines.finetune.data import SftSet
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -348,7 +348,7 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
             try:
                 entry, timing = run_adapter(plan, job, config, bar.queue)
             except Exception as exc:  # one failed run must not stop the others
-                failures.append((job.name, _short_error(exc)))
+                failures.append((job.name, last_line(exc)))
                 bar.done(job.name, failed=True)
                 return
             entries.append(entry)
@@ -370,12 +370,6 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
     entries.sort(key=lambda e: e.name)
     return FinetuneSummary(entries, failures, time.time() - started, plan.out, registry_path(plan.out), slots,
                            plan.notes, timings)
-
-
-def _short_error(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 class _Progress:

@@ -177,10 +177,7 @@ def run_params(gen: Any, config: Any) -> dict[str, Any]:
 
 def sampling_params(config: Any) -> Any:
     """The engine SamplingParams for generation from ``config.sampling``."""
-    from cultura.engines.base import SamplingParams
-
-    s = config.sampling
-    return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+    return config.sampling.params()
 
 
 def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False,

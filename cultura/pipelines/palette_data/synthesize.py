@@ -250,14 +250,15 @@ def synthesize_palette(config: Any, out: str | Path, prompts: str = "bundled", *
         (root / old).unlink(missing_ok=True)
     params = {"prompts": str(prompts), "limit": limit, "samples": samples, "max_distance": p.max_distance,
               "model": config.engine.model, "engine": config.engine.kind, "max_tokens": p.max_tokens,
-              "temperature": p.temperature, "judge_max_tokens": p.judge_max_tokens}
+              "temperature": p.temperature, "repetition_penalty": s.repetition_penalty,
+              "judge_max_tokens": p.judge_max_tokens}
     manifest = {"stage": "palette-data", "params": params, "status": "running",
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
     summary = PaletteDataSummary(root, prompts=len(items), samples=len(items) * len(CONTINENTS) * samples)
     judge = Persona(key="judge", name="Hofstede judge", role="assistant", system_prompt=JUDGE_SYSTEM)
-    sampling = SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=s.top_p, seed=s.seed)
+    sampling = s.params(max_tokens=p.max_tokens, temperature=p.temperature)
     judge_sampling = SamplingParams(max_tokens=p.judge_max_tokens, temperature=0.0)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []

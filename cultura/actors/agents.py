@@ -13,13 +13,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cultura.engines.base import ChatRequest, Completion, Message, SamplingParams
 from cultura.personas import Persona
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
+
+
+@dataclass(frozen=True)
+class AgentCompletion(Completion):
+    """A completion plus the Ray node the agent that produced it ran on (None outside Ray)."""
+
+    node_id: str | None = None
+
+
+def current_node_id() -> str | None:
+    """The id of the Ray node this process runs on, or None when it is not part of a Ray cluster."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 class Agent:
@@ -35,18 +49,21 @@ class Agent:
 
             self._engine = create_engine(engine_config, num_threads=num_threads)
         self.calls = 0
+        self.node_id = current_node_id()  # a restarted actor may come back on another node
 
     def info(self) -> dict[str, Any]:
-        """The persona and where its engine lives."""
+        """The persona, where its engine lives and the Ray node the agent runs on."""
         return {"key": self.persona.key, "name": self.persona.name, "role": self.persona.role,
-                "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter}
+                "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter,
+                "node_id": self.node_id}
 
     async def respond(self, conversations: Sequence[Sequence[Message]], sampling: SamplingParams,
-                      system_prompts: Sequence[str | None] | None = None) -> list[Completion]:
+                      system_prompts: Sequence[str | None] | None = None) -> list[AgentCompletion]:
         """Answer each conversation (user/assistant turns) as this persona, in one batch.
 
         ``system_prompts[i]``, when given, replaces the persona's system prompt for conversation i
-        (for example the persona plus a seed-specific self-calibration).
+        (for example the persona plus a seed-specific self-calibration). Each completion names the
+        node this agent ran on.
         """
         requests = []
         for i, conv in enumerate(conversations):
@@ -55,8 +72,11 @@ class Agent:
             requests.append(ChatRequest(tuple(messages), sampling, self.persona.adapter))
         self.calls += 1
         if self._engine is not None:
-            return await self._engine.generate(requests)
-        return await self._engine_actor().generate.remote(requests)
+            completions = await self._engine.generate(requests)
+        else:
+            completions = await self._engine_actor().generate.remote(requests)
+        return [AgentCompletion(**{f.name: getattr(c, f.name) for f in fields(Completion)}, node_id=self.node_id)
+                for c in completions]
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
         """Log-probability of each option as this persona's answer (persona system prompt first)."""
@@ -85,6 +105,40 @@ def agent_actor_options(config: Any) -> dict[str, Any]:
         max_restarts=3,
         max_task_retries=3,
     )
+
+
+def agent_demands(config: Any, n_agents: int, engine_given: bool = False) -> list[Any]:
+    """What :func:`start_agents` asks Ray for (:class:`~cultura.placement.Demand` list): the agents, and
+    with ``shared`` placement the engine actor they forward to (unless ``engine_given``)."""
+    from cultura.placement import Demand
+
+    options = agent_actor_options(config)
+    dedicated = config.placement == "dedicated"
+    demands = [Demand("dedicated agents" if dedicated else "agents", n_agents,
+                      {"CPU": options["num_cpus"], "GPU": options["num_gpus"]})]
+    if not dedicated and not engine_given:
+        res = config.engine_resources
+        demands.append(Demand("shared engine actor", 1, {"CPU": res.num_cpus, "GPU": res.num_gpus}))
+    return demands
+
+
+def agent_placement_fixes(config: Any, n_agents: int, gpus: float, how_to_fewer: str) -> list[str]:
+    """The changes that shrink what ``n_agents`` agents ask for, in configuration terms: fewer agents
+    (``how_to_fewer`` says how in the stage's flags), fractional GPUs, shared placement."""
+    from cultura.placement import Demand
+
+    engine = Demand("", 1, {"CPU": config.engine_resources.num_cpus, "GPU": config.engine_resources.num_gpus})
+    if config.placement == "shared":
+        return [f"a smaller shared engine: engine_resources (now {engine.per_actor()})"]
+    res = config.agent_resources
+    fixes = [f"fewer agents: this run starts {n_agents}; {how_to_fewer}"]
+    if res.num_gpus > 0 and gpus > 0:
+        share = min(res.num_gpus, int(100 * gpus / n_agents) / 100)
+        fixes.append(f"fractional GPUs: agent_resources.num_gpus: {share:g} puts {n_agents} agents on {gpus:g} "
+                     "GPU(s) (when the model fits that many times in one GPU's memory)")
+    fixes.append(f"shared placement: placement: shared (one engine actor of {engine.per_actor()} serves every "
+                 "agent and batches across them)")
+    return fixes
 
 
 @dataclass

@@ -265,7 +265,7 @@ def _load_file(path: Path, known: set[str]) -> list[tuple[int, Seed]]:
 
 def load_seeds(spec: str | Path = "bundled", cultures: Iterable[str] | None = None,
                sources: Iterable[str] = ("wvs", "pew")) -> list[Seed]:
-    """Load seeds: ``"bundled"`` (the WVS and Pew files, filtered by ``sources``) or a file path.
+    """Load seeds: ``"bundled"`` (the WVS and Pew files, filtered by ``sources``), a file path or a URI.
 
     A path may be a ``.jsonl`` or ``.csv`` in the project schema, or a GlobalOpinionQA CSV. When
     ``cultures`` is given, only seeds with an attitude for at least one of them are kept. Raises
@@ -279,7 +279,9 @@ def load_seeds(spec: str | Path = "bundled", cultures: Iterable[str] | None = No
                 raise UnknownNameError("seed source", source, BUNDLED)
         files = [BUNDLED[s] for s in BUNDLED if s in wanted]
     else:
-        files = [Path(spec).expanduser()]
+        from cultura.storage import fetch
+
+        files = [fetch(spec)]  # a local path as it is; a filesystem URI (s3://, gs://, file://) copied here
     seeds: list[Seed] = []
     ids: set[str] = set()
     for path in files:

@@ -22,6 +22,7 @@ from typing import Any
 from cultura.errors import CulturaError
 from cultura.personas import Persona, culture_persona, main_contact_persona
 from cultura.pipelines.writer import OutputFolder, PartWriter
+from cultura.storage import warn_if_local
 
 DIALOGUES = "dialogues"
 CALIBRATION = "{attitude} You share this view: everything you say must agree with it."
@@ -33,9 +34,10 @@ IDENTITY = ("cultures", "seeds", "sources", "max_seeds", "mode", "script", "roun
 
 @dataclass
 class GenerateSummary:
-    """What a generation run did. ``failures`` holds (dialogue id, error) of dialogues not written."""
+    """What a generation run did. ``failures`` holds (dialogue id, error) of dialogues not written;
+    ``out`` is the output folder (a ``Path``, or the URI it was given as)."""
 
-    out: Path
+    out: Path | str
     planned: int = 0
     already_written: int = 0
     dialogues: int = 0
@@ -45,7 +47,7 @@ class GenerateSummary:
     seconds: float = 0.0
     skipped_no_attitude: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+    files: list[Any] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:
@@ -178,8 +180,11 @@ def sampling_params(config: Any) -> Any:
 
 def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False,
                        limit: int | None = None, agents: Any = None, progress: bool = False,
-                       on_part: Callable[[Path], None] | None = None) -> GenerateSummary:
+                       on_part: Callable[[Any], None] | None = None) -> GenerateSummary:
     """Generate the dialogues ``config.generate`` describes into ``out``; return the summary.
+
+    ``out`` is a local folder or a filesystem URI (``s3://``, ``gs://``, ``file://``); a plain path on a
+    multi-node cluster gets a :class:`~cultura.errors.ClusterWarning` (it is on one machine only).
 
     ``resume`` finishes a stopped run (same parameters) without repeating written dialogues;
     ``overwrite`` replaces another run; ``limit`` caps the dialogues generated now. ``agents`` is an
@@ -208,6 +213,14 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
         raise CulturaError(f"nothing to generate: no seed has a known attitude for {', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
                            + "; pass --no-calibration or other seeds")
+    if agents is None:  # before the output folder is touched: a run that cannot be placed leaves no trace
+        from cultura.ray_utils import init_ray
+
+        init_ray(config)
+        check_generate_placement(config, list(plan.personas.values()),
+                                 min(gen.workers, math.ceil(len(rows) / gen.batch_size)))
+    warn_if_local(out, "--out")
+    warn_if_local(None if gen.seeds == "bundled" else gen.seeds, "--seeds")
     folder = OutputFolder(out, DIALOGUES, "generate")
     folder.prepare(run_params(gen, config), resume=resume, overwrite=overwrite)
     written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])
@@ -231,7 +244,7 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
 
 
 def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputFolder, summary: GenerateSummary,
-         agents: Any, progress: bool, on_part: Callable[[Path], None] | None) -> None:
+         agents: Any, progress: bool, on_part: Callable[[Any], None] | None) -> None:
     """Start agents (unless given), run the Ray Data pipeline and stream its rows into part files."""
     import ray
 
@@ -242,6 +255,7 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
 
     gen = config.generate
     init_ray(config)
+    blocks = max(1, math.ceil(len(todo) / gen.batch_size))
     pool = agents or start_agents(personas, config)
     missing = sorted({s["key"] for r in todo for s in r["speakers"]} - set(pool.agents))
     if missing:
@@ -253,7 +267,6 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
         _quiet_ray_data_console()
     start = time.perf_counter()
     try:
-        blocks = max(1, math.ceil(len(todo) / gen.batch_size))
         ds = ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
             DialogueWorker,
             fn_constructor_kwargs={"agents": {k: pool.names.get(k, h) for k, h in pool.agents.items()},
@@ -280,6 +293,25 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
             bar.close()
         if agents is None:
             pool.stop()
+
+
+def check_generate_placement(config: Any, personas: Sequence[Persona], workers: int) -> None:
+    """Fail at once when the run's agents, engine actor and Ray Data workers cannot be placed on the
+    cluster (naming the shortfall and the fixes); warn when they wait for the autoscaler."""
+    from cultura.actors.agents import agent_demands, agent_placement_fixes
+    from cultura.placement import Demand, check_placement, cluster_nodes
+
+    gen = config.generate
+    demands = [*agent_demands(config, len(personas)),
+               Demand("Ray Data dialogue workers", workers, {"CPU": gen.worker_num_cpus})]
+    delegates = sum(p.role == "delegate" for p in personas)
+    gpus = sum(n.get("GPU", 0.0) for n in cluster_nodes())
+    fixes = agent_placement_fixes(config, len(personas), gpus,
+                                  f"{delegates} of them delegates; pass fewer --cultures or a lower --per-seed "
+                                  "(each variation speaks through its own delegate)")
+    if gen.worker_num_cpus > 0:
+        fixes.append("lighter dialogue workers: generate.worker_num_cpus: 0 (they hold no model) or fewer --workers")
+    check_placement("this generate run", demands, fixes)
 
 
 def _tally(summary: GenerateSummary, batch: Any) -> Any:

@@ -89,7 +89,7 @@ def start_local_cluster(workers: int = 2, cpus: float = 3, gpus: float = 2, obje
     os.makedirs(os.path.join(temp_dir, "ray"))  # Ray's layout under RAY_TMPDIR
     common = {"object_store_memory": object_store_mb * 1024 * 1024, "temp_dir": os.path.join(temp_dir, "ray")}
     head = {**common, "num_cpus": 0, "num_gpus": 0, "include_dashboard": dashboard, "dashboard_host": "127.0.0.1",
-            "dashboard_port": _free_port() if dashboard else None}
+            "dashboard_port": free_port() if dashboard else None}
     previous = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = temp_dir  # where the head writes ray_current_cluster (not /tmp/ray)
     try:
@@ -110,7 +110,7 @@ def start_local_cluster(workers: int = 2, cpus: float = 3, gpus: float = 2, obje
     return local
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A free TCP port on 127.0.0.1 (Ray's fixed dashboard port may be taken by another Ray here)."""
     import socket
 

@@ -193,24 +193,34 @@ def check_placement(run: str, demands: Sequence[Demand], fixes: Sequence[str], w
     """
     import warnings
 
-    warn = warn or (lambda text: warnings.warn(text, ClusterWarning, stacklevel=3))
-    placement = plan_placement(demands, cluster_nodes(), autoscaler_node_groups())
+    placement, warning = assess(run, demands, fixes, cluster_nodes(), autoscaler_node_groups(), free_resources())
+    if warning:
+        (warn or (lambda text: warnings.warn(text, ClusterWarning, stacklevel=3)))(warning)
+    return placement
+
+
+def assess(run: str, demands: Sequence[Demand], fixes: Sequence[str], nodes: Sequence[Mapping[str, float]],
+           groups: Sequence[NodeGroup], free: Mapping[str, float]) -> tuple[Placement, str | None]:
+    """:func:`check_placement` on given cluster facts: the placement and the warning to give (or None).
+
+    ``nodes`` are the alive nodes' total resources, ``groups`` the autoscaler's node groups, ``free``
+    what the cluster has free now. Raises :class:`~cultura.errors.PlacementError` when nothing fits.
+    """
+    placement = plan_placement(demands, nodes, groups)
     asked = "; ".join(f"{d.count} {d.what} x {d.per_actor()}" for d in demands
                       if d.count and any(v > 0 for v in d.resources.values()))
     if placement.fits:
-        free = free_resources()
         busy = {k: v - free.get(k, 0.0) for k, v in placement.total.items() if free.get(k, 0.0) + _EPS < v}
         if busy:
-            warn(f"{run} waits for {_amounts(busy)} that other work on the cluster holds now "
-                 f"(it needs {_amounts(placement.total)}: {asked})")
-        return placement
+            return placement, (f"{run} waits for {_amounts(busy)} that other work on the cluster holds now "
+                               f"(it needs {_amounts(placement.total)}: {asked})")
+        return placement, None
     if placement.autoscaler_fits:
-        nodes = ", ".join(f"{n} node(s) of group {g!r}" for g, n in sorted(placement.autoscaled.items()))
-        waiting = _count_whats(placement.unplaced)
-        warn(f"{run} waits for the autoscaler to add {nodes} for {waiting}: they fit no node running now "
-             f"(it needs {_amounts(placement.total)}: {asked}; the {placement.nodes} running node(s) have "
-             f"{_amounts(placement.capacity)})")
-        return placement
+        nodes_to_add = ", ".join(f"{n} node(s) of group {g!r}" for g, n in sorted(placement.autoscaled.items()))
+        return placement, (f"{run} waits for the autoscaler to add {nodes_to_add} for "
+                           f"{_count_whats(placement.unplaced)}: they fit no node running now (it needs "
+                           f"{_amounts(placement.total)}: {asked}; the {placement.nodes} running node(s) have "
+                           f"{_amounts(placement.capacity)})")
     raise PlacementError(_shortfall_message(run, placement, asked, fixes))
 
 

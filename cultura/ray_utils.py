@@ -75,3 +75,12 @@ def actors_that_fit(wanted: int, num_cpus: float) -> int:
         return max(1, wanted)
     free = ray.available_resources().get("CPU", 0.0)
     return max(1, min(wanted, int(free // num_cpus + 1e-9)))
+
+
+def actor_nodes(name_prefix: str) -> dict[str, str]:
+    """Name -> Ray node id of every live named actor whose name starts with ``name_prefix``, read from
+    the GCS (no dashboard needed)."""
+    import ray._private.state
+
+    return {info["Name"]: info["Address"]["NodeID"] for info in ray._private.state.actors().values()
+            if info.get("State") == "ALIVE" and (info.get("Name") or "").startswith(name_prefix)}

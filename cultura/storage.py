@@ -169,7 +169,11 @@ class Location:
         self.fs.move(source.path, self.path)
 
     def write_bytes(self, data: bytes) -> None:
-        """Write the file through a temporary name and a move, so readers never see half of it."""
+        """Write the file (its folder created if need be) through a temporary name and a move, so
+        readers never see half of it."""
+        parent = self.path.rstrip("/").rpartition("/")[0]
+        if parent:
+            self.fs.create_dir(parent, recursive=True)
         tmp = self.temporary()
         with self.fs.open_output_stream(tmp.path) as stream:
             stream.write(data)
@@ -215,9 +219,11 @@ def fetch(spec: str | os.PathLike) -> Path:
     A remote input that is not there is a :class:`CulturaError` naming it.
     """
     local = local_path(spec)
-    if local is not None:
-        return local
-    loc = Location(spec)
+    return local if local is not None else fetch_location(Location(spec))
+
+
+def fetch_location(loc: Location) -> Path:
+    """:func:`fetch` for a file or folder on any pyarrow filesystem: always copied into the cache."""
     if not loc.exists():
         raise CulturaError(f"{loc.uri}: not found")
     files = _remote_files(loc)
@@ -259,7 +265,13 @@ def staged_output(spec: str | os.PathLike, keep: tuple[str, ...] | None = None) 
     if local is not None:
         yield local
         return
-    loc = Location(spec)
+    with stage_location(Location(spec), keep) as stage:
+        yield stage
+
+
+@contextlib.contextmanager
+def stage_location(loc: Location, keep: tuple[str, ...] | None = None) -> Iterator[Path]:
+    """:func:`staged_output` for a folder on any pyarrow filesystem: always staged and copied back."""
     stage = _cache_folder("staging", loc.uri) / (loc.name or "out")
     shutil.rmtree(stage.parent, ignore_errors=True)
     before = {rel: stamp for rel, stamp in (_remote_files(loc) if loc.exists() else {}).items()

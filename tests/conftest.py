@@ -9,7 +9,24 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from pathlib import Path
+
 import pytest
+
+CLUSTER_TESTS = Path(__file__).resolve().parent / "cluster"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the multi-node tests (``tests/cluster``) and skip them when other tests share the run: one
+    pytest process holds one Ray connection, theirs is a multi-node cluster, the others' a local Ray."""
+    cluster = [item for item in items if Path(item.path).resolve().is_relative_to(CLUSTER_TESTS)]
+    for item in cluster:
+        item.add_marker(pytest.mark.cluster)
+    if cluster and len(cluster) < len(items):
+        skip = pytest.mark.skip(reason="multi-node tests run in a pytest process of their own: "
+                                       "python -m pytest tests/cluster")
+        for item in cluster:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

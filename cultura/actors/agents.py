@@ -103,7 +103,9 @@ def agent_actor_options(config: Any) -> dict[str, Any]:
         num_gpus=res.num_gpus if dedicated else 0,
         max_concurrency=1024,
         max_restarts=3,
-        max_task_retries=3,
+        # a call in flight when the actor's node is lost waits for the restarted actor, however long
+        # the restart takes (loading the model on another node); calls are stateless, so a retry is safe
+        max_task_retries=-1,
     )
 
 
@@ -122,20 +124,24 @@ def agent_demands(config: Any, n_agents: int, engine_given: bool = False) -> lis
     return demands
 
 
-def agent_placement_fixes(config: Any, n_agents: int, gpus: float, how_to_fewer: str) -> list[str]:
+def agent_placement_fixes(config: Any, n_agents: int, nodes: Sequence[dict[str, float]], how_to_fewer: str,
+                          others: Sequence[Any] = ()) -> list[str]:
     """The changes that shrink what ``n_agents`` agents ask for, in configuration terms: fewer agents
-    (``how_to_fewer`` says how in the stage's flags), fractional GPUs, shared placement."""
-    from cultura.placement import Demand
+    (``how_to_fewer`` says how in the stage's flags), fractional GPUs (a share checked to fit ``nodes``
+    beside the ``others`` demands), shared placement."""
+    from cultura.placement import Demand, pack
 
     engine = Demand("", 1, {"CPU": config.engine_resources.num_cpus, "GPU": config.engine_resources.num_gpus})
     if config.placement == "shared":
         return [f"a smaller shared engine: engine_resources (now {engine.per_actor()})"]
     res = config.agent_resources
     fixes = [f"fewer agents: this run starts {n_agents}; {how_to_fewer}"]
-    if res.num_gpus > 0 and gpus > 0:
-        share = min(res.num_gpus, int(100 * gpus / n_agents) / 100)
-        fixes.append(f"fractional GPUs: agent_resources.num_gpus: {share:g} puts {n_agents} agents on {gpus:g} "
-                     "GPU(s) (when the model fits that many times in one GPU's memory)")
+    for k in range(2, 9) if res.num_gpus > 0 else ():
+        share = int(100 * res.num_gpus / k) / 100
+        if share > 0 and not pack([Demand("", n_agents, {"CPU": res.num_cpus, "GPU": share}), *others], nodes):
+            fixes.append(f"fractional GPUs: agent_resources.num_gpus: {share:g} fits the {n_agents} agents on this "
+                         f"cluster ({k} agents share a GPU, when the model fits {k} times in its memory)")
+            break
     fixes.append(f"shared placement: placement: shared (one engine actor of {engine.per_actor()} serves every "
                  "agent and batches across them)")
     return fixes

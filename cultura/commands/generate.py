@@ -76,6 +76,9 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     click.echo(f"turns             {s.turns}")
     click.echo(f"generated tokens  {s.completion_tokens} (prompt tokens {s.prompt_tokens})")
     click.echo(f"tokens/s          {s.tokens_per_s:.1f} generated, over {s.seconds:.1f} s")
+    if s.nodes:
+        click.echo("nodes             " + ", ".join(f"{node[:12]} {n} dialogues" for node, n in
+                                                    sorted(s.nodes.items(), key=lambda kv: -kv[1])))
     click.echo(f"failures          {len(s.failures)}")
     click.echo(f"output            {s.out}/dialogues ({config.generate.format}); manifest {s.out}/manifest.json")
     if s.failures:

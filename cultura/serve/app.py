@@ -103,15 +103,17 @@ def check_serve_placement(config: Any) -> None:
     from cultura.actors.agents import agent_placement_fixes
     from cultura.placement import Demand, check_placement, cluster_nodes
 
-    demands, agents = [], 0
+    demands, others, agents = [], [], 0
     for name, options in deployment_plan(config).items():
         actor = options["ray_actor_options"]
         replicas = starting_replicas(options)
         demands.append(Demand(f"{name} replicas", replicas, {"CPU": actor["num_cpus"], "GPU": actor["num_gpus"]}))
-        agents += replicas if name.startswith(("ContinentAgent_", "CultureAgent")) else 0
-    gpus = sum(n.get("GPU", 0.0) for n in cluster_nodes())
-    fixes = agent_placement_fixes(config, agents, gpus, "lower serve.continent.num_replicas or serve.culture."
-                                  "num_replicas (or their autoscaling min_replicas)")
+        if name.startswith(("ContinentAgent_", "CultureAgent")):
+            agents += replicas
+        else:
+            others.append(demands[-1])
+    fixes = agent_placement_fixes(config, agents, cluster_nodes(), "lower serve.continent.num_replicas or "
+                                  "serve.culture.num_replicas (or their autoscaling min_replicas)", others)
     check_placement("this Serve app", demands, fixes)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError
+from cultura.metrics import Metrics, counter, gauge
 from cultura.pipelines.finetune.data import SftSet
 from cultura.registry import REGISTRY_FILE
 
@@ -49,6 +50,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_length": 1024, "weight_decay": 0.0, "load_in_4bit": True,
     },
 }
+METRICS = Metrics([
+    gauge("finetune_loss", "Latest loss per adapter: split train (the logged training loss) or eval", ("adapter", "split")),
+    counter("finetune_steps", "Optimizer steps per adapter", ("adapter",)),
+])
 RUNS_DIR = "_runs"  # default Ray Train storage inside OUT (never a valid adapter name)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -213,8 +218,10 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(max(1, int(loop["cpus_per_worker"])))
     model, tokenizer = load_lora_model(loop["model"], loop["hp"], loop["use_gpu"])
     callbacks: list[Any] = [RayTrainReportCallback()]
-    if loop.get("progress") is not None and context.get_world_rank() == 0:
-        callbacks.append(progress_callback(loop["progress"], loop["name"]))
+    if context.get_world_rank() == 0:
+        callbacks.append(metrics_callback(loop["name"]))
+        if loop.get("progress") is not None:
+            callbacks.append(progress_callback(loop["progress"], loop["name"]))
     with tempfile.TemporaryDirectory(prefix="cultura-finetune-") as scratch:
         resume_from = None
         checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarted the workers after a failure
@@ -227,6 +234,22 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     figures["entered"] = entered
     figures["node_id"] = ray.get_runtime_context().get_node_id()
     return figures
+
+
+def metrics_callback(name: str) -> Any:
+    """A ``TrainerCallback`` that records adapter ``name``'s steps and losses as ``cultura_finetune_*`` metrics."""
+    from transformers import TrainerCallback
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            METRICS.inc("finetune_steps", adapter=name)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key, split in (("loss", "train"), ("eval_loss", "eval")):
+                if key in (logs or {}):
+                    METRICS.set("finetune_loss", float(logs[key]), adapter=name, split=split)
+
+    return Record()
 
 
 def progress_callback(queue: Any, name: str) -> Any:

@@ -48,6 +48,7 @@ class GenerateSummary:
     skipped_no_attitude: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     files: list[Any] = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> dialogues whose delegate ran there
 
     @property
     def tokens_per_s(self) -> float:
@@ -65,7 +66,7 @@ class GenerateSummary:
                 "turns": self.turns, "prompt_tokens": self.prompt_tokens,
                 "generated_tokens": self.completion_tokens, "seconds": round(self.seconds, 2),
                 "tokens_per_s": round(self.tokens_per_s, 2), "failures": len(self.failures),
-                "skipped_no_attitude": self.skipped_no_attitude, "out": str(self.out)}
+                "skipped_no_attitude": self.skipped_no_attitude, "nodes": dict(self.nodes), "out": str(self.out)}
 
 
 def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: int) -> str:
@@ -302,13 +303,12 @@ def check_generate_placement(config: Any, personas: Sequence[Persona], workers: 
     from cultura.placement import Demand, check_placement, cluster_nodes
 
     gen = config.generate
-    demands = [*agent_demands(config, len(personas)),
-               Demand("Ray Data dialogue workers", workers, {"CPU": gen.worker_num_cpus})]
+    workers_demand = Demand("Ray Data dialogue workers", workers, {"CPU": gen.worker_num_cpus})
+    demands = [*agent_demands(config, len(personas)), workers_demand]
     delegates = sum(p.role == "delegate" for p in personas)
-    gpus = sum(n.get("GPU", 0.0) for n in cluster_nodes())
-    fixes = agent_placement_fixes(config, len(personas), gpus,
+    fixes = agent_placement_fixes(config, len(personas), cluster_nodes(),
                                   f"{delegates} of them delegates; pass fewer --cultures or a lower --per-seed "
-                                  "(each variation speaks through its own delegate)")
+                                  "(each variation speaks through its own delegate)", [workers_demand])
     if gen.worker_num_cpus > 0:
         fixes.append("lighter dialogue workers: generate.worker_num_cpus: 0 (they hold no model) or fewer --workers")
     check_placement("this generate run", demands, fixes)
@@ -329,6 +329,10 @@ def _tally(summary: GenerateSummary, batch: Any) -> Any:
         summary.turns += pc.sum(pc.list_value_length(done.column("turns"))).as_py()
         summary.prompt_tokens += pc.sum(done.column("prompt_tokens")).as_py()
         summary.completion_tokens += pc.sum(done.column("completion_tokens")).as_py()
+        for nodes in done.column("node_id").to_pylist():
+            for node in (nodes or "").split(","):
+                if node:
+                    summary.nodes[node] = summary.nodes.get(node, 0) + 1
     return done
 
 

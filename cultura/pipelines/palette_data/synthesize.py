@@ -326,9 +326,8 @@ def check_palette_data_placement(config: Any, n_agents: int, workers: int) -> No
     from cultura.actors.agents import agent_demands, agent_placement_fixes
     from cultura.placement import Demand, check_placement, cluster_nodes
 
-    gpus = sum(n.get("GPU", 0.0) for n in cluster_nodes())
-    fixes = agent_placement_fixes(config, n_agents, gpus, "a Palette dataset needs the five continent agents and "
-                                  "the judge, so take one of the other fixes")
+    fixes = agent_placement_fixes(config, n_agents, cluster_nodes(), "a Palette dataset needs the five continent "
+                                  "agents and the judge, so take one of the other fixes")
     check_placement("this palette-data run", [*agent_demands(config, n_agents), Demand("Ray Data workers", workers, {})],
                     fixes)
 

@@ -77,6 +77,7 @@ def start_local_cluster(workers: int = 2, cpus: float = 3, gpus: float = 2, obje
     cluster keeps its sessions in a temporary folder of its own, so a plain ``ray.init()`` elsewhere
     on this machine starts its own Ray instead of joining this one; join it by its address.
     """
+    import shutil
     import tempfile
 
     if workers < 1:
@@ -94,6 +95,9 @@ def start_local_cluster(workers: int = 2, cpus: float = 3, gpus: float = 2, obje
     os.environ["RAY_TMPDIR"] = temp_dir  # where the head writes ray_current_cluster (not /tmp/ray)
     try:
         cluster = Cluster(initialize_head=True, head_node_args=head)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
     finally:
         if previous is None:
             os.environ.pop("RAY_TMPDIR")

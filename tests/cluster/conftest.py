@@ -55,7 +55,10 @@ def cluster():
     from cultura.local_cluster import start_local_cluster
     from cultura.ray_utils import init_ray
 
-    local = start_local_cluster(WORKERS, WORKER_CPUS, WORKER_GPUS, object_store_mb=200, dashboard=False)
+    try:
+        local = start_local_cluster(WORKERS, WORKER_CPUS, WORKER_GPUS, object_store_mb=200, dashboard=False)
+    except Exception:  # a raylet can miss Ray's 30 s start-up wait on a loaded machine: retry once
+        local = start_local_cluster(WORKERS, WORKER_CPUS, WORKER_GPUS, object_store_mb=200, dashboard=False)
     try:
         init_ray(address=local.address)
         yield ClusterSession(local)

@@ -26,7 +26,8 @@ def serve_config(port: int) -> dict:
     """Dedicated agents with logical GPU shares (the continents and the culture agent fit one worker node
     once the other is lost) and two replicas of the light deployments in front of them (ingress, gate,
     Meta Agent), so losing a node leaves one of each. The Engine (the Meta Agent's model) has one. A draft
-    waits at most 20 s: a continent without a replica is reported missing after that."""
+    waits at most 60 s (the surviving node's CPUs also load the replacements): a continent without a
+    replica is reported missing after that."""
     two = {"num_replicas": 2}
     return {
         "profile": "cluster",
@@ -36,7 +37,7 @@ def serve_config(port: int) -> dict:
         "engine_resources": {"num_cpus": 1, "num_gpus": 0},
         "sampling": {"max_tokens": 8},
         "palette": {"max_tokens": 8, "top_k": 5},  # every continent drafts every answer
-        "serve": {"port": port, "app_name": APP, "draft_timeout_s": 20, "request_timeout_s": 120, "ingress": two,
+        "serve": {"port": port, "app_name": APP, "draft_timeout_s": 60, "request_timeout_s": 150, "ingress": two,
                   "gate": two, "meta": two},
     }
 
@@ -90,7 +91,7 @@ def test_dedicated_continent_agents_spread_and_survive_a_lost_node(cluster, work
 
     placed = continent_nodes()
     assert set(placed) == set(CONTINENTS) and set(placed.values()) == set(workers), placed
-    with httpx.Client(base_url=served, timeout=150) as client:
+    with httpx.Client(base_url=served, timeout=200) as client:
         first = client.post("/v1/palette", json=QUESTION)
         assert first.status_code == 200, first.text
         assert set(first.json()["drafts"]) == set(CONTINENTS) and not first.json()["missing"]
@@ -122,6 +123,9 @@ def test_dedicated_continent_agents_spread_and_survive_a_lost_node(cluster, work
             time.sleep(2)
             lost_at = time.monotonic()
             cluster.remove_worker(victim)
+            while any(old[c] in replica_actor_names(APP, continent_deployment(c)) for c in lost):
+                time.sleep(0.2)  # Ray has not yet declared the node's replicas dead: requests may still go there
+            noticed_at = time.monotonic()
             with ThreadPoolExecutor(len(lost)) as pool:  # each measured from the loss
                 waits = {c: pool.submit(wait_for_replacement, APP, continent_deployment(c), old[c], timeout=300)
                          for c in lost}
@@ -139,7 +143,9 @@ def test_dedicated_continent_agents_spread_and_survive_a_lost_node(cluster, work
         final = client.post("/v1/palette", json=QUESTION)
         assert final.status_code == 200 and not final.json()["missing"], final.text
         assert set(continent_nodes()) == set(CONTINENTS)
-        assert all(sent < lost_at for sent, _ in errors), errors  # only a request in flight when the node went
+        # only requests sent before Ray declared the lost node's replicas dead may fail
+        assert all(sent < noticed_at for sent, _ in errors), (noticed_at - lost_at, errors)
         print(f"\nserve lost node {victim[:12]} holding {', '.join(lost)}: {len(after)} answers after the loss "
-              f"({sum(bool(m) for m in after)} with drafts missing: {sorted(reported)}), {len(errors)} errors; "
-              "replaced in " + ", ".join(f"{c} {s:.1f} s" for c, s in replaced.items()))
+              f"({sum(bool(m) for m in after)} with drafts missing: {sorted(reported)}), {len(errors)} errors "
+              f"(requests sent in the {noticed_at - lost_at:.1f} s before Ray declared the replicas dead); "
+              "replaced in " + ", ".join(f"{c} {s:.1f} s" for c, s in replaced.items()) + " after the loss")

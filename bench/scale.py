@@ -11,7 +11,7 @@ For each size (default 1,000 and 10,000 dialogues of 2 rounds; questions x 4 cul
 of its own (so that its peak memory is its own), it prints:
 
 - dialogues/s over the pipeline's wall time (agents started, model loaded, before the clock starts);
-- the driver's peak RSS, and how much it grew over what it held before planning;
+- the driver's peak resident memory (VmHWM), next to what it held before the run;
 - the object store's peak use (sampled every 0.25 s);
 - the pipeline's generated tokens/s as a ratio of the same engine's raw batched throughput: the
   run's own turns (the first ``--ceiling-dialogues`` dialogues) sent straight to the engine actor in
@@ -27,12 +27,10 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
-import time
+from typing import Any
 
 for _key, _value in {"HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                      "OMP_WAIT_POLICY": "PASSIVE"}.items():
@@ -97,38 +95,49 @@ def build_model(folder: str, layers: int) -> None:
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
 
 
+def sample_store(gcs_address: str, period: float, stop: Any, peak: Any) -> None:
+    """Keep the largest object-store use seen in ``peak`` until ``stop`` is set (runs in its own process:
+    each sample opens a gRPC channel, which would otherwise count in the driver's memory)."""
+    from ray._private.internal_api import get_memory_info_reply, get_state_from_address
+
+    state = get_state_from_address(gcs_address)
+    while not stop.wait(period):
+        try:
+            used = get_memory_info_reply(state, timeout_seconds=5).store_stats.object_store_bytes_used
+        except Exception:  # a slow raylet: skip this sample
+            continue
+        peak.value = max(peak.value, used)
+
+
 class StoreSampler:
-    """Samples the object store's bytes in use every ``period`` seconds; ``peak`` is the largest seen."""
+    """Samples the object store's bytes in use every ``period`` seconds, in a process of its own."""
 
     def __init__(self, period: float = 0.25):
+        import multiprocessing
+
         import ray
-        from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
-        self.state = get_state_from_address(ray.get_runtime_context().gcs_address)
-        self.read = get_memory_info_reply
-        self.peak, self.period = 0, period
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        while not self.stop.wait(self.period):
-            try:
-                used = self.read(self.state, timeout_seconds=5).store_stats.object_store_bytes_used
-            except Exception:  # a slow raylet: skip this sample
-                continue
-            self.peak = max(self.peak, used)
+        context = multiprocessing.get_context("spawn")
+        self.stop, self.peak = context.Event(), context.Value("q", 0)
+        self.process = context.Process(target=sample_store, daemon=True,
+                                       args=(ray.get_runtime_context().gcs_address, period, self.stop, self.peak))
+        self.process.start()
 
     def close(self) -> int:
+        """Stop sampling; the peak in bytes."""
         self.stop.set()
-        self.thread.join(timeout=10)
-        return self.peak
+        self.process.join(timeout=30)
+        return self.peak.value
 
 
-def rss_mib() -> float:
-    """This process's current resident memory in MiB."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def memory_mib(field: str) -> float:
+    """A memory figure of this process in MiB from /proc/self/status: ``VmRSS`` (now) or ``VmHWM`` (its
+    peak; unlike ``ru_maxrss`` it does not carry over the parent's peak through fork and exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def child(args: argparse.Namespace) -> None:
@@ -159,11 +168,11 @@ def child(args: argparse.Namespace) -> None:
         warm = ChatRequest.of([{"role": "user", "content": "Hello"}], max_tokens=2)
         ray.get(engine.generate.remote([warm] * config.engine.max_batch_size))  # the model loaded before the clock
         del plan, seeds  # the run plans again, as a user's run does
-        before = rss_mib()
+        before = memory_mib("VmRSS")
         sampler = StoreSampler()
         summary = generate_dialogues(config, out, agents=pool)
         store_peak = sampler.close()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = memory_mib("VmHWM")
         sample = read_dialogues(out).slice(0, args.ceiling_dialogues).to_pylist()
         tokens, seconds = batched_throughput(engine, turn_requests(sample, sampling_params(config)),
                                              config.engine.max_batch_size)

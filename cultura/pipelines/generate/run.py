@@ -256,7 +256,6 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
 
     gen = config.generate
     init_ray(config)
-    blocks = max(1, math.ceil(len(todo) / gen.batch_size))
     pool = agents or start_agents(personas, config)
     missing = sorted({s["key"] for r in todo for s in r["speakers"]} - set(pool.agents))
     if missing:
@@ -268,6 +267,7 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
         _quiet_ray_data_console()
     start = time.perf_counter()
     try:
+        blocks = max(1, math.ceil(len(todo) / gen.batch_size))
         ds = ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
             DialogueWorker,
             fn_constructor_kwargs={"agents": {k: pool.names.get(k, h) for k, h in pool.agents.items()},

@@ -76,7 +76,8 @@ def test_agent_fixes_speak_in_configuration_terms():
     # 0.66 GPUs would add up to 2 GPUs but not pack on nodes of one GPU each: the share offered is checked
     assert fixes[1].startswith("fractional GPUs: agent_resources.num_gpus: 0.5 fits the 3 agents on this cluster "
                                "(2 agents share a GPU")
-    assert fixes[2].startswith("shared placement: placement: shared (one engine actor of 4 CPUs + 1 GPU")
+    assert fixes[2] == ("shared placement: placement: shared (one engine actor of 4 CPUs + 1 GPU serves every agent; "
+                        "engine_resources must then fit one node: the largest has 2 CPUs + 1 GPU)")
     assert plan_placement([agents(3, 1, 0.5)], nodes).fits and not plan_placement([agents(3, 1, 0.66)], nodes).fits
     assert not any("fractional" in f for f in agent_placement_fixes(cluster, 5, nodes, ""))  # CPUs are short too
     local = load_config(None, {})

@@ -142,8 +142,12 @@ def agent_placement_fixes(config: Any, n_agents: int, nodes: Sequence[dict[str, 
             fixes.append(f"fractional GPUs: agent_resources.num_gpus: {share:g} fits the {n_agents} agents on this "
                          f"cluster ({k} agents share a GPU, when the model fits {k} times in its memory)")
             break
-    fixes.append(f"shared placement: placement: shared (one engine actor of {engine.per_actor()} serves every "
-                 "agent and batches across them)")
+    shared = f"shared placement: placement: shared (one engine actor of {engine.per_actor()} serves every agent"
+    if pack([engine, *others], nodes):
+        biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+        largest = Demand("", 1, {k: biggest.get(k, 0.0) for k in ("CPU", "GPU")})
+        shared += f"; engine_resources must then fit one node: the largest has {largest.per_actor()}"
+    fixes.append(shared + ")")
     return fixes
 
 

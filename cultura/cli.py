@@ -59,11 +59,30 @@ def cli(verbose: bool) -> None:
     configure(verbose)
 
 
+def _show_cluster_warnings() -> None:
+    """Print every :class:`~cultura.errors.ClusterWarning` as a plain ``warning:`` line on stderr."""
+    import warnings
+
+    from cultura.errors import ClusterWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ClusterWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", ClusterWarning)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one clear line and exit 2, never a traceback; an unexpected
     failure after Ray started prints one line and where its traceback went (see :func:`_unexpected`)."""
     from cultura.errors import CulturaError
 
+    _show_cluster_warnings()
     try:
         cli.main(args=argv, prog_name="cultura", standalone_mode=False)
     except click.exceptions.Abort:

@@ -21,6 +21,15 @@ class DataError(CulturaError):
     """A malformed data file; the message names the file, the row and the field."""
 
 
+class PlacementError(CulturaError):
+    """A run asks for more than the Ray cluster can hold; the message names the shortfall and the fixes."""
+
+
+class ClusterWarning(UserWarning):
+    """Something about the cluster the user should know before the run goes on (it waits for the
+    autoscaler, or writes to a path only one node sees)."""
+
+
 class UnknownNameError(CulturaError, KeyError):
     """A name (country, culture, continent, method, adapter, model) that is not known.
 

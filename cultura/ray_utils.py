@@ -54,6 +54,9 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     if address:
         options["address"] = address
     else:
+        # "local" always starts a Ray of our own: a bare ray.init() would join any cluster that
+        # `ray start` left on this machine (/tmp/ray/ray_current_cluster), with other settings.
+        options["address"] = "local"
         store_mb = ray_cfg.object_store_memory_mb if ray_cfg else 512
         options["object_store_memory"] = store_mb * 1024 * 1024
         options["include_dashboard"] = ray_cfg.include_dashboard if ray_cfg else True
@@ -80,3 +83,12 @@ def actors_that_fit(wanted: int, num_cpus: float) -> int:
         return max(1, wanted)
     free = ray.available_resources().get("CPU", 0.0)
     return max(1, min(wanted, int(free // num_cpus + 1e-9)))
+
+
+def actor_nodes(name_prefix: str) -> dict[str, str]:
+    """Name -> Ray node id of every live named actor whose name starts with ``name_prefix``, read from
+    the GCS (no dashboard needed)."""
+    import ray._private.state
+
+    return {info["Name"]: info["Address"]["NodeID"] for info in ray._private.state.actors().values()
+            if info.get("State") == "ALIVE" and (info.get("Name") or "").startswith(name_prefix)}

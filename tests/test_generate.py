@@ -211,7 +211,8 @@ def test_run_writes_each_dialogue_once_from_calibrated_delegates(pool, seed_file
     turn, speaker = row["turns"][index], {s["name"]: s for s in row["speakers"]}[row["turns"][index]["speaker"]]
     messages = [{"role": "system", "content": speaker["system_prompt"]},
                 *conversation_for(turn["speaker"], row["turns"][:index], turn["guidance"])]
-    request = ChatRequest.of(messages, max_tokens=16, temperature=0.0)
+    request = ChatRequest.of(messages, max_tokens=16, temperature=0.0,
+                             repetition_penalty=config.sampling.repetition_penalty)
     [again] = ray_session.get(pool.engine.generate.remote([request]))
     assert again.text == turn["text"] and again.prompt_tokens == turn["prompt_tokens"]
 

@@ -16,7 +16,7 @@ import yaml
 
 from cultura.serve.replicas import replica_actor_names, replica_states, wait_for_replacement
 
-from conftest import SERVE_API_KEY as API_KEY, SERVE_TOKENS as TOKENS
+from serve_settings import SERVE_API_KEY as API_KEY, SERVE_TOKENS as TOKENS
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,9 @@ def engine_actor_options(resources: Any, name: str | None = None) -> dict[str, A
         num_gpus=resources.num_gpus,
         max_concurrency=1024,
         max_restarts=3,
-        max_task_retries=3,
+        # a call in flight when the actor's node is lost waits for the restarted actor, however long
+        # the restart takes (loading the model on another node); calls are stateless, so a retry is safe
+        max_task_retries=-1,
     )
     if name:
         opts.update(name=name, get_if_exists=True)

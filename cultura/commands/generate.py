@@ -14,14 +14,16 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json.")
+@click.option("--out", required=True,
+              help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json. A local folder or a "
+                   "URI (s3://, gs://, file:// on a shared mount); on a multi-node cluster use a URI every node reaches.")
 @click.option("--cultures", default=None,
               help="Comma-separated cultures: CulturePark keys (arabic, bengali, chinese, german, korean, "
                    "portuguese, spanish, turkish) or Hofstede countries. Default: the eight. A culture's "
                    "delegates are calibrated with its primary country's data (german: Germany); a country's "
                    "with its own.")
-@click.option("--seeds", default=None, help="'bundled' (default) or a seed file (.jsonl, .csv, GlobalOpinionQA .csv).")
+@click.option("--seeds", default=None, help="'bundled' (default), 'globalopinionqa' (the cached download) or a seed "
+                                            "file (.jsonl, .csv, GlobalOpinionQA .csv), as a path or URI.")
 @click.option("--sources", default=None, help="Bundled seed sources, comma-separated: wvs,pew (default both).")
 @click.option("--max-seeds", type=int, default=None, help="Use only the first N seeds.")
 @click.option("--split", type=click.Choice(["train", "eval", "all"]), default=None,
@@ -84,8 +86,11 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     click.echo(f"turns             {s.turns}")
     click.echo(f"generated tokens  {s.completion_tokens} (prompt tokens {s.prompt_tokens})")
     click.echo(f"tokens/s          {s.tokens_per_s:.1f} generated, over {s.seconds:.1f} s")
+    if s.nodes:
+        click.echo("nodes             " + ", ".join(f"{node[:12]} {n} dialogues" for node, n in
+                                                    sorted(s.nodes.items(), key=lambda kv: -kv[1])))
     click.echo(f"failures          {len(s.failures)}")
-    click.echo(f"output            {s.out / 'dialogues'} ({config.generate.format}); manifest {s.out / 'manifest.json'}")
+    click.echo(f"output            {s.out}/dialogues ({config.generate.format}); manifest {s.out}/manifest.json")
     if s.failures:
         for did, err in s.failures[:5]:
             click.echo(f"  failed {did}: {err}", err=True)

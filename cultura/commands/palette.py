@@ -99,9 +99,11 @@ def _print_gate(prompt: str, countries: list[str | None], config, as_json: bool)
 
 @click.command("palette-data")
 @click.option("--prompts", default="bundled", show_default=True,
-              help="'bundled' (PRISM-style prompts), a PRISM conversations JSONL, or a JSONL/CSV of prompts.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: palette.parquet, palette.jsonl, manifest.json.")
+              help="'bundled' (PRISM-style prompts), a PRISM conversations JSONL, or a JSONL/CSV of prompts "
+                   "(a path or a URI).")
+@click.option("--out", required=True,
+              help="Output folder: palette.parquet, palette.jsonl, manifest.json; a local folder or a URI "
+                   "(s3://, gs://, file://).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N prompts.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Responses sampled per prompt and continent (default 2).")

@@ -160,8 +160,17 @@ def cluster_cultures(groups: Mapping[str, tuple[Any, Sequence[int]]], k: int | s
     (k per culture from :func:`choose_k`)."""
     import ray
 
-    task = ray.remote(num_cpus=num_cpus)(cluster)
-    refs = {culture: task.remote(vectors, choose_k(len(vectors), k, per_cluster, min_clusters), representative,
-                                 list(lengths), seed)
+    task = ray.remote(num_cpus=num_cpus)(_cluster_counted)
+    refs = {culture: task.remote(culture, vectors, choose_k(len(vectors), k, per_cluster, min_clusters),
+                                 representative, list(lengths), seed)
             for culture, (vectors, lengths) in groups.items()}
     return {culture: ray.get(ref) for culture, ref in refs.items()}
+
+
+def _cluster_counted(culture: str, *args: Any) -> Clustering:
+    """:func:`cluster` in a Ray task, counting the culture's representatives in the metrics."""
+    from cultura.pipelines.refine.llm_stage import METRICS
+
+    result = cluster(*args)
+    METRICS.inc("refine_representatives", len(result.representatives), culture=culture)
+    return result

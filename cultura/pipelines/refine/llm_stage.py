@@ -15,6 +15,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cultura.engines.base import ChatRequest, Completion, Failure, generate_each
+from cultura.metrics import Metrics, counter
+
+METRICS = Metrics([
+    counter("refine_extracted", "Opinions extracted from the delegates' turns", ("culture",)),
+    counter("refine_labels", "First verification labels of opinions: Entail, Contradict, Irrelevant (none: no "
+            "seed attitude to verify against)", ("culture", "label")),
+    counter("refine_rewrites", "Contradicting opinions rewritten, by outcome (kept-rewrite or dropped)",
+            ("culture", "decision")),
+    counter("refine_representatives", "Opinions kept as k-means cluster representatives", ("culture",)),
+])
 
 
 class EngineCaller:
@@ -84,6 +94,7 @@ class ExtractWorker:
             rows.append(unit | {"answer": completion.text, "finish_reason": completion.finish_reason,
                                 "opinions": opinions, "rejected": [{"text": t, "reason": r} for t, r in rejected],
                                 "error": None})
+            METRICS.inc("refine_extracted", len(opinions), culture=unit["culture"])
         return pa.Table.from_pylist(rows, schema=extraction_schema())
 
 
@@ -103,6 +114,10 @@ class VerifyWorker:
 
         rows = batch.to_pylist()
         results = verify_opinions(rows, self.caller.ask, self.verify_tokens, self.rewrite_tokens, self.min_words)
+        for row, result in zip(rows, results):
+            METRICS.inc("refine_labels", culture=row["culture"], label=result.get("label") or "none")
+            if result.get("rewrite") is not None:
+                METRICS.inc("refine_rewrites", culture=row["culture"], decision=result.get("decision"))
         return pa.Table.from_pylist([row | result for row, result in zip(rows, results)], schema=opinion_schema())
 
 

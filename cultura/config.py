@@ -54,7 +54,10 @@ class EngineConfig(Section):
     trust_remote_code: bool = False
     # transformers engine: the micro-batcher
     # a decode step for 32 rows of SmolLM2-135M cost what one for 16 did on 2 cores (64 cost twice that)
-    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_batch_size: int = Field(32, ge=1, le=1024, description="rows per batch: decoded together, or read in "
+                                "one forward pass when scoring options")
+    score_batch_size: int = Field(128, ge=1, le=65536, description="option-scoring prompts gathered into one "
+                                  "batch, whose shared prefixes are read once (engines/scoring.py)")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)
     num_threads: int | None = Field(None, ge=1, description="torch threads; default: the CPUs given")
     packed_linear: bool = Field(True, description="pack float32 CPU linear weights for oneDNN once, so a "

@@ -185,8 +185,9 @@ class EvalConfig(Section):
     temperature: float = Field(0.7, ge=0, le=5)
     top_p: float = Field(0.95, gt=0, le=1)
     seed: int = 0
-    actors: int = Field(1, ge=1, le=1024, description="Ray Data actors, each with its own engine")
-    batch_size: int = Field(32, ge=1, le=100000, description="rows per Ray Data batch")
+    actors: int = Field(1, ge=1, le=1024, description="engine actors answering the evaluation, started once per command")
+    batch_size: int | None = Field(None, ge=1, le=100000, description="rows per batch an engine actor scores "
+                                   "together (default: engine.score_batch_size)")
     adapters: str | None = Field(None, description="adapter registry folder for the 'adapter' and continent methods")
 
 

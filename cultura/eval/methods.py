@@ -200,7 +200,10 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
     todo = list(dict.fromkeys((q, t.country) for q, t in items if (q, t.country) not in ctx.palette_answers))
     if not todo:
         return
-    engine = ctx.engines.start()[0] if ctx.engines is not None else None
+    engine = None
+    if ctx.engines is not None:
+        ctx.engines.start()
+        engine = ctx.engines.names[0]
     with Palette(config, leave_out_target=ctx.leave_out_target, engine=engine) as palette:
         answers = palette.respond_many([q for q, _ in todo], [c for _, c in todo])
     ctx.palette_answers.update(zip(todo, answers))

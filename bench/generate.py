@@ -52,8 +52,8 @@ def main() -> None:
     from cultura.engines.base import ChatRequest
     from cultura.pipelines.generate.dialogue import run_dialogues
     from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues, sampling_params
-    from cultura.pipelines.generate.scripts import conversation_for
     from cultura.ray_utils import init_ray
+    from turns import batched_throughput, turn_requests
 
     config = load_config(None, {
         "generate.rounds": args.rounds, "generate.workers": args.workers, "generate.batch_size": args.batch_size,
@@ -102,23 +102,8 @@ def main() -> None:
 
         # (b) the same turns, straight to the engine in full batches, turn index by turn index; each
         # phase starts with no cached prompt states, as a run of its own would
-        ray.get(engine.clear_prefix_cache.remote())
-        table = read_dialogues(out).to_pylist()
-        requests = []
-        for index in range(max(len(r["turns"]) for r in table)):
-            for row in table:
-                if index < len(row["turns"]):
-                    turn = row["turns"][index]
-                    system = next(s["system_prompt"] for s in row["speakers"] if s["name"] == turn["speaker"])
-                    messages = [{"role": "system", "content": system},
-                                *conversation_for(turn["speaker"], row["turns"][:index], turn["guidance"],
-                                                  named=len(row["speakers"]) > 2)]
-                    requests.append(ChatRequest(tuple(messages), sampling))
-        start = time.perf_counter()
-        b_tokens = 0
-        for i in range(0, len(requests), args.engine_batch):
-            b_tokens += sum(c.completion_tokens for c in ray.get(engine.generate.remote(requests[i:i + args.engine_batch])))
-        b_seconds = time.perf_counter() - start
+        requests = turn_requests(read_dialogues(out).to_pylist(), sampling)
+        b_tokens, b_seconds = batched_throughput(engine, requests, args.engine_batch)
         b_rate = b_tokens / b_seconds
         print(f"(b) ceiling  : {b_tokens:6d} tokens in {b_seconds:7.1f} s = {b_rate:7.1f} tok/s "
               f"({len(requests)} requests in batches of {args.engine_batch})", flush=True)

@@ -21,6 +21,15 @@ class DataError(CulturaError):
     """A malformed data file; the message names the file, the row and the field."""
 
 
+class PlacementError(CulturaError):
+    """A run asks for more than the Ray cluster can hold; the message names the shortfall and the fixes."""
+
+
+class ClusterWarning(UserWarning):
+    """Something about the cluster the user should know before the run goes on (it waits for the
+    autoscaler, or writes to a path only one node sees)."""
+
+
 class UnknownNameError(CulturaError, KeyError):
     """A name (country, culture, continent, method, adapter, model) that is not known.
 
@@ -66,8 +75,11 @@ def clip(text: Any, limit: int = ECHO_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def last_line(error: BaseException) -> str:
-    """The last non-empty line of an error's message (a Ray-wrapped error's first lines are its
-    traceback), or the error's type name when it has no message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+def last_line(error: BaseException, limit: int = 300) -> str:
+    """The last non-empty line of an error's message, at most ``limit`` characters (a Ray-wrapped
+    error's first lines are its traceback; its ``cause`` is read when it has one), or the error's
+    type name when it has no message."""
+    cause = getattr(error, "cause", None)
+    text = str(cause if isinstance(cause, BaseException) else error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:limit]

@@ -10,8 +10,13 @@ from cultura.errors import DataError
 
 
 def read_text(path: Path) -> str:
-    """The file's UTF-8 text; a missing, unreadable or non-UTF-8 file is a DataError."""
+    """The file's UTF-8 text; a missing, unreadable or non-UTF-8 file is a DataError.
+
+    ``path`` may also be a :class:`cultura.storage.Location` (a file on any pyarrow filesystem).
+    """
     try:
+        if hasattr(path, "read_text") and not isinstance(path, Path):
+            return path.read_text()
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -1,9 +1,10 @@
 """Custom Ray metrics for every stage, named ``cultura_*``, exported through Ray's Prometheus endpoint.
 
 A stage declares its metrics once (name, kind, description, tag keys) and records values with
-:meth:`Metrics.inc` / :meth:`Metrics.observe`. Metric objects are created lazily in whichever process
-records (a Ray Data worker, an actor) and cached per process. The Ray dashboard and any Prometheus
-scraping the cluster's metrics endpoint see them as ``ray_cultura_<name>``.
+:meth:`Metrics.inc` / :meth:`Metrics.observe` / :meth:`Metrics.set`. Metric objects are created lazily
+in whichever process records (a Ray Data worker, an actor) and cached per process. The Ray dashboard
+and any Prometheus scraping the cluster's metrics endpoint see them as ``ray_cultura_<name>``
+(:attr:`MetricSpec.series`); every declared metric is listed in :data:`DECLARED`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ DEFAULT_BOUNDARIES = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric: ``kind`` is "counter" or "histogram"; ``tags`` are its tag keys."""
+    """One metric: ``kind`` is "counter", "gauge" or "histogram"; ``tags`` are its tag keys."""
 
     name: str
     kind: str
@@ -32,8 +33,17 @@ class MetricSpec:
         """The exported name, with the ``cultura_`` prefix."""
         return self.name if self.name.startswith(PREFIX) else PREFIX + self.name
 
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The Prometheus series Ray exports for it: ``ray_<name>_total`` for a counter, ``ray_<name>``
+        for a gauge, ``ray_<name>_bucket``/``_sum``/``_count`` for a histogram."""
+        base = "ray_" + self.full_name
+        return {"counter": (base + "_total",), "gauge": (base,),
+                "histogram": (base + "_bucket", base + "_sum", base + "_count")}[self.kind]
+
 
 _CACHE: dict[str, Any] = {}
+DECLARED: dict[str, MetricSpec] = {}  # every metric a loaded module declared, by exported name
 
 
 def _metric(spec: MetricSpec) -> Any:
@@ -47,8 +57,10 @@ def _metric(spec: MetricSpec) -> Any:
         elif spec.kind == "histogram":
             metric = metrics.Histogram(spec.full_name, description=spec.description,
                                        boundaries=list(spec.boundaries), tag_keys=spec.tags)
+        elif spec.kind == "gauge":
+            metric = metrics.Gauge(spec.full_name, description=spec.description, tag_keys=spec.tags)
         else:
-            raise ValueError(f"metric kind must be 'counter' or 'histogram', got {spec.kind!r}")
+            raise ValueError(f"metric kind must be 'counter', 'gauge' or 'histogram', got {spec.kind!r}")
         _CACHE[spec.full_name] = metric
     return metric
 
@@ -65,6 +77,7 @@ class Metrics:
 
     def __post_init__(self) -> None:
         self._by_name = {s.name: s for s in self.specs}
+        DECLARED.update((s.full_name, s) for s in self.specs)
 
     def inc(self, name: str, value: float = 1.0, **tags: Any) -> None:
         """Add ``value`` to the counter ``name`` with the given tags."""
@@ -73,6 +86,10 @@ class Metrics:
     def observe(self, name: str, value: float, **tags: Any) -> None:
         """Record ``value`` in the histogram ``name`` with the given tags."""
         self._record(name, "histogram", value, tags)
+
+    def set(self, name: str, value: float, **tags: Any) -> None:
+        """Set the gauge ``name`` (a value that goes up and down, such as a loss) with the given tags."""
+        self._record(name, "gauge", value, tags)
 
     def _record(self, name: str, kind: str, value: float, tags: Mapping[str, Any]) -> None:
         spec = self._by_name.get(name)
@@ -84,6 +101,8 @@ class Metrics:
             if kind == "counter":
                 if value > 0:
                     metric.inc(float(value), tags=clean)
+            elif kind == "gauge":
+                metric.set(float(value), tags=clean)
             else:
                 metric.observe(float(value), tags=clean)
         except Exception:  # the metrics agent is unreachable or Ray is not up: keep working
@@ -93,6 +112,11 @@ class Metrics:
 def counter(name: str, description: str, tags: Sequence[str] = ()) -> MetricSpec:
     """Declare a counter (a total that only grows)."""
     return MetricSpec(name, "counter", description, tuple(tags))
+
+
+def gauge(name: str, description: str, tags: Sequence[str] = ()) -> MetricSpec:
+    """Declare a gauge (the latest value of something that goes up and down)."""
+    return MetricSpec(name, "gauge", description, tuple(tags))
 
 
 def histogram(name: str, description: str, tags: Sequence[str] = (),

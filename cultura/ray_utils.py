@@ -34,10 +34,14 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     """Connect to Ray once per process: ``address`` (or ``config.ray.address``), else start locally.
 
     A local Ray gets a small object store, its dashboard on 127.0.0.1 and the worker environment
-    above. Calling it again when Ray is already up does nothing.
+    above. Calling it again when Ray is already up does nothing but keep Ray's console chatter
+    quiet when the CLI asks for that (:mod:`cultura.console`).
     """
     import ray
 
+    from cultura.console import quiet_ray
+
+    quiet_ray()  # before ray.init, which announces itself
     if ray.is_initialized():
         return
     for key, value in LOCAL_RAY_ENV.items():
@@ -50,17 +54,21 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     if address:
         options["address"] = address
     else:
+        # "local" always starts a Ray of our own: a bare ray.init() would join any cluster that
+        # `ray start` left on this machine (/tmp/ray/ray_current_cluster), with other settings.
+        options["address"] = "local"
         store_mb = ray_cfg.object_store_memory_mb if ray_cfg else 512
         options["object_store_memory"] = store_mb * 1024 * 1024
         options["include_dashboard"] = ray_cfg.include_dashboard if ray_cfg else True
         options["dashboard_host"] = ray_cfg.dashboard_host if ray_cfg else "127.0.0.1"
     options.update(kwargs)
     try:
-        ray.init(**options)
+        context = ray.init(**options)
     except Exception as exc:  # Ray raises bare Exception for start-up timeouts and missing clusters
         ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise CulturaError(f"could not start or join {where}: {exc}") from exc
+    quiet_ray(context.address_info.get("session_dir"))
 
 
 def actors_that_fit(wanted: int, num_cpus: float) -> int:
@@ -75,3 +83,12 @@ def actors_that_fit(wanted: int, num_cpus: float) -> int:
         return max(1, wanted)
     free = ray.available_resources().get("CPU", 0.0)
     return max(1, min(wanted, int(free // num_cpus + 1e-9)))
+
+
+def actor_nodes(name_prefix: str) -> dict[str, str]:
+    """Name -> Ray node id of every live named actor whose name starts with ``name_prefix``, read from
+    the GCS (no dashboard needed)."""
+    import ray._private.state
+
+    return {info["Name"]: info["Address"]["NodeID"] for info in ray._private.state.actors().values()
+            if info.get("State") == "ALIVE" and (info.get("Name") or "").startswith(name_prefix)}

@@ -101,9 +101,15 @@ def _entry(folder: Path, name: str, raw: Any) -> AdapterEntry:
 def load_registry(folder: str | Path) -> dict[str, AdapterEntry]:
     """Adapter name -> :class:`AdapterEntry` from ``folder/registry.json`` ({} when there is none yet).
 
-    A missing folder or a malformed file is a clear error naming it.
+    ``folder`` may be a filesystem URI (then it is fetched, adapters included). A missing folder or a
+    malformed file is a clear error naming it.
     """
-    root = Path(folder).expanduser()
+    from cultura.storage import fetch
+
+    try:
+        root = fetch(folder)  # a remote registry (registry.json and its adapters) is copied here
+    except CulturaError:
+        raise CulturaError(f"adapter registry folder not found: {folder}") from None
     if not root.is_dir():
         raise CulturaError(f"adapter registry folder not found: {root}")
     root = root.resolve()

@@ -9,7 +9,26 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from pathlib import Path
+
 import pytest
+
+CLUSTER_TESTS = Path(__file__).resolve().parent / "cluster"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests of the session's Serve app last, so the CPUs its replicas hold starve no other
+    test; mark the multi-node tests (``tests/cluster``) and skip them when other tests share the run:
+    one pytest process holds one Ray connection, theirs is a multi-node cluster, the others' a local Ray."""
+    items.sort(key=lambda item: "serve_app" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
+    cluster = [item for item in items if Path(item.path).resolve().is_relative_to(CLUSTER_TESTS)]
+    for item in cluster:
+        item.add_marker(pytest.mark.cluster)
+    if cluster and len(cluster) < len(items):
+        skip = pytest.mark.skip(reason="multi-node tests run in a pytest process of their own: "
+                                       "python -m pytest tests/cluster")
+        for item in cluster:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +55,7 @@ def default_model_path():
     return prepare_default_model()
 
 
-SERVE_API_KEY = "test-key-7f3a"
-SERVE_TOKENS = 16  # max_tokens of the serve tests' requests
+from serve_settings import SERVE_API_KEY, SERVE_TOKENS  # noqa: E402  (tests/ is on sys.path beside conftest)
 
 
 def _free_port() -> int:

@@ -60,3 +60,44 @@ def test_data_commands_show_bundled_data():
     assert hof.returncode == 0 and "Germany" in hof.stdout and "PDI" in hof.stdout
     seeds = run_cli("data", "seeds", "--culture", "german")
     assert seeds.returncode == 0 and "seeds" in seeds.stdout
+
+
+def test_palette_gate_only_prints_one_json_object_per_country_without_chatter():
+    import json
+
+    from cultura.data.hofstede import CONTINENTS
+    from cultura.eval.countries import resolve_countries
+
+    result = run_cli("palette", "What should I bring when visiting a friend's family for dinner?", "--gate-only",
+                     "--country", "Japan,Germany,palette18", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["country"] for r in rows] == resolve_countries("Japan,Germany,palette18")
+    for r in rows:
+        assert list(r["weights"]) == list(CONTINENTS) and abs(sum(r["weights"].values()) - 1) < 1e-3
+        assert r["selected"][0] == max(r["weights"], key=r["weights"].get)
+    assert "Loading weights" not in result.stderr, result.stderr
+
+
+QUIET_DRIVER = """
+import os, sys
+from cultura import console
+from cultura.ray_utils import init_ray
+console.configure(verbose=False)
+init_ray(num_cpus=1, include_dashboard=False)
+os.write(2, b"a line from C code\\n")  # what Ray's C++ core worker does with its error-level lines
+print("a line from cultura", file=sys.stderr)
+print(console._stderr_log)
+import ray
+ray.shutdown()
+"""
+
+
+def test_without_verbose_c_level_stderr_goes_to_rays_session_logs_and_python_stderr_stays():
+    result = subprocess.run([sys.executable, "-c", QUIET_DRIVER], capture_output=True, text=True, timeout=180,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    log = Path(result.stdout.strip().splitlines()[-1])
+    assert "a line from cultura" in result.stderr
+    assert "a line from C code" not in result.stderr and "Started a local Ray" not in result.stderr
+    assert log.parent.name == "logs" and "a line from C code" in log.read_text()

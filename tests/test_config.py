@@ -33,6 +33,7 @@ def test_yaml_file_and_overrides(tmp_path):
         ("engine:\n  kind: llamacpp\n", "engine.kind", "transformers"),
         ("placement: everywhere\n", "placement", "shared"),
         ("sampling:\n  temperature: -1\n", "sampling.temperature", "greater than or equal"),
+        ("sampling:\n  repetition_penalty: 0\n", "sampling.repetition_penalty", "greater than 0"),
         ("engine:\n  max_batch_size: 0\n", "engine.max_batch_size", "greater than or equal"),
         ("enigne:\n  kind: vllm\n", "enigne", "unknown field"),
         ("profile: huge\n", "profile", "local"),

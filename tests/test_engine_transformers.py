@@ -157,6 +157,83 @@ def test_single_token_scoring_matches_the_one_row_per_option_path(engine):
     assert shortcut == pytest.approx(per_row, abs=1e-3)
 
 
+def scoring_requests():
+    """Rows of different lengths and option counts: personas shared by several questions (prefixes
+    shared within the batch), a question asked with and without a persona, multi-token options, an
+    adapter, the same chat with two option sets, and a chat that extends another."""
+    from cultura.engines import ScoreRequest
+    from cultura.eval.answers import numbered_question, option_numbers
+
+    persona = "You are Jonas, from Germany. Jonas shares the values and customs common in Germany."
+    questions = [numbered_question("How important is family in your life?", ["Very", "Rather", "Not very", "Not at all"]),
+                 numbered_question("Think of an ideal job. How important would it be to have a good boss?",
+                                   ["Utmost", "Very", "Moderate", "Little", "Very little"]),
+                 numbered_question("Think of an ideal job. How important would it be to have time off?",
+                                   ["Yes", "No"]),
+                 "Is it ever justifiable to cheat on taxes? Answer in a few words."]
+    with_persona = [[{"role": "system", "content": persona}, {"role": "user", "content": q}] for q in questions]
+    follow_up = [{"role": "user", "content": questions[0]}, {"role": "assistant", "content": "1"},
+                 {"role": "user", "content": "Why? " + questions[0]}]
+    return [ScoreRequest.of(with_persona[0], option_numbers(4)),
+            ScoreRequest.of(with_persona[1], option_numbers(5)),
+            ScoreRequest.of(with_persona[2], option_numbers(2)),
+            ScoreRequest.of(with_persona[3], ["Never", "Always justifiable", "It depends on the situation"]),
+            ScoreRequest.of([{"role": "user", "content": questions[0]}], option_numbers(4)),
+            ScoreRequest.of([{"role": "user", "content": questions[0]}], ["1", "2", "three or four"]),
+            ScoreRequest.of(follow_up, option_numbers(4)),
+            ScoreRequest.of(with_persona[1], option_numbers(5), adapter="alpha"),
+            ScoreRequest.of(with_persona[2], option_numbers(2), adapter="alpha")]
+
+
+def test_batched_scores_equal_one_at_a_time_scores(engine):
+    """One batch (identical prompts read once, shared prefixes read once, continuations for longer
+    options, two adapters) gives each request the scores it gets alone from a cold cache."""
+    requests = scoring_requests()
+
+    async def both():
+        alone = []
+        for r in requests:
+            engine.prefix_cache.clear()
+            alone.append(await engine.score_options(r.messages, r.options, r.adapter))
+        engine.prefix_cache.clear()
+        before = engine.score_stats.as_dict()
+        batched = await engine.score_batch(requests)
+        after = engine.score_stats.as_dict()
+        return alone, batched, {k: after[k] - before[k] for k in before}
+
+    alone, batched, stats = run(both())
+    for one, many in zip(alone, batched):
+        assert len(many.logprobs) == len(one.logprobs)
+        assert many.logprobs == pytest.approx(one.logprobs, abs=1e-3)
+        assert many.valid_mass == pytest.approx(one.valid_mass, abs=1e-3)
+    assert stats["prompts"] == len(requests) and stats["merged_prompts"] == 1
+    assert stats["shared_prefixes"] >= 2, "the persona and the two job questions' opening are shared"
+    assert stats["read_tokens"] < stats["prompt_tokens"] * 0.8
+    assert stats["forward_passes"] < len(requests)
+
+
+def test_a_bad_scoring_request_fails_alone(engine, tmp_path):
+    """Refused requests (text, context window, options) and one that fails inside the batch (a corrupt
+    adapter) give failures in their places; the others are scored as they would be alone."""
+    from cultura.engines import ScoreRequest
+    from cultura.engines.base import Failure, InvalidRequest, score_each
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, "target_modules": ["q_proj"]}))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"not safetensors at all")
+    good = scoring_requests()[:2]
+    poisons = [ScoreRequest.of([{"role": "user", "content": "\ud800 tea"}], ["1", "2"]),
+               ScoreRequest.of([{"role": "user", "content": "word " * 9000}], ["1", "2"]),
+               ScoreRequest.of([{"role": "user", "content": "Pick one."}], ["1", ""]),
+               ScoreRequest.of([{"role": "user", "content": "Pick one."}], ["1", "2"], adapter=str(tmp_path))]
+    with pytest.raises(InvalidRequest, match="context window"):
+        run(engine.score_options(poisons[1].messages, poisons[1].options))
+    expected = run(engine.score_batch(good))
+    results = run(score_each(engine, [good[0], *poisons, good[1]]))
+    assert [type(r).__name__ for r in results] == ["OptionScores", *["Failure"] * 4, "OptionScores"]
+    assert all(isinstance(r, Failure) and r.error for r in results[1:5])
+    assert [r.logprobs for r in (results[0], results[-1])] == [pytest.approx(e.logprobs, abs=1e-3) for e in expected]
+
+
 def test_valid_mass_is_the_probability_on_the_options(engine):
     """The valid mass is what renormalising throws away: high when the prompt asks for an option
     number, low when nothing invites one."""
@@ -335,3 +412,44 @@ def test_cancelled_callers_leave_the_queue_and_the_decode_loop(engine):
     assert answer.text and engine.rows_cancelled - before_cancelled == 4
     assert engine.decode_stats.decode_rows - before_rows < 4 * 300 / 4, "abandoned rows kept decoding"
     assert seconds < 10
+
+
+def persona_request(culture: str, question: str, **sampling):
+    from cultura.personas import culture_persona
+
+    return ChatRequest.of(culture_persona(culture).messages(question), **sampling)
+
+
+def test_the_repetition_penalty_is_per_row_and_matches_transformers_generate(engine, default_model_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    guarded = persona_request("arabic", "How do you feel about religion?", max_tokens=40, repetition_penalty=1.1)
+    plain = persona_request("arabic", "How do you feel about religion?", max_tokens=40)
+    engine.prefix_cache.clear()
+    texts = [c.text for c in run(engine.generate([guarded, plain]))]
+
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_path), dtype=torch.float32).eval()
+    ids = engine.tokenizer(engine.render(guarded.messages), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    expected = []
+    for penalty in (1.1, 1.0):
+        with torch.inference_mode():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False,
+                                 repetition_penalty=penalty, pad_token_id=engine.tokenizer.pad_token_id)
+        expected.append(engine.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    assert texts == expected
+    assert texts[0] != texts[1], "the penalty must change this answer within 40 tokens"
+
+
+def test_greedy_persona_answers_loop_without_the_guard_and_not_with_the_default_one(engine):
+    from cultura.config import SamplingConfig
+    from cultura.engines.repetition import loops, most_repeated_span
+
+    penalty = SamplingConfig().repetition_penalty
+    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
+            ("arabic", "How do you feel about religion?")]
+    requests = [persona_request(c, q, max_tokens=128, repetition_penalty=p) for p in (1.0, penalty) for c, q in asks]
+    texts = [c.text for c in run(engine.generate(requests))]
+    without, with_guard = texts[:len(asks)], texts[len(asks):]
+    assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
+    assert not any(map(loops, with_guard)), with_guard

@@ -138,6 +138,8 @@ def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_r
 
     for s in pq.read_table(out / "summary.parquet").to_pylist():
         assert 0.0 <= s["similarity"] <= 1.0 and 0.0 <= s["alignment_pct"] <= 100.0
+    # Cultural Palette's drafts and the scoring ran on the command's one engine actor, started once
+    assert "engine actors: 1 started in" in result.output
     # the gate weights cover Japan too: the gate needs no answers
     gate_rows = [line for line in report.split("## Cultural MoE gate weights")[1].splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in gate_rows[1:]] == ["Germany", "Japan"]
@@ -276,6 +278,34 @@ def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):
             read = r["n_samples"] - r["n_unparsable"]
             assert all(abs(p * read - round(p * read)) < 1e-9 for p in r["probs"])
     assert "re-asked" in (out / "report.md").read_text()
+
+
+def test_a_row_that_fails_fails_alone_and_the_rest_of_its_batch_is_answered(ray_session):
+    """One batch holding a chat over the context window, a lone surrogate and a malformed plan: those
+    rows fail with their reasons, the others are answered."""
+    from cultura.config import load_config
+    from cultura.eval.answers import numbered_question
+    from cultura.eval.methods import Component, Plan
+    from cultura.eval.runner import EnginePool
+
+    question = numbered_question("Is family important to you?", ["Yes", "No"])
+
+    def row(row_id: int, text: str) -> dict:
+        plan = Plan((Component("base", ({"role": "user", "content": text},)),)).to_json()
+        return {"row_id": row_id, "plan": plan, "options": ["Yes", "No"]}
+
+    rows = [row(0, question), row(1, "word " * 9000), row(2, "\ud800 " + question),
+            {"row_id": 3, "plan": "[{not json", "options": ["Yes", "No"]}, row(4, "Really? " + question)]
+    with EnginePool(load_config(None, {"engine_resources.num_cpus": 1})) as pool:
+        answers = pool.answer(rows)
+    assert [answers[i]["status"] for i in range(5)] == ["ok", "failed", "failed", "failed", "ok"]
+    assert "context window" in answers[1]["error"] and "Unicode" in answers[2]["error"]
+    assert answers[3]["error"].startswith("JSONDecodeError")
+    assert all(answers[i]["probs"] is None for i in (1, 2, 3))
+    for i in (0, 4):
+        assert sum(answers[i]["probs"]) == pytest.approx(1.0) and 0.0 < answers[i]["valid_mass"] <= 1.0
+    assert answers[0]["probs"] != pytest.approx(answers[4]["probs"], abs=1e-6)
+    assert pool.rows == 5 and pool.startup_s > 0 and "1 started in" in pool.summary()
 
 
 @pytest.mark.parametrize(("args", "message"), [

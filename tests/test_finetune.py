@@ -305,7 +305,8 @@ def test_a_killed_train_worker_resumes_from_the_last_checkpoint(ray_session, dem
     while killed is None and run.is_alive() and time.monotonic() < deadline:
         # the second checkpoint folder means the first one's report has completed
         if len(list(out.glob("_runs/*/checkpoint_*"))) >= 2:
-            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+            workers = [a for a in list_actors(address=ray_session.get_runtime_context().gcs_address,
+                                               filters=[("state", "=", "ALIVE")], detail=True)
                        if a.class_name.endswith("RayTrainWorker") and a.pid]
             if workers:
                 os.kill(workers[0].pid, signal.SIGKILL)

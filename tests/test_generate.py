@@ -211,7 +211,8 @@ def test_run_writes_each_dialogue_once_from_calibrated_delegates(pool, seed_file
     turn, speaker = row["turns"][index], {s["name"]: s for s in row["speakers"]}[row["turns"][index]["speaker"]]
     messages = [{"role": "system", "content": speaker["system_prompt"]},
                 *conversation_for(turn["speaker"], row["turns"][:index], turn["guidance"])]
-    request = ChatRequest.of(messages, max_tokens=16, temperature=0.0)
+    request = ChatRequest.of(messages, max_tokens=16, temperature=0.0,
+                             repetition_penalty=config.sampling.repetition_penalty)
     [again] = ray_session.get(pool.engine.generate.remote([request]))
     assert again.text == turn["text"] and again.prompt_tokens == turn["prompt_tokens"]
 
@@ -295,6 +296,8 @@ def test_cli_resume_after_the_driver_is_killed(seed_file, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert f"{2 - written} written now, {written} before, 2 planned" in result.stdout
     assert "failures          0" in result.stdout and "tokens/s" in result.stdout
+    for chatter in ("Started a local Ray", "core_worker.cc", "(raylet)", "INFO"):  # Ray's, kept in its logs
+        assert chatter not in result.stdout + result.stderr, result.stdout + result.stderr
     table = read_dialogues(out)
     assert table.num_rows == 2 and len(set(table.column("dialogue_id").to_pylist())) == 2
     assert not [p for p in (out / "dialogues").iterdir() if p.name.startswith(".")]  # no temporaries left

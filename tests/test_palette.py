@@ -14,6 +14,7 @@ import pytest
 
 from cultura.data.hofstede import CONTINENTS
 from cultura.errors import CulturaError, UnknownNameError
+from cultura.palette.meta import final_answer
 
 PROMPT = "What should I bring when visiting a friend's family for dinner?"
 
@@ -112,10 +113,12 @@ class TestPalette:
 
     def test_select_answers_with_the_top_draft(self, pal):
         before = agent_calls(pal)
-        response = pal.respond("How do people greet each other in Nigeria?", blend="select")
+        prompt = "How do people greet each other in Nigeria?"
+        response = pal.respond(prompt, blend="select")
         after = agent_calls(pal)
         assert response.country == "Nigeria" and response.selected[0] == "Africa"
-        assert response.drafts == {"Africa": response.text}
+        assert list(response.drafts) == ["Africa"]  # the answer is that draft, without an echoed label
+        assert response.text == final_answer(response.drafts["Africa"], prompt, {}, {}, "Nigeria")
         assert {k for k in after if after[k] != before[k]} == {"Africa"}
 
     def test_weighted_merge_generates_once_with_a_cached_merged_adapter(self, pal):

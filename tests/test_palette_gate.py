@@ -205,3 +205,33 @@ def test_meta_prompts_order_drafts_by_weight_and_end_with_the_question():
     assert clean_answer("Answer: Expert: Japan values modest gifts.") == "Japan values modest gifts."
     assert clean_answer("- Asia expert (weight 0.40): Bring sweets.") == "Bring sweets."
     assert clean_answer("Experts agree: bring sweets.") == "Experts agree: bring sweets."
+
+
+# Meta Agent answers of the default model, as they came, with what the user must get instead.
+ECHOED = [
+    (f'{PROMPT}\nThe answer is: "A sushi roll"', "A sushi roll"),
+    ('The answer to this question would be: "Bring a small gift."', "Bring a small gift."),
+    ("- Germany expert (weight 0.12): In Germany, bring flowers.", "In Germany, bring flowers."),
+    ('Nigeria: "Bring kola nuts."', "Bring kola nuts."),
+    ("Meta Agent: Bring flowers.", "Bring flowers."),
+    (f"I am from Japan. {PROMPT} Bring sweets.", "Bring sweets."),
+    ("In Japan: bring a gift.", "In Japan: bring a gift."),
+    ("The answer to this question depends on the host.", "The answer to this question depends on the host."),
+    ('Answer "yes" politely.', 'Answer "yes" politely.'),
+]
+
+
+@pytest.mark.parametrize(("raw", "clean"), ECHOED)
+def test_the_meta_answer_loses_echoed_labels_and_the_echoed_question(raw, clean):
+    from cultura.palette.meta import clean_answer
+
+    assert clean_answer(raw, PROMPT, "Japan") == clean
+
+
+def test_an_answer_that_only_echoes_falls_back_to_the_heaviest_draft():
+    from cultura.palette.meta import final_answer
+
+    drafts, weights = {"Europe": "Bring wine.", "Asia": "Asia expert: Bring sweets."}, {"Asia": 0.6, "Europe": 0.4}
+    assert final_answer(f'The correct answer would be "{PROMPT}"', PROMPT, drafts, weights, "Japan") == "Bring sweets."
+    assert final_answer(f'Expert: "Expert: {PROMPT}\n\nExpert: "Expert:', PROMPT, drafts, weights) == "Bring sweets."
+    assert final_answer("Answer: Bring tea.", PROMPT, drafts, weights) == "Bring tea."

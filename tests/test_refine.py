@@ -293,6 +293,7 @@ def runs(gen_run, engine, tmp_path_factory, ray_session):
     result = cli("--in", str(gen_run), "--out", str(root / "generate"), "--stages", "generate",
                  "--config", str(cfg_file))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "INFO" not in result.stdout + result.stderr, result.stderr[-3000:]  # Ray Data's notices: its log only
     out = {"generate": (root / "generate", json.loads((root / "generate" / "summary.json").read_text()), result.stdout)}
     summary = refine(config(**{"refine.stages": "diversify"}), gen_run, root / "diversify", engine=engine)
     out["diversify"] = (root / "diversify", summary.as_dict(), None)
@@ -420,7 +421,8 @@ def test_a_killed_stage_worker_loses_and_repeats_no_unit(gen_run, engine, ray_se
     killed, seen = None, None
     deadline = time.monotonic() + 300
     while killed is None and run.is_alive() and time.monotonic() < deadline:
-        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")], detail=True)
+        workers = [a for a in list_actors(address=ray_session.get_runtime_context().gcs_address,
+                                               filters=[("state", "=", "ALIVE")], detail=True)
                    if "ExtractWorker" in a.class_name and a.pid]
         seen = seen or (time.monotonic() if workers else None)
         if workers and time.monotonic() - seen > 1.0:  # let it take a block first

@@ -16,7 +16,7 @@ import yaml
 
 from cultura.serve.replicas import replica_actor_names, replica_states, wait_for_replacement
 
-from conftest import SERVE_API_KEY as API_KEY, SERVE_TOKENS as TOKENS
+from serve_settings import SERVE_API_KEY as API_KEY, SERVE_TOKENS as TOKENS
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,8 @@ def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     ({"model": "base", "messages": [{"role": "user", "content": "x" * 4001}]}, 413, "messages"),
     ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 257}, 400, "max_tokens"),
     ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "repetition_penalty": 0}, 400,
+     "repetition_penalty"),
     ({"model": "palette", "messages": [{"role": "user", "content": "hi"}], "country": "Atlantis"}, 400, "country"),
 ])
 def test_bad_requests_get_openai_errors(http, body, status, param):

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import SERVE_API_KEY as API_KEY
+from serve_settings import SERVE_API_KEY as API_KEY
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -13,13 +13,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, SamplingParams, score_each
+from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, SamplingParams,
+                                  ScoreRequest, score_each)
 from cultura.personas import Persona
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
+
+
+@dataclass(frozen=True)
+class AgentCompletion(Completion):
+    """A completion plus the Ray node the agent that produced it ran on (None outside Ray)."""
+
+    node_id: str | None = None
+
+
+def current_node_id() -> str | None:
+    """The id of the Ray node this process runs on, or None when it is not part of a Ray cluster."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 class Agent:
@@ -35,18 +50,21 @@ class Agent:
 
             self._engine = create_engine(engine_config, num_threads=num_threads)
         self.calls = 0
+        self.node_id = current_node_id()  # a restarted actor may come back on another node
 
     def info(self) -> dict[str, Any]:
-        """The persona and where its engine lives."""
+        """The persona, where its engine lives and the Ray node the agent runs on."""
         return {"key": self.persona.key, "name": self.persona.name, "role": self.persona.role,
-                "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter}
+                "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter,
+                "node_id": self.node_id}
 
     async def respond(self, conversations: Sequence[Sequence[Message]], sampling: SamplingParams,
-                      system_prompts: Sequence[str | None] | None = None) -> list[Completion]:
+                      system_prompts: Sequence[str | None] | None = None) -> list[AgentCompletion]:
         """Answer each conversation (user/assistant turns) as this persona, in one batch.
 
         ``system_prompts[i]``, when given, replaces the persona's system prompt for conversation i
-        (for example the persona plus a seed-specific self-calibration).
+        (for example the persona plus a seed-specific self-calibration). Each completion names the
+        node this agent ran on.
         """
         requests = []
         for i, conv in enumerate(conversations):
@@ -55,8 +73,11 @@ class Agent:
             requests.append(ChatRequest(tuple(messages), sampling, self.persona.adapter))
         self.calls += 1
         if self._engine is not None:
-            return await self._engine.generate(requests)
-        return await self._engine_actor().generate.remote(requests)
+            completions = await self._engine.generate(requests)
+        else:
+            completions = await self._engine_actor().generate.remote(requests)
+        return [AgentCompletion(**{f.name: getattr(c, f.name) for f in fields(Completion)}, node_id=self.node_id)
+                for c in completions]
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         """Log-probability of each option as this persona's answer (persona system prompt first), with
@@ -69,8 +90,8 @@ class Agent:
     async def score_each(self, items: Sequence[tuple[Sequence[Message], Sequence[str]]]) -> list[OptionScores | Failure]:
         """:meth:`score_options` for many ``(messages, options)`` items in one call, each failing alone
         (a :class:`~cultura.engines.base.Failure` in its place)."""
-        requests = [([{"role": "system", "content": self.persona.system_prompt}, *messages], list(options),
-                     self.persona.adapter) for messages, options in items]
+        requests = [ScoreRequest.of([{"role": "system", "content": self.persona.system_prompt}, *messages], options,
+                                    self.persona.adapter) for messages, options in items]
         if self._engine is not None:
             return await score_each(self._engine, requests)
         return await self._engine_actor().score_each.remote(requests)
@@ -93,8 +114,52 @@ def agent_actor_options(config: Any) -> dict[str, Any]:
         num_gpus=res.num_gpus if dedicated else 0,
         max_concurrency=1024,
         max_restarts=3,
-        max_task_retries=3,
+        # a call in flight when the actor's node is lost waits for the restarted actor, however long
+        # the restart takes (loading the model on another node); calls are stateless, so a retry is safe
+        max_task_retries=-1,
     )
+
+
+def agent_demands(config: Any, n_agents: int, engine_given: bool = False) -> list[Any]:
+    """What :func:`start_agents` asks Ray for (:class:`~cultura.placement.Demand` list): the agents, and
+    with ``shared`` placement the engine actor they forward to (unless ``engine_given``)."""
+    from cultura.placement import Demand
+
+    options = agent_actor_options(config)
+    dedicated = config.placement == "dedicated"
+    demands = [Demand("dedicated agents" if dedicated else "agents", n_agents,
+                      {"CPU": options["num_cpus"], "GPU": options["num_gpus"]})]
+    if not dedicated and not engine_given:
+        res = config.engine_resources
+        demands.append(Demand("shared engine actor", 1, {"CPU": res.num_cpus, "GPU": res.num_gpus}))
+    return demands
+
+
+def agent_placement_fixes(config: Any, n_agents: int, nodes: Sequence[dict[str, float]], how_to_fewer: str,
+                          others: Sequence[Any] = ()) -> list[str]:
+    """The changes that shrink what ``n_agents`` agents ask for, in configuration terms: fewer agents
+    (``how_to_fewer`` says how in the stage's flags), fractional GPUs (a share checked to fit ``nodes``
+    beside the ``others`` demands), shared placement."""
+    from cultura.placement import Demand, pack
+
+    engine = Demand("", 1, {"CPU": config.engine_resources.num_cpus, "GPU": config.engine_resources.num_gpus})
+    if config.placement == "shared":
+        return [f"a smaller shared engine: engine_resources (now {engine.per_actor()})"]
+    res = config.agent_resources
+    fixes = [f"fewer agents: this run starts {n_agents}; {how_to_fewer}"]
+    for k in range(2, 9) if res.num_gpus > 0 else ():
+        share = int(100 * res.num_gpus / k) / 100
+        if share > 0 and not pack([Demand("", n_agents, {"CPU": res.num_cpus, "GPU": share}), *others], nodes):
+            fixes.append(f"fractional GPUs: agent_resources.num_gpus: {share:g} fits the {n_agents} agents on this "
+                         f"cluster ({k} agents share a GPU, when the model fits {k} times in its memory)")
+            break
+    shared = f"shared placement: placement: shared (one engine actor of {engine.per_actor()} serves every agent"
+    if pack([engine, *others], nodes):
+        biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+        largest = Demand("", 1, {k: biggest.get(k, 0.0) for k in ("CPU", "GPU")})
+        shared += f"; engine_resources must then fit one node: the largest has {largest.per_actor()}"
+    fixes.append(shared + ")")
+    return fixes
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, generate_each, score_each
+from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, ScoreRequest,
+                                  generate_each, score_each)
 
 
 class EngineHost:
@@ -34,11 +35,10 @@ class EngineHost:
         """Log-probability of each option and the valid mass (see :meth:`cultura.engines.base.Engine.score_options`)."""
         return await self.engine.score_options(messages, options, adapter)
 
-    async def score_each(self, items: Sequence[tuple[Sequence[Message], Sequence[str], str | None]]
-                         ) -> list[OptionScores | Failure]:
-        """Score many ``(messages, options, adapter)`` items in one call, each failing alone (see
-        :func:`cultura.engines.base.score_each`)."""
-        return await score_each(self.engine, items)
+    async def score_each(self, requests: Sequence[ScoreRequest]) -> list[OptionScores | Failure]:
+        """Score the requests together, each on its own: a failing one gives a :class:`Failure` in its
+        place, the others their scores (see :func:`cultura.engines.base.score_each`)."""
+        return await score_each(self.engine, requests)
 
     def add_adapter(self, name: str, path: str) -> None:
         """Register an adapter folder with the engine."""
@@ -68,7 +68,9 @@ def engine_actor_options(resources: Any, name: str | None = None) -> dict[str, A
         num_gpus=resources.num_gpus,
         max_concurrency=1024,
         max_restarts=3,
-        max_task_retries=3,
+        # a call in flight when the actor's node is lost waits for the restarted actor, however long
+        # the restart takes (loading the model on another node); calls are stateless, so a retry is safe
+        max_task_retries=-1,
     )
     if name:
         opts.update(name=name, get_if_exists=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cultura.commands.common import build_config, config_options, pop_config_args
+from cultura.commands.common import build_config, config_options, pop_config_args, repetition_penalty_option
 
 
 @click.command()
@@ -19,9 +19,10 @@ from cultura.commands.common import build_config, config_options, pop_config_arg
               help="Sampling temperature; 0 is greedy.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--language", default="English", show_default=True, help="Language the persona answers in.")
+@repetition_penalty_option
 @config_options
 def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temperature: float,
-         seed: int, language: str, **kwargs) -> None:
+         seed: int, language: str, repetition_penalty: float | None, **kwargs) -> None:
     """Ask QUESTION to a persona of a culture and print the answer."""
     import time
 
@@ -32,14 +33,15 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
 
     if not question.strip():
         raise CulturaError("the question is empty")
-    config = build_config(**pop_config_args(kwargs))
+    config = build_config(**pop_config_args(kwargs), **{"sampling.repetition_penalty": repetition_penalty})
     if adapter:  # refuse a bad adapter before the model loads
         from cultura.registry import check_adapter_ref
 
         check_adapter_ref(adapter, config.engine)
     persona = culture_persona(culture, language=language).with_adapter(adapter)
     request = ChatRequest.of(persona.messages(question), adapter=persona.adapter, max_tokens=max_tokens,
-                             temperature=temperature, seed=seed)
+                             temperature=temperature, seed=seed,
+                             repetition_penalty=config.sampling.repetition_penalty)
 
     async def ask():
         engine = create_engine(config.engine)

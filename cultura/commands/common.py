@@ -27,6 +27,13 @@ def config_options(func: Callable) -> Callable:
     return func
 
 
+def repetition_penalty_option(func: Callable) -> Callable:
+    """Add ``--repetition-penalty`` (the repetition guard; default from ``sampling.repetition_penalty``)."""
+    return click.option("--repetition-penalty", type=click.FloatRange(0, 2, min_open=True), default=None,
+                        help="Repetition guard: logits of tokens already in the prompt or the answer are divided "
+                             "by it (default from config: 1.1; 1 turns it off).")(func)
+
+
 def build_config(config_path: str | None, profile: str | None = None, engine: str | None = None,
                  model: str | None = None, address: str | None = None, **extra: Any):
     """Load the configuration with the common flags applied as overrides (dotted keys in ``extra``)."""

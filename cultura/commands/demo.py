@@ -16,13 +16,21 @@ import click
 
 MARKER = ".cultura-demo"
 QUESTION = "What should I bring when visiting a friend's family for dinner?"
+# Each culture adapter should train on at least MIN_TRAIN_ROWS rows (plus the held-out tenth). On
+# the default model a dialogue yields about two distinct opinions and 40-60% of them pass
+# verification: with 24 seeds German kept 15, so 32 seeds (28 with a German attitude, 23 Chinese)
+# aim at about 20 per culture; k-means keeps up to CLUSTERS of them. The extraction's distinct
+# opinions come in its first three lines (then it repeats itself), so EXTRACT_TOKENS suffices.
+MIN_TRAIN_ROWS = 16
+CLUSTERS = 32
+EXTRACT_TOKENS = 80
 
 
 @click.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for every output of the demo (replaced if an earlier demo wrote it).")
 @click.option("--cultures", default="german,chinese", show_default=True, help="Two or more cultures.")
-@click.option("--seeds", "max_seeds", type=click.IntRange(1, 200), default=6, show_default=True,
+@click.option("--seeds", "max_seeds", type=click.IntRange(1, 200), default=32, show_default=True,
               help="Seed questions per culture.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True, help="Dialogue rounds.")
 @click.option("--max-tokens", type=click.IntRange(8, 1024), default=48, show_default=True,
@@ -60,7 +68,8 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
 
     step("generate", ["generate", "--cultures", cultures, "--max-seeds", str(max_seeds), "--rounds", str(rounds),
                       "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
-    step("refine", ["refine", "--in", str(gen), "--out", str(ref)])
+    step("refine", ["refine", "--in", str(gen), "--out", str(ref), "--k", str(CLUSTERS),
+                    "--max-tokens", str(EXTRACT_TOKENS)])
     step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
     step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "base,prompted,adapter",
                   "--adapters", str(adapters), "--report", str(report)])
@@ -77,6 +86,28 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
         click.echo(f"  {label:17} {path}")
     click.echo("  steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
                + f"; total {time.perf_counter() - started:.0f} s")
+    _smoke_run_note(adapters)
+
+
+def _smoke_run_note(adapters: Path) -> None:
+    """Say plainly what the demo's numbers are: a smoke run's, not evidence."""
+    import textwrap
+
+    from cultura.registry import load_registry
+
+    entries = sorted(load_registry(adapters).items())
+    trained = ", ".join(f"{name} on {e.train_rows} rows ({e.steps} steps)" for name, e in entries)
+    note = (f"A smoke run: every stage ran end to end on the 135M default model (SmolLM2-135M-Instruct), "
+            f"with a few seeds and short turns; adapters trained: {trained}. Its numbers (verification "
+            "counts, Hofstede distances, the Palette answer) are not evidence that any method works; for "
+            "that, run the stages with a real model (--model) on the full seed sets (README: A real model "
+            "and a Ray cluster).")
+    few = [name for name, e in entries if e.train_rows < MIN_TRAIN_ROWS]
+    if few:
+        note += (f" {', '.join(few)} trained on fewer than {MIN_TRAIN_ROWS} rows: fewer opinions passed "
+                 "verification than planned (raise --seeds).")
+    click.secho("\n== what this run shows", bold=True)
+    click.echo(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "))
 
 
 def _ask_palette(port: int, country: str, max_tokens: int) -> dict:

@@ -26,7 +26,8 @@ def eval_options(default_methods: str, default_report: str) -> Callable:
                      help="Adapter registry folder (from `cultura finetune`): culture adapters for the "
                           "'adapter' method, continent adapters for the continent agents."),
         click.option("--actors", type=click.IntRange(1, 1024), default=None,
-                     help="Ray Data actors, each holding an engine (default from config: 1)."),
+                     help="Engine actors answering the evaluation, started once for the command (default from "
+                          "config: 1)."),
         click.option("--seed", type=int, default=None, help="Sampling seed (default from config: 0)."),
     ]
 
@@ -39,9 +40,11 @@ def eval_options(default_methods: str, default_report: str) -> Callable:
 
 
 def _setup(kwargs: dict[str, Any]) -> tuple[Any, list, Any, Path]:
-    """Config, methods and method context from the shared options (validated before any model loads)."""
+    """Config, methods and method context from the shared options (validated before any model loads).
+    The context carries the command's engine pool (``ctx.engines``; its actors start on first use)."""
     from cultura.eval.context import build_context
     from cultura.eval.methods import get_methods
+    from cultura.eval.runner import EnginePool
 
     methods = get_methods(kwargs.pop("methods"))
     sample = kwargs.pop("sample")
@@ -50,16 +53,19 @@ def _setup(kwargs: dict[str, Any]) -> tuple[Any, list, Any, Path]:
     adapters = kwargs.pop("adapters")
     report = Path(kwargs.pop("report"))
     config = build_config(**pop_config_args(kwargs), **extra)
-    return config, methods, build_context(config, adapters), report
+    ctx = build_context(config, adapters)
+    ctx.engines = EnginePool(config, ctx.adapters)
+    return config, methods, ctx, report
 
 
-def _finish(rows: list[dict[str, Any]], files: list[Path], report: Path, started: float) -> None:
+def _finish(rows: list[dict[str, Any]], files: list[Path], report: Path, started: float, ctx: Any) -> None:
     seconds = time.perf_counter() - started
     answered = sum(1 for r in rows if r["status"] == "ok")
     skipped = sum(1 for r in rows if r["status"] != "ok")
-    click.echo(f"{answered} answers ({skipped} not applicable or unreadable) in {seconds:.1f} s "
+    click.echo(f"{answered} answers ({skipped} not applicable, unreadable or failed) in {seconds:.1f} s "
                f"({answered / seconds if seconds else 0:.2f} rows/s); {len(files)} files in {report}/ "
                f"(open {report / 'report.md'})")
+    click.echo(ctx.engines.summary())
 
 
 @click.group(name="eval")
@@ -90,14 +96,15 @@ def hofstede(cultures: str, **kwargs: Any) -> None:
     started = time.perf_counter()
     targets = resolve_targets(cultures)
     config, methods_, ctx, report = _setup(kwargs)
-    result = run_hofstede(config, targets, methods_, ctx, report)
+    with ctx.engines:
+        result = run_hofstede(config, targets, methods_, ctx, report)
     echo_table(result.summary, ["target", "method", "items", "PDI", "IDV", "MAS", "UAI", "LTO", "IVR", "distance"])
     click.echo("")
     echo_table(result.by_method, MEAN_COLUMNS)
     if len(result.shared_targets) < MIN_TARGETS_FOR_R:
         click.echo(f"r_*: Pearson r per dimension across targets needs {MIN_TARGETS_FOR_R} or more targets "
                    f"(here {len(result.shared_targets)})")
-    _finish(result.rows, result.files, report, started)
+    _finish(result.rows, result.files, report, started, ctx)
 
 
 @eval_.command()
@@ -132,8 +139,9 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
     loaded = read_seeds(questions, sources=[s.strip() for s in sources.split(",") if s.strip()])
     seeds = select_seeds(loaded.seeds, None if split == "all" else split, config.data.eval_fraction)[:limit]
     click.echo(f"questions: {len(seeds)} of the {split} split; {loaded.summary()}")
-    result = run_opinions(config, names, seeds, methods_, ctx, report, proxy=proxy, allow_overlap=allow_overlap,
-                          data_note=loaded.summary())
+    with ctx.engines:
+        result = run_opinions(config, names, seeds, methods_, ctx, report, proxy=proxy, allow_overlap=allow_overlap,
+                              data_note=loaded.summary())
     echo_table([s for s in result.summary if s["method"] not in BASELINES],
                ["country", "method", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
                 "alignment_pct", "valid_mass"])
@@ -141,7 +149,7 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
     echo_table(result.by_method, MEAN_COLUMNS)
     if result.no_data:
         click.echo(f"no data (not scored): {', '.join(result.no_data)}")
-    _finish(result.rows, result.files, report, started)
+    _finish(result.rows, result.files, report, started, ctx)
 
 
 @eval_.command()
@@ -182,9 +190,10 @@ def moderation(tasks: str, text_column: str | None, label_column: str | None, po
     loaded = load_tasks(tasks, limit, fmt)
     targets = resolve_targets(cultures)
     config, methods_, ctx, report = _setup(kwargs)
-    result = run_moderation(config, loaded, targets, methods_, ctx, report, dev_fraction)
+    with ctx.engines:
+        result = run_moderation(config, loaded, targets, methods_, ctx, report, dev_fraction)
     echo_table(result.summary, ["task", "target", "method", "dev", "examples", "threshold", "macro_f1", "accuracy",
                                 "roc_auc", "best_baseline", "baseline_macro_f1", "lift"])
     click.echo("")
     echo_table(result.by_method)
-    _finish(result.rows, result.files, report, started)
+    _finish(result.rows, result.files, report, started, ctx)

@@ -13,15 +13,20 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
+def _on_node(node_id: str | None) -> str:
+    return f", on node {node_id[:12]}" if node_id else ""
+
+
 @click.command()
-@click.option("--data", required=True, type=click.Path(),
+@click.option("--data", required=True,
               help="--per culture: a refinement output folder (sft/<culture>.jsonl or .parquet); "
                    "--per continent: a Palette dataset folder (palette.jsonl or .parquet).")
 @click.option("--per", type=click.Choice(["culture", "continent"]), default="culture", show_default=True,
               help="One adapter per culture of the SFT set, or per continent of the Palette dataset "
                    "(SFT on the chosen responses, the continent persona as system prompt).")
-@click.option("--out", required=True, type=click.Path(),
-              help="Adapters folder: OUT/<name>/ (PEFT safetensors), OUT/registry.json, OUT/_runs (checkpoints).")
+@click.option("--out", required=True,
+              help="Adapters folder: OUT/<name>/ (PEFT safetensors), OUT/registry.json, OUT/_runs (checkpoints); "
+                   "a local folder or a URI (s3://, gs://, file://) every node of a cluster reaches.")
 @click.option("--only", default=None, help="Train only these adapters (comma-separated culture keys or continents).")
 @click.option("--preset", type=click.Choice(["cpu-small", "paper"]), default=None,
               help="cpu-small (default: minutes on a CPU) or paper (r=64, alpha=16, dropout 0.1, lr 2e-4 "
@@ -87,7 +92,7 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
         t = s.timings.get(e.name, {})
         click.echo(f"  {e.name:<12} eval loss {e.eval_loss_before:.4f} -> {e.eval_loss:.4f}  "
                    f"({e.train_rows} train / {e.eval_rows} eval rows, {e.steps} steps, "
-                   f"{t.get('samples_per_second', 0):.2f} samples/s)  {e.path}")
+                   f"{t.get('samples_per_second', 0):.2f} samples/s{_on_node(t.get('node_id'))})  {e.path}")
     click.echo(f"wall time    {s.seconds:.1f} s")
     click.echo(f"registry     {s.registry}")
     if s.failures:

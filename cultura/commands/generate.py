@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cultura.commands.common import build_config, config_options, pop_config_args
+from cultura.commands.common import build_config, config_options, pop_config_args, repetition_penalty_option
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -14,14 +14,16 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json.")
+@click.option("--out", required=True,
+              help="Output folder: dialogues/part-*.parquet (or .jsonl) and manifest.json. A local folder or a "
+                   "URI (s3://, gs://, file:// on a shared mount); on a multi-node cluster use a URI every node reaches.")
 @click.option("--cultures", default=None,
               help="Comma-separated cultures: CulturePark keys (arabic, bengali, chinese, german, korean, "
                    "portuguese, spanish, turkish) or Hofstede countries. Default: the eight. A culture's "
                    "delegates are calibrated with its primary country's data (german: Germany); a country's "
                    "with its own.")
-@click.option("--seeds", default=None, help="'bundled' (default) or a seed file (.jsonl, .csv, GlobalOpinionQA .csv).")
+@click.option("--seeds", default=None, help="'bundled' (default), 'globalopinionqa' (the cached download) or a seed "
+                                            "file (.jsonl, .csv, GlobalOpinionQA .csv), as a path or URI.")
 @click.option("--sources", default=None, help="Bundled seed sources, comma-separated: wvs,pew (default both).")
 @click.option("--max-seeds", type=int, default=None, help="Use only the first N seeds.")
 @click.option("--split", type=click.Choice(["train", "eval", "all"]), default=None,
@@ -43,6 +45,7 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--adapter", default=None, help="LoRA adapter for the delegates (name or folder).")
 @click.option("--max-tokens", type=int, default=None, help="Most tokens per utterance (default from config: 128).")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (default from config: 0.7).")
+@repetition_penalty_option
 @click.option("--workers", type=int, default=None, help="Dialogue workers in the Ray Data actor pool (default 2).")
 @click.option("--batch-size", type=int, default=None, help="Dialogues one worker runs together (default 16).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl"]), default=None,
@@ -72,7 +75,7 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
         "generate.delegate_adapter": kwargs["adapter"], "generate.workers": kwargs["workers"],
         "generate.batch_size": kwargs["batch_size"], "generate.format": kwargs["fmt"],
         "generate.rows_per_file": kwargs["rows_per_file"], "sampling.max_tokens": kwargs["max_tokens"],
-        "sampling.temperature": kwargs["temperature"],
+        "sampling.temperature": kwargs["temperature"], "sampling.repetition_penalty": kwargs["repetition_penalty"],
     }
     config = build_config(**config_args, **overrides)
     summary = generate_dialogues(config, out, resume=resume, overwrite=overwrite, limit=limit, progress=True)
@@ -83,8 +86,11 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     click.echo(f"turns             {s.turns}")
     click.echo(f"generated tokens  {s.completion_tokens} (prompt tokens {s.prompt_tokens})")
     click.echo(f"tokens/s          {s.tokens_per_s:.1f} generated, over {s.seconds:.1f} s")
+    if s.nodes:
+        click.echo("nodes             " + ", ".join(f"{node[:12]} {n} dialogues" for node, n in
+                                                    sorted(s.nodes.items(), key=lambda kv: -kv[1])))
     click.echo(f"failures          {len(s.failures)}")
-    click.echo(f"output            {s.out / 'dialogues'} ({config.generate.format}); manifest {s.out / 'manifest.json'}")
+    click.echo(f"output            {s.out}/dialogues ({config.generate.format}); manifest {s.out}/manifest.json")
     if s.failures:
         for did, err in s.failures[:5]:
             click.echo(f"  failed {did}: {err}", err=True)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import click
 
-from cultura.commands.common import build_config, config_options, echo_table, pop_config_args
+from cultura.commands.common import (build_config, config_options, echo_table, pop_config_args,
+                                     repetition_penalty_option)
 
 
 @click.command()
 @click.argument("prompt")
 @click.option("--country", default=None,
               help="Target country (name, alias or demonym, e.g. Japan, USA, Brazilian). Default: a country "
-                   "named in the prompt, else relevance alone.")
+                   "named in the prompt, else relevance alone. With --gate-only also a comma-separated list "
+                   "or a country set (palette18).")
+@click.option("--gate-only", is_flag=True,
+              help="Print the gate's decision (weights per continent, the continents that would draft) "
+                   "without drafting: no Ray, no language model.")
 @click.option("--blend", type=click.Choice(["aggregate", "select", "weighted-merge"]), default=None,
               help="aggregate: the Meta Agent blends the drafts (default); select: the top continent's draft; "
                    "weighted-merge: one answer from the continent adapters merged with the gate weights.")
@@ -20,28 +25,38 @@ from cultura.commands.common import build_config, config_options, echo_table, po
 @click.option("--beta", type=float, default=None, help="Gate weight of prompt relevance (default 1).")
 @click.option("--tau", type=float, default=None, help="Gate temperature, > 0 (default 0.2; lower is sharper).")
 @click.option("--max-tokens", type=int, default=None, help="Tokens per draft and per answer (default 128).")
+@repetition_penalty_option
 @click.option("--adapters", default=None, help="Adapter registry folder; its continent adapters are used.")
 @click.option("--show-drafts", is_flag=True, help="Print each continent agent's draft too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response as JSON.")
 @config_options
-def palette(prompt: str, country: str | None, show_drafts: bool, as_json: bool, **kwargs) -> None:
+def palette(prompt: str, country: str | None, gate_only: bool, show_drafts: bool, as_json: bool, **kwargs) -> None:
     """Answer PROMPT with Cultural Palette: continent agents blended by the Cultural MoE gate.
 
-    Prints the answer, the gate weight per continent, and the stage timings.
+    Prints the answer, the gate weight per continent, and the stage timings. With --gate-only, only
+    the gate's weights, for one country or many (--json: one JSON object per country and line).
     """
     import json
 
-    from cultura.data.hofstede import resolve_country
-    from cultura.palette import Palette
+    from cultura.errors import CulturaError
+    from cultura.eval.countries import resolve_countries
     from cultura.palette.gate import validate_prompt
 
     validate_prompt(prompt)
-    if country:
-        resolve_country(country)  # an unknown country fails before any actor starts
+    if country and "," in country and not gate_only:
+        raise CulturaError("--country takes one country; a comma-separated list needs --gate-only")
+    countries = resolve_countries(country) if country else [None]  # an unknown country fails before any actor starts
+    if len(countries) > 1 and not gate_only:
+        raise CulturaError(f"--country {country} names {len(countries)} countries; a country set needs --gate-only")
     config = build_config(**pop_config_args(kwargs), **{
         "palette.blend": kwargs["blend"], "palette.top_k": kwargs["top_k"], "palette.alpha": kwargs["alpha"],
         "palette.beta": kwargs["beta"], "palette.tau": kwargs["tau"], "palette.max_tokens": kwargs["max_tokens"],
-        "palette.adapters": kwargs["adapters"]})
+        "palette.adapters": kwargs["adapters"], "sampling.repetition_penalty": kwargs["repetition_penalty"]})
+    if gate_only:
+        _print_gate(prompt, countries, config, as_json)
+        return
+    from cultura.palette import Palette
+
     with Palette(config) as pal:
         response = pal.respond(prompt, country)
     if as_json:
@@ -62,11 +77,33 @@ def palette(prompt: str, country: str | None, show_drafts: bool, as_json: bool, 
     click.echo("\ntimings: " + ", ".join(f"{k} {v:.2f}" for k, v in response.timings.items()))
 
 
+def _print_gate(prompt: str, countries: list[str | None], config, as_json: bool) -> None:
+    """The gate's decision for ``prompt`` and each country: a table, or one JSON object per line."""
+    import json
+
+    from cultura.data.hofstede import CONTINENTS
+    from cultura.eval.context import gate_factory
+
+    decisions = gate_factory(config)().weights_many([prompt] * len(countries), countries)
+    if as_json:
+        for d in decisions:
+            click.echo(json.dumps({"country": d.country, "weights": {c: round(w, 4) for c, w in d.weights.items()},
+                                   "selected": list(d.selected),
+                                   "proximity": {c: round(v, 4) for c, v in d.proximity.items()},
+                                   "relevance": {c: round(v, 4) for c, v in d.relevance.items()}},
+                                  ensure_ascii=False))
+        return
+    echo_table([{"country": d.country or "(none: relevance only)", **{c: round(d.weights[c], 3) for c in CONTINENTS},
+                 "drafting": ", ".join(d.selected)} for d in decisions])
+
+
 @click.command("palette-data")
 @click.option("--prompts", default="bundled", show_default=True,
-              help="'bundled' (PRISM-style prompts), a PRISM conversations JSONL, or a JSONL/CSV of prompts.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: palette.parquet, palette.jsonl, manifest.json.")
+              help="'bundled' (PRISM-style prompts), a PRISM conversations JSONL, or a JSONL/CSV of prompts "
+                   "(a path or a URI).")
+@click.option("--out", required=True,
+              help="Output folder: palette.parquet, palette.jsonl, manifest.json; a local folder or a URI "
+                   "(s3://, gs://, file://).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N prompts.")
 @click.option("--samples", type=click.IntRange(min=1), default=None,
               help="Responses sampled per prompt and continent (default 2).")

@@ -20,11 +20,12 @@ def _k(ctx: click.Context, param: click.Parameter, value: str | None) -> int | s
 
 
 @click.command()
-@click.option("--in", "source", required=True, type=click.Path(file_okay=False),
-              help="A generation run: the --out folder of `cultura generate` (manifest.json, dialogues/).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--in", "source", required=True,
+              help="A generation run: the --out folder of `cultura generate` (manifest.json, dialogues/); "
+                   "a local folder or a URI (s3://, gs://, file://).")
+@click.option("--out", required=True,
               help="Output folder: opinions.parquet, extractions.parquet, sft/<culture>.jsonl and .parquet, "
-                   "summary.json.")
+                   "summary.json; a local folder or a URI (s3://, gs://, file://).")
 @click.option("--stages", type=click.Choice(["generate", "verify", "diversify"]), default=None,
               help="How far to refine (the paper's ablation): generate = extracted opinions; verify = only "
                    "those that entail the seed attitude (contradicting ones rewritten and re-verified); "
@@ -94,5 +95,5 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
     click.echo("seconds           " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
     for note in summary.notes:
         click.echo(f"note              {note}")
-    click.echo(f"output            {summary.out / 'opinions.parquet'}; SFT sets in {summary.out / 'sft'} "
-               f"({len(summary.sft_files) // 2} cultures); {summary.out / 'summary.json'}")
+    click.echo(f"output            {summary.out}/opinions.parquet; SFT sets in {summary.out}/sft "
+               f"({len(summary.sft_files) // 2} cultures); {summary.out}/summary.json")

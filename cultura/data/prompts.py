@@ -59,11 +59,13 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def load_prompts(spec: str | Path = "bundled") -> list[Prompt]:
-    """Load prompts from the bundled file (``"bundled"``) or a JSONL/CSV path.
+    """Load prompts from the bundled file (``"bundled"``) or a JSONL/CSV path or URI.
 
     Raises DataError naming the file, row and field when a text is missing or empty, or an id repeats.
     """
-    path = BUNDLED if str(spec) == "bundled" else Path(spec).expanduser()
+    from cultura.storage import fetch
+
+    path = BUNDLED if str(spec) == "bundled" else fetch(spec)  # a filesystem URI is copied here first
     prompts: list[Prompt] = []
     seen: set[str] = set()
     for row, record in _records(path):

@@ -170,8 +170,9 @@ def _load_file(path: Path) -> tuple[list[tuple[int, Seed]], SeedSet]:
 
 def seed_files(spec: str | Path, sources: Iterable[str] = ("wvs", "pew")) -> list[Path]:
     """The files a seed spec names: ``bundled`` (the WVS and Pew files in ``sources``),
-    ``globalopinionqa`` (the cached download, see ``cultura data get``), or a file path."""
+    ``globalopinionqa`` (the cached download, see ``cultura data get``), or a file path or URI."""
     from cultura.data.goqa import GOQA_NAME, cached_goqa
+    from cultura.storage import fetch
 
     if str(spec) == "bundled":
         wanted = [str(s).lower() for s in sources]
@@ -181,7 +182,7 @@ def seed_files(spec: str | Path, sources: Iterable[str] = ("wvs", "pew")) -> lis
         return [BUNDLED[s] for s in BUNDLED if s in wanted]
     if str(spec).lower() == GOQA_NAME:
         return [cached_goqa()]
-    return [Path(spec).expanduser()]
+    return [fetch(spec)]  # a local path as it is; a filesystem URI (s3://, gs://, file://) copied here
 
 
 def read_seeds(spec: str | Path = "bundled", sources: Iterable[str] = ("wvs", "pew")) -> SeedSet:

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, SamplingParams
+from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, SamplingParams, ScoreRequest
 
-__all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "create_engine", "describe", "ENGINE_KINDS"]
+__all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "ScoreRequest", "create_engine",
+           "describe", "ENGINE_KINDS"]
 
 ENGINE_KINDS = ("transformers", "vllm", "openai")
 
@@ -39,7 +40,8 @@ def describe(engine: Engine) -> dict:
     """The engine's kind, model, adapters and context window; for the transformers engine also the
     batches and rows it has run, the rows dropped because their callers left, the failed batches run
     again one request at a time, its prefix cache's figures (entries, bytes, hits, misses, prompt
-    tokens not re-read) and the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`)."""
+    tokens not re-read), the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`) and
+    option scoring's (:class:`~cultura.engines.scoring.ScoreStats`)."""
     info = {"engine": engine.name, "model": engine.model, "adapters": engine.adapters(),
             "context_window": getattr(engine, "context_window", None),
             "batches_run": getattr(engine, "batches_run", None), "rows_run": getattr(engine, "rows_run", None),
@@ -51,4 +53,7 @@ def describe(engine: Engine) -> dict:
     decoding = getattr(engine, "decode_stats", None)
     if decoding is not None:
         info["decode"] = decoding.as_dict()
+    scoring = getattr(engine, "score_stats", None)
+    if scoring is not None:
+        info["scoring"] = scoring.as_dict()
     return info

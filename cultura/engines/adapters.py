@@ -20,8 +20,13 @@ def validate_adapter_name(name: str) -> str:
 
 
 def check_adapter_folder(path: str | Path) -> Path:
-    """Validate a PEFT LoRA folder: ``adapter_config.json`` plus safetensors weights (no pickles)."""
-    folder = Path(path).expanduser().resolve()
+    """Validate a PEFT LoRA folder: ``adapter_config.json`` plus safetensors weights (no pickles).
+
+    ``path`` may be a filesystem URI (``s3://``, ``gs://``, ``file://``): the folder is fetched first.
+    """
+    from cultura.storage import fetch
+
+    folder = fetch(path).resolve()
     if not folder.is_dir():
         raise CulturaError(f"adapter folder not found: {folder}")
     config = folder / "adapter_config.json"
@@ -46,6 +51,10 @@ def resolve_adapter(ref: str, known: Mapping[str, str]) -> tuple[str, Path]:
     """
     if ref in known:
         return ref, check_adapter_folder(known[ref])
+    from cultura.storage import is_uri
+
+    if is_uri(ref):
+        return ref, check_adapter_folder(ref)
     candidate = Path(ref).expanduser()
     if ("/" in ref or ref.startswith(".")) and candidate.exists():
         folder = check_adapter_folder(candidate)

@@ -3,9 +3,10 @@
 Every engine (transformers, vllm, openai) implements :class:`Engine`. Requests are small value
 objects so they travel through Ray (pickled) and Ray Data rows (as dicts) unchanged.
 
-A request is checked on its own (:func:`check_request`) before it may join a batch, so a bad one
-fails alone with :class:`InvalidRequest`; :func:`generate_each` runs requests so that one failure
-leaves the others' completions intact (the pipelines' Ray Data batches use it).
+A request is checked on its own (:func:`check_request`, :func:`check_score_request`) before it may
+join a batch, so a bad one fails alone with :class:`InvalidRequest`; :func:`generate_each` and
+:func:`score_each` run requests so that one failure leaves the others' results intact (the
+pipelines' and the evaluation's Ray Data batches use them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cultura.errors import CulturaError, last_line
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 VALID_ROLES = ("system", "user", "assistant")
 SEED_RANGE = (-(2**63), 2**63 - 1)  # a signed 64-bit integer: what torch, vLLM and OpenAI clients take
+MAX_REPETITION_PENALTY = 2.0  # beyond this the penalty garbles answers rather than guarding them
 
 
 class InvalidRequest(CulturaError):
@@ -37,7 +39,8 @@ class InvalidRequest(CulturaError):
 
 def sampling_problem(sampling: Any) -> str | None:
     """What is wrong with a sampling value (``max_tokens``, ``temperature``, ``top_p``, ``seed``,
-    ``stop``), or None. Checked again by the engines: a pickled object skips its constructor."""
+    ``stop``, ``repetition_penalty``), or None. Checked again by the engines: a pickled object skips
+    its constructor."""
     max_tokens, temperature, top_p, seed = sampling.max_tokens, sampling.temperature, sampling.top_p, sampling.seed
     if not _is_int(max_tokens) or max_tokens < 1:
         return f"sampling.max_tokens must be an integer >= 1, got {max_tokens!r}"
@@ -49,6 +52,9 @@ def sampling_problem(sampling: Any) -> str | None:
         return f"sampling.seed must be a 64-bit signed integer, got {str(seed)[:40]}"
     if not isinstance(sampling.stop, (tuple, list)) or not all(isinstance(s, str) and s for s in sampling.stop):
         return "sampling.stop must be non-empty strings"
+    penalty = sampling.repetition_penalty
+    if not _is_real(penalty) or not 0 < penalty <= MAX_REPETITION_PENALTY:
+        return f"sampling.repetition_penalty must be in (0, {MAX_REPETITION_PENALTY:g}], got {penalty!r}"
     return None
 
 
@@ -62,13 +68,19 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample one completion. ``temperature == 0`` means greedy decoding."""
+    """How to sample one completion. ``temperature == 0`` means greedy decoding.
+
+    ``repetition_penalty`` is the repetition guard, as vLLM and transformers define it: the logit of
+    every token already in the prompt or the answer is divided by it (multiplied when negative)
+    before sampling; 1.0 is off, about 1.1 keeps a small model's answers from looping.
+    """
 
     max_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         from cultura.errors import ConfigError
@@ -136,6 +148,21 @@ class OptionScores:
         return cls(values, min(1.0, sum(math.exp(x) for x in values)))
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One option-scoring request: a chat, the options scored as the assistant's reply to it, and
+    an optional adapter name or path. :meth:`Engine.score_batch` takes many at once."""
+
+    messages: tuple[Message, ...]
+    options: tuple[str, ...]
+    adapter: str | None = None
+
+    @classmethod
+    def of(cls, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None) -> ScoreRequest:
+        """A request from a message list and options (checked by the engine, request by request)."""
+        return cls(tuple(messages), tuple(options), adapter)
+
+
 def validate_messages(messages: Sequence[Message]) -> None:
     """Raise :class:`~cultura.errors.CulturaError` unless ``messages`` is a non-empty chat."""
     from cultura.errors import CulturaError
@@ -157,19 +184,38 @@ def check_request(request: ChatRequest) -> None:
     """Raise :class:`InvalidRequest` unless ``request`` can run: a well-formed chat, sampling values
     in range, and every text (messages, stop strings, adapter) encodable as UTF-8 (a lone surrogate
     such as ``"\\ud800"`` would fail the tokenizer inside a batch)."""
+    _check_chat(request.messages, request.adapter)
+    problem = sampling_problem(request.sampling)
+    if problem:
+        raise InvalidRequest(problem, "invalid_sampling", problem.split(" ", 1)[0].removeprefix("sampling."))
+    _check_texts([("stop", s) for s in request.sampling.stop])
+
+
+def check_score_request(request: ScoreRequest) -> None:
+    """Raise :class:`InvalidRequest` unless ``request`` can be scored: a well-formed chat, options
+    that are non-empty strings, and every text (messages, options, adapter) encodable as UTF-8."""
+    _check_chat(request.messages, request.adapter)
+    if not isinstance(request.options, (tuple, list)) or not all(isinstance(o, str) and o for o in request.options):
+        raise InvalidRequest("options must be non-empty strings", "invalid_options", "options")
+    _check_texts([("options", o) for o in request.options])
+
+
+def _check_chat(messages: Sequence[Message], adapter: Any) -> None:
+    """The checks a chat request and a scoring request share: the messages, their text, the adapter."""
     try:
-        validate_messages(request.messages)
+        validate_messages(messages)
     except InvalidRequest:
         raise
     except CulturaError as exc:
         raise InvalidRequest(str(exc), "invalid_messages", "messages") from None
-    problem = sampling_problem(request.sampling)
-    if problem:
-        raise InvalidRequest(problem, "invalid_sampling", problem.split(" ", 1)[0].removeprefix("sampling."))
-    if request.adapter is not None and not isinstance(request.adapter, str):
+    if adapter is not None and not isinstance(adapter, str):
         raise InvalidRequest("adapter must be a name or a folder", "invalid_adapter", "adapter")
-    texts = [("messages", m["content"]) for m in request.messages] + [("stop", s) for s in request.sampling.stop]
-    for param, text in texts + ([("adapter", request.adapter)] if request.adapter else []):
+    _check_texts([("messages", m["content"]) for m in messages] + ([("adapter", adapter)] if adapter else []))
+
+
+def _check_texts(texts: Sequence[tuple[str, str]]) -> None:
+    """Raise :class:`InvalidRequest` for the first (param, text) that is not encodable as UTF-8."""
+    for param, text in texts:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -177,31 +223,55 @@ def check_request(request: ChatRequest) -> None:
                                  "surrogate); send UTF-8 text", "invalid_text", param) from None
 
 
-def check_context(prompt_tokens: int, max_tokens: int, window: int | None, setting: str | None = None) -> None:
+def check_context(prompt_tokens: int, max_tokens: int, window: int | None, setting: str | None = None,
+                  options: bool = False) -> None:
     """Raise :class:`InvalidRequest` when a prompt of ``prompt_tokens`` plus ``max_tokens`` new tokens
     does not fit the model's context ``window`` (None: unknown, not checked); ``setting`` names the
-    configuration that sets the window, if one does."""
+    configuration that sets the window, if one does. With ``options``, ``max_tokens`` is the length
+    of the longest option scored after the prompt."""
     if window is not None and prompt_tokens + max_tokens > window:
+        reply, fix = ((f"its longest option has {max_tokens} token{'s' * (max_tokens != 1)}", "the options") if options
+                      else (f"max_tokens is {max_tokens}", "lower max_tokens"))
         raise InvalidRequest(
-            f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: together more than the "
-            f"model's context window of {window} tokens; shorten the messages or lower max_tokens"
-            + (f" (or raise {setting})" if setting else ""), "context_length_exceeded", "messages")
+            f"the prompt has {prompt_tokens} tokens and {reply}: together more than the model's context window "
+            f"of {window} tokens; shorten the messages or {fix}" + (f" (or raise {setting})" if setting else ""),
+            "context_length_exceeded", "messages")
+
+
+def template_ids(messages: Sequence[Message], prompt_ids: Any) -> list[int]:
+    """The token ids of the chat-templated prompt (``prompt_ids(messages)``); a conversation the
+    model's chat template refuses (roles out of order, ...) is an :class:`InvalidRequest`."""
+    from jinja2 import TemplateError
+
+    try:
+        return list(prompt_ids(messages))
+    except TemplateError as exc:
+        raise InvalidRequest(f"the model's chat template refused the messages: {exc}", "invalid_messages",
+                             "messages") from None
 
 
 def checked_prompt(request: ChatRequest, prompt_ids: Any, window: int | None, setting: str | None = None) -> list[int]:
     """The token ids of ``request``'s chat-templated prompt (``prompt_ids(messages)``), once the
     request passed :func:`check_request`, the model's chat template and :func:`check_context`
     (``window`` and ``setting`` are passed to it)."""
-    from jinja2 import TemplateError
-
     check_request(request)
-    try:
-        ids = list(prompt_ids(request.messages))
-    except TemplateError as exc:  # the template refuses this conversation (roles out of order, ...)
-        raise InvalidRequest(f"the model's chat template refused the messages: {exc}", "invalid_messages",
-                             "messages") from None
+    ids = template_ids(request.messages, prompt_ids)
     check_context(len(ids), request.sampling.max_tokens, window, setting)
     return ids
+
+
+def checked_score_prompt(request: ScoreRequest, prompt_ids: Any, option_ids: Any, window: int | None,
+                         setting: str | None = None) -> tuple[list[int], list[list[int]]]:
+    """(prompt token ids, each option's token ids) of a scoring request, once it passed
+    :func:`check_score_request`, the chat template and :func:`check_context` with its longest option
+    (``option_ids(text)`` tokenizes an option as the reply)."""
+    check_score_request(request)
+    ids = template_ids(request.messages, prompt_ids)
+    options = [list(option_ids(o)) for o in request.options]
+    if not all(options):
+        raise InvalidRequest("an option is no token at all for this model's tokenizer", "invalid_options", "options")
+    check_context(len(ids), max(map(len, options), default=0), window, setting, options=True)
+    return ids, options
 
 
 def failure_reason(exc: BaseException, limit: int = 300) -> str:
@@ -237,12 +307,10 @@ async def generate_each(engine: Any, requests: Sequence[ChatRequest]) -> list[Co
     return [Failure.of(r) if isinstance(r, BaseException) else r[0] for r in results]
 
 
-async def score_each(engine: Any, items: Sequence[tuple[Sequence[Message], Sequence[str], str | None]]
-                     ) -> list[OptionScores | Failure]:
-    """Score every ``(messages, options, adapter)`` item on its own through ``engine.score_options``:
-    an item that fails gives a :class:`Failure` in its place and the others their scores. The calls
-    are in flight together, so an engine that batches scoring can batch them."""
-    results = await asyncio.gather(*(engine.score_options(m, o, a) for m, o, a in items), return_exceptions=True)
+async def score_each(engine: Any, requests: Sequence[ScoreRequest]) -> list[OptionScores | Failure]:
+    """Score every request on its own: a request that fails gives a :class:`Failure` in its place
+    and the others their scores, all from one :meth:`Engine.score_batch` call (shared batches)."""
+    results = await engine.score_batch(requests, return_exceptions=True)
     for result in results:
         if isinstance(result, asyncio.CancelledError):
             raise result
@@ -264,7 +332,15 @@ class Engine(Protocol):
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
     ) -> OptionScores:
         """Return the total log-probability of each option as the assistant's answer to ``messages``,
-        with the probability mass the model put on the options (:class:`OptionScores`)."""
+        with the probability mass the model put on the options (:class:`OptionScores`). The same as
+        one request through :meth:`score_batch`."""
+        ...
+
+    async def score_batch(self, requests: Sequence[ScoreRequest],
+                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
+        """Score many requests together; the i-th result answers the i-th request. Each request is
+        checked on its own; with ``return_exceptions`` a failed request gives its exception in its
+        place (as :func:`asyncio.gather` does), else the first failure is raised."""
         ...
 
     def add_adapter(self, name: str, path: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from cultura.engines.base import SamplingParams
 from cultura.engines.prefix_cache import CachedPrefix
+from cultura.engines.repetition import RepetitionGuard
 
 CANCELLED = "cancelled"  # the finish reason of a row whose caller went away
 
@@ -45,8 +46,16 @@ class DecodeOutput:
     layers: list[tuple[Any, Any]] | None = None
 
 
+class Totals:
+    """Running totals an engine reports (a dataclass of counts and seconds)."""
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain values, seconds rounded."""
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
 @dataclass
-class DecodeStats:
+class DecodeStats(Totals):
     """Running totals of the decode loop (the engine reports them): prompt tokens read and the
     positions computed for them (padding included), decode steps and rows decoded, and seconds."""
 
@@ -57,10 +66,6 @@ class DecodeStats:
     decode_rows: int = 0
     decode_seconds: float = 0.0
     rows_cancelled: int = 0
-
-    def as_dict(self) -> dict[str, float]:
-        """Plain values, seconds rounded."""
-        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def prefill_groups(lengths: Sequence[int], waste: float = 0.25, min_positions: int = 1024) -> list[list[int]]:
@@ -199,9 +204,11 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
     batch, logits = _prefill(model, rows, pad_id, use_adapters, stats)
     started = time.perf_counter()
     generators = [_generator(r.sampling) for r in rows]
+    guard = RepetitionGuard([r.ids for r in rows], [r.sampling.repetition_penalty for r in rows])
     sampled: list[list[int]] = [[] for _ in rows]
     outputs: list[DecodeOutput | None] = [None] * len(rows)
     while True:
+        logits = guard.penalize(logits, batch.rows, sampled)
         chosen = _choose(logits, [rows[i].sampling for i in batch.rows], [generators[i] for i in batch.rows])
         for slot, (i, token) in enumerate(zip(batch.rows, chosen)):
             if outputs[i] is not None:  # finished earlier, still in the batch
@@ -258,8 +265,8 @@ def _prefill(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: b
     room = max(r.sampling.max_tokens for r in rows)
     parts = []
     for group in groups:  # groups that will be joined leave the room to the joined cache
-        batch, ids, positions = _prefill_batch(model, [rows[i] for i in group], pad_id, use_adapters,
-                                               room if len(groups) == 1 else 0)
+        batch, ids, positions = prompt_batch(model, [rows[i] for i in group], pad_id, use_adapters,
+                                             room if len(groups) == 1 else 0)
         batch.rows = group
         parts.append((batch, _forward(model, batch, ids, positions)))
         stats.prefill_positions += ids.numel()
@@ -291,8 +298,8 @@ def _join(batches: list[_Batch], room: int) -> _Batch:
                   batches[0].cache_kwarg)
 
 
-def _prefill_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: bool,
-                   room: int) -> tuple[_Batch, Any, Any]:
+def prompt_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapters: bool,
+                 room: int) -> tuple[_Batch, Any, Any]:
     """The batch for the first forward pass, with its input ids and positions: each row's cached
     prefix ends where the cached part ends, its new tokens end where the batch ends. Its cache keeps
     ``room`` free positions per row after the prompt."""
@@ -331,15 +338,21 @@ def _prefill_batch(model: Any, rows: Sequence[DecodeRow], pad_id: int, use_adapt
 
 def _forward(model: Any, batch: _Batch, ids: Any, positions: Any) -> Any:
     """Logits of the last position of every row in the batch."""
+    return forward_logits(model, batch, ids, positions)[:, -1, :]
+
+
+def forward_logits(model: Any, batch: _Batch, ids: Any, positions: Any, keep: int = 1) -> Any:
+    """Read ``ids`` (at ``positions``) into ``batch``'s cache; returns the float logits of every row's
+    last ``keep`` positions, ``[rows, keep, vocab]``."""
     import torch
 
     kwargs: dict[str, Any] = {"adapter_names": batch.adapter_names} if batch.adapter_names is not None else {}
     with torch.inference_mode():
         kwargs[batch.cache_kwarg] = batch.cache
         out = model(input_ids=ids, attention_mask=batch.mask, position_ids=positions, use_cache=True,
-                    logits_to_keep=1, **kwargs)
+                    logits_to_keep=keep, **kwargs)
     batch.cache = getattr(out, batch.cache_kwarg)
-    return out.logits[:, -1, :].float()
+    return out.logits[:, -keep:, :].float()
 
 
 def _generator(sampling: SamplingParams) -> Any:

@@ -1,7 +1,9 @@
 """An engine over any OpenAI-compatible server: a vLLM server, a hosted model, or cultura's own endpoint.
 
 The request's adapter, when given, is sent as the model name (vLLM serves LoRA adapters under
-their names; cultura's endpoint serves ``culture/<name>`` and ``continent/<name>``).
+their names; cultura's endpoint serves ``culture/<name>`` and ``continent/<name>``). A repetition
+penalty other than 1.0 is sent as ``repetition_penalty``, which vLLM's and cultura's servers take;
+hosted APIs that refuse unknown fields need ``sampling.repetition_penalty: 1.0``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, check_request, validate_messages
+from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, check_request,
+                                  check_score_request)
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
@@ -60,6 +63,8 @@ class OpenAIEngine:
             kwargs["seed"] = s.seed
         if s.stop:
             kwargs["stop"] = list(s.stop)
+        if s.repetition_penalty != 1.0:  # not an OpenAI field: vLLM's and cultura's servers take it
+            kwargs["extra_body"] = {"repetition_penalty": s.repetition_penalty}
         async with self._limit:
             try:
                 response = await self._client.chat.completions.create(**kwargs)
@@ -74,7 +79,8 @@ class OpenAIEngine:
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str],
                             adapter: str | None = None) -> OptionScores:
-        """Log-probability of each option's first token in the server's next-token distribution.
+        """Log-probability of each option's first token in the server's next-token distribution; one
+        request of :meth:`score_batch`.
 
         Chat APIs expose only generated-token log-probabilities, so this is exact for single-token
         options (the 1-5 survey scales) and a first-token approximation otherwise. An option whose
@@ -82,12 +88,29 @@ class OpenAIEngine:
         minus log(2), a bound rather than an invented value. The valid mass sums the probabilities of
         the options found among the alternatives only (a lower bound: the bounded ones add nothing).
         """
-        validate_messages(messages)
-        if not options:
+        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
+        return scores
+
+    async def score_batch(self, requests: Sequence[ScoreRequest],
+                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
+        """Score every request (see :meth:`score_options`), each checked on its own, all sent
+        concurrently (bounded)."""
+        async def one(request: ScoreRequest) -> OptionScores:
+            check_score_request(request)
+            return await self._score(request)
+
+        if not return_exceptions:
+            for r in requests:
+                check_score_request(r)
+        return list(await asyncio.gather(*(one(r) for r in requests), return_exceptions=return_exceptions))
+
+    async def _score(self, request: ScoreRequest) -> OptionScores:
+        if not request.options:
             return OptionScores((), 0.0)
-        response = await self._client.chat.completions.create(
-            model=adapter or self.model, messages=list(map(dict, messages)), max_tokens=1, temperature=0,
-            logprobs=True, top_logprobs=TOP_LOGPROBS)
+        async with self._limit:
+            response = await self._client.chat.completions.create(
+                model=request.adapter or self.model, messages=list(map(dict, request.messages)), max_tokens=1,
+                temperature=0, logprobs=True, top_logprobs=TOP_LOGPROBS)
         content = response.choices[0].logprobs.content if response.choices[0].logprobs else None
         if not content:
             from cultura.errors import CulturaError
@@ -96,7 +119,7 @@ class OpenAIEngine:
         top = {alt.token.strip(): alt.logprob for alt in content[0].top_logprobs}
         floor = min(top.values()) - math.log(2)
         scores, found = [], set()
-        for option in options:
+        for option in request.options:
             first = next((tok for tok in top if tok and option.strip().startswith(tok)), None)
             scores.append(top[first] if first is not None else floor)
             if first is not None:

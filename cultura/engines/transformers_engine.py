@@ -9,30 +9,35 @@ model work runs on one worker thread so torch never competes with itself for the
 
 One request fails alone: each is checked and tokenized when it arrives (a bad value, text that is
 not UTF-8, or a prompt that with ``max_tokens`` overflows the model's context window is refused at
-once), and a batch that still fails is run again one request at a time. A request whose caller
-went away (its awaiting task was cancelled: a client hung up, a deadline passed) leaves the queue,
-or the decode loop at its next step.
+once), and a batch that still fails is run again one request at a time
+(:mod:`cultura.engines.batcher`). A request whose caller went away (its awaiting task was
+cancelled: a client hung up, a deadline passed) leaves the queue, or the decode loop at its next step.
+
+Option scoring has a queue of its own: concurrent ``score_options`` calls and ``score_batch``
+requests are gathered (up to ``score_batch_size`` prompts) and scored together by
+:func:`cultura.engines.scoring.score_rows`: many prompts per forward pass, prefixes shared within the
+batch read once, and the prefix cache serving what earlier prompts read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cultura.engines.adapters import resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, checked_prompt, validate_messages
+from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
+                                  checked_score_prompt)
+from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
+from cultura.engines.scoring import ScoreRow, ScoreStats, score_rows
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
-log = logging.getLogger(__name__)
 
 
 def available_cpus() -> int:
@@ -44,18 +49,20 @@ def available_cpus() -> int:
 
 
 @dataclass
-class _Pending:
-    """A request in the queue: its prompt's token ids, the caller's future, and a flag the decode
-    thread reads to drop the row once the caller is gone."""
+class _Prompt:
+    """A chat request and its prompt's token ids, as queued for generation."""
 
     request: ChatRequest
     ids: list[int]
-    future: asyncio.Future = field(repr=False)
-    gone: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def watch(self) -> None:
-        """Raise the ``gone`` flag when the future is cancelled (the caller went away)."""
-        self.future.add_done_callback(lambda f: self.gone.set() if f.cancelled() else None)
+
+@dataclass
+class _Scoring:
+    """A scoring request with its prompt's and options' token ids, as queued for scoring."""
+
+    request: ScoreRequest
+    ids: list[int]
+    options: list[list[int]]
 
 
 class TransformersEngine:
@@ -94,13 +101,24 @@ class TransformersEngine:
         self._known_adapters: dict[str, str] = known_adapters(config)  # registry names + config.adapters
         self._loaded_adapters: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cultura-engine")
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._worker: asyncio.Task | None = None
+        wait_s = config.batch_wait_ms / 1000.0
+        self._generation = MicroBatcher(self._generate_batch, self._executor, config.max_batch_size, wait_s)
+        self._scoring = MicroBatcher(self._score_batch, self._executor, config.score_batch_size, wait_s,
+                                     "scoring requests")
         self.batches_run = 0
         self.rows_run = 0
-        self.rows_cancelled = 0  # requests dropped from the queue or the decode loop: their callers left
-        self.batches_retried = 0  # failed batches run again one request at a time
         self.decode_stats = DecodeStats()
+        self.score_stats = ScoreStats()
+
+    @property
+    def rows_cancelled(self) -> int:
+        """Requests dropped from a queue or the decode loop because their callers left."""
+        return self._generation.cancelled + self._scoring.cancelled + self.decode_stats.rows_cancelled
+
+    @property
+    def batches_retried(self) -> int:
+        """Failed batches run again one request at a time."""
+        return self._generation.retried + self._scoring.retried
 
     # ----- adapters -------------------------------------------------------------------------
     def add_adapter(self, name: str, path: str) -> None:
@@ -140,72 +158,19 @@ class TransformersEngine:
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete every request; concurrent callers share batches. Each request is checked before
         it joins the queue; cancelling the call drops its requests from the queue and the decode loop."""
-        prompts = [checked_prompt(r, self.prompt_ids, self.context_window) for r in requests]
-        if self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._batch_loop())
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(r, ids, loop.create_future()) for r, ids in zip(requests, prompts)]
-        for p in pending:
-            p.watch()
-            self._queue.put_nowait(p)
-        return list(await asyncio.gather(*(p.future for p in pending)))
+        prompts = [_Prompt(r, checked_prompt(r, self.prompt_ids, self.context_window)) for r in requests]
+        return list(await asyncio.gather(*(p.future for p in self._generation.submit(prompts))))
 
-    def _live(self, batch: list[_Pending]) -> list[_Pending]:
-        """The requests of ``batch`` whose callers still wait (the others are counted as cancelled)."""
-        live = [p for p in batch if not p.future.done()]
-        self.rows_cancelled += len(batch) - len(live)
-        return live
-
-    async def _batch_loop(self) -> None:
-        queue = self._queue
-        wait_s = self.config.batch_wait_ms / 1000.0
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = self._live([await queue.get()])
-            deadline = loop.time() + wait_s
-            while len(batch) < self.config.max_batch_size:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    while not queue.empty() and len(batch) < self.config.max_batch_size:
-                        batch += self._live([queue.get_nowait()])
-                    break
-                try:
-                    batch += self._live([await asyncio.wait_for(queue.get(), timeout)])
-                except asyncio.TimeoutError:
-                    break
-            batch = self._live(batch)
-            if not batch:
-                continue
-            try:
-                results = await loop.run_in_executor(self._executor, self._generate_batch, batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], exc=exc)
-                    continue
-                # one request may have failed them all: each alone, so only the culprit fails
-                log.warning("a batch of %d requests failed (%s); running each alone", len(batch), exc)
-                self.batches_retried += 1
-                for p in self._live(batch):
-                    try:
-                        [result] = await loop.run_in_executor(self._executor, self._generate_batch, [p])
-                    except Exception as alone:
-                        _settle(p, exc=alone)
-                    else:
-                        _settle(p, result)
-                continue
-            for p, result in zip(batch, results):
-                _settle(p, result)
-
-    def _generate_batch(self, batch: list[_Pending]) -> list[Completion | None]:
+    def _generate_batch(self, batch: list[Pending]) -> list[Completion | None]:
         """Decode one batch of requests, resuming each from its longest cached prompt prefix. A row
         whose caller left stops at the next step and gives None."""
         self.batches_run += 1
         self.rows_run += len(batch)
-        requests = [p.request for p in batch]
+        prompts: list[_Prompt] = [p.item for p in batch]
+        requests = [p.request for p in prompts]
         adapter_names = [self._ensure_adapter(r.adapter) if r.adapter else BASE for r in requests]
         rows = [DecodeRow(p.ids, p.request.sampling, name, self.prefix_cache.lookup(name, p.ids))
-                for p, name in zip(batch, adapter_names)]
+                for p, name in zip(prompts, adapter_names)]
         outputs = decode(self._model, rows, eos_ids=self._eos_ids, pad_id=self.tokenizer.pad_token_id,
                          use_adapters=bool(self._loaded_adapters), keep_states=self.prefix_cache.max_bytes > 0,
                          stats=self.decode_stats,
@@ -214,7 +179,6 @@ class TransformersEngine:
         completions: list[Completion | None] = []
         for row, out, r in zip(rows, outputs, requests):
             if out.finish_reason == CANCELLED:
-                self.rows_cancelled += 1
                 completions.append(None)
                 continue
             if out.layers is not None:
@@ -236,59 +200,58 @@ class TransformersEngine:
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
     ) -> OptionScores:
         """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
-        the summed probability of the options as the valid mass."""
-        validate_messages(messages)
-        if not options:
-            return OptionScores((), 0.0)
-        loop = asyncio.get_running_loop()
-        logprobs = await loop.run_in_executor(self._executor, self._score, list(messages), list(options), adapter)
-        return OptionScores.from_logprobs(logprobs)
-
-    def _score(self, messages: list[Message], options: list[str], adapter: str | None) -> list[float]:
-        import torch
-
-        prompt_ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
-        # Single-token options (the 1-5 survey scales) all read the same next-token distribution:
-        # one row with the prompt alone replaces one row per option.
-        rows = [prompt_ids] if all(len(ids) == 1 for ids in option_ids) else [prompt_ids + ids for ids in option_ids]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        kwargs: dict[str, Any] = {}
-        if adapter:
-            kwargs["adapter_names"] = [self._ensure_adapter(adapter)] * len(rows)
-        elif self._loaded_adapters:
-            kwargs["adapter_names"] = [BASE] * len(rows)
-        with torch.inference_mode():
-            logits = self._model(input_ids=input_ids, attention_mask=mask, **kwargs).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        start = len(prompt_ids)
-        scores = []
-        for i, ids in enumerate(option_ids):
-            row = 0 if len(rows) == 1 else i
-            positions = torch.arange(start - 1, start - 1 + len(ids))
-            scores.append(float(logprobs[row, positions, torch.tensor(ids)].sum()))
+        the summed probability of the options as the valid mass; one request of :meth:`score_batch`."""
+        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
         return scores
 
+    async def score_batch(self, requests: Sequence[ScoreRequest],
+                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
+        """Score every request (see :meth:`cultura.engines.base.Engine.score_batch`); concurrent callers
+        share batches. Each request is checked and tokenized before it joins the queue."""
+        loop = asyncio.get_running_loop()
+        prepared: list[_Scoring | BaseException] = []
+        for r in requests:
+            try:
+                ids, options = checked_score_prompt(r, self.prompt_ids, self._option_ids, self.context_window)
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                prepared.append(exc)
+            else:
+                prepared.append(_Scoring(r, ids, options))
+        queued = iter(self._scoring.submit([p for p in prepared if isinstance(p, _Scoring) and p.options]))
+        futures = []
+        for p in prepared:
+            if isinstance(p, _Scoring) and p.options:
+                futures.append(next(queued).future)
+                continue
+            done = loop.create_future()
+            if isinstance(p, BaseException):
+                done.set_exception(p)
+            else:
+                done.set_result(OptionScores((), 0.0))
+            futures.append(done)
+        return list(await asyncio.gather(*futures, return_exceptions=return_exceptions))
+
+    def _option_ids(self, option: str) -> list[int]:
+        return list(self.tokenizer(option, add_special_tokens=False)["input_ids"])
+
+    def _score_batch(self, batch: list[Pending]) -> list[OptionScores]:
+        """Score one batch of requests (:func:`cultura.engines.scoring.score_rows`)."""
+        jobs: list[_Scoring] = [p.item for p in batch]
+        rows = [ScoreRow(j.ids, j.options, self._ensure_adapter(j.request.adapter) if j.request.adapter else BASE)
+                for j in jobs]
+        scores = score_rows(self._model, rows, self.prefix_cache, pad_id=self.tokenizer.pad_token_id,
+                            use_adapters=bool(self._loaded_adapters), max_rows=self.config.max_batch_size,
+                            stats=self.score_stats)
+        return [OptionScores.from_logprobs(s) for s in scores]
+
     async def close(self) -> None:
-        """Stop the batching task and free the model."""
-        if self._worker is not None:
-            self._worker.cancel()
-            self._worker = None
+        """Stop the batching tasks and free the model."""
+        self._generation.close()
+        self._scoring.close()
         self._executor.shutdown(wait=False)
         self._model = None
-
-
-def _settle(pending: _Pending, result: Completion | None = None, exc: BaseException | None = None) -> None:
-    """Hand ``result`` (or ``exc``) to the caller, unless it has gone."""
-    if pending.future.done():
-        return
-    if exc is not None:
-        pending.future.set_exception(exc)
-    elif result is not None:
-        pending.future.set_result(result)
 
 
 def _peft_safe_name(name: str) -> str:

@@ -13,6 +13,12 @@ How it works:
 - Prompts are chat-templated with the model's tokenizer here and sent as token ids, so the prompt
   token count is exact and option scoring sees the very tokens it scores. Each request is checked
   on its own first (values, UTF-8 text, prompt plus ``max_tokens`` within ``max_model_len``).
+- Option scoring sends a whole batch of requests at once: for each prompt one vLLM request that
+  generates one token and returns the log-probabilities of the options' (first) tokens
+  (``logprob_token_ids``: single-token options need nothing more), and for each longer option one
+  request over the prompt and the option's tokens but its last, reading their prompt
+  log-probabilities (``prompt_logprobs``) and the last token's from the generated position. The
+  first kind reads vLLM's prefix cache, so prompts that share a persona prefix share its blocks.
 - A call whose awaiting task is cancelled (the caller left, a deadline passed) cancels its tasks
   on the engine's loop, and vLLM aborts their requests (``AsyncLLM.generate`` aborts on cancellation).
 - Adapters are LoRA folders (PEFT format) named in the config, the adapter registry or at run time;
@@ -46,7 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from cultura.engines.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, checked_prompt, validate_messages
+from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
+                                  checked_score_prompt)
 from cultura.errors import CulturaError
 
 log = logging.getLogger(__name__)
@@ -335,13 +342,6 @@ class VllmEngine:
         """Token ids of the chat-templated prompt."""
         return list(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
 
-    def _check_length(self, n: int) -> None:
-        if n >= self.config.max_model_len:
-            raise CulturaError(
-                f"the prompt has {n} tokens; engine.max_model_len is {self.config.max_model_len} "
-                "(shorten the prompt or raise engine.max_model_len)"
-            )
-
     # ----- generation -----------------------------------------------------------------------
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete every request; all are in flight at once and vLLM batches them continuously."""
@@ -356,6 +356,7 @@ class VllmEngine:
                 max_tokens=s.max_tokens,
                 temperature=s.temperature,
                 top_p=1.0 if s.greedy else s.top_p,
+                repetition_penalty=s.repetition_penalty,
                 seed=s.seed,
                 stop=list(s.stop) or None,
                 skip_special_tokens=True,
@@ -394,29 +395,70 @@ class VllmEngine:
         self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
     ) -> OptionScores:
         """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
-        the summed probability of the options as the valid mass.
+        the summed probability of the options as the valid mass; one request of :meth:`score_batch`."""
+        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
+        return scores
 
-        Each option is scored by one request over the prompt tokens followed by the option's
-        tokens, reading vLLM's prompt log-probabilities at the option's positions.
-        """
+    async def score_batch(self, requests: Sequence[ScoreRequest],
+                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
+        """Score every request (see :meth:`cultura.engines.base.Engine.score_batch`): each is checked
+        on its own, then all of their vLLM requests are in flight at once (see the module docstring)."""
+        jobs: list[tuple[list[int], list[list[int]], Any] | BaseException] = []
+        for r in requests:
+            try:
+                ids, options = checked_score_prompt(r, self.prompt_ids, self._option_ids, self.context_window,
+                                                    "engine.max_model_len")
+                jobs.append((ids, options, self._lora_request(r.adapter)))
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                jobs.append(exc)
+        return list(await self._on_loop(self._score_all(jobs, return_exceptions)))
+
+    def _option_ids(self, option: str) -> list[int]:
+        return list(self.tokenizer(option, add_special_tokens=False)["input_ids"])
+
+    async def _score_all(self, jobs: list[Any], return_exceptions: bool) -> list[Any]:
+        async def one(job: Any) -> OptionScores:
+            if isinstance(job, BaseException):
+                raise job
+            return await self._score_one(*job)
+
+        return await asyncio.gather(*(one(job) for job in jobs), return_exceptions=return_exceptions)
+
+    async def _score_one(self, prompt: list[int], options: list[list[int]], lora: Any) -> OptionScores:
+        """One request's scores: the single-token options from one generated position, each longer
+        option from a request over the prompt and that option's tokens but its last."""
         from vllm import SamplingParams as VllmSampling
 
-        validate_messages(messages)
         if not options:
             return OptionScores((), 0.0)
-        prompt = self.prompt_ids(messages)
-        lora = self._lora_request(adapter)
-        params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        firsts = sorted({o[0] for o in options if len(o) == 1})
+        longer = sorted({tuple(o) for o in options if len(o) > 1})
         jobs = []
-        for option in options:
-            option_ids = list(self.tokenizer(option, add_special_tokens=False)["input_ids"])
-            ids = prompt + option_ids
-            self._check_length(len(ids))
-            jobs.append((ids, params, lora))
-        start = len(prompt)
+        for i in range(0, len(firsts), MAX_SCORED_TOKENS):
+            params = VllmSampling(max_tokens=1, temperature=0.0, logprob_token_ids=firsts[i:i + MAX_SCORED_TOKENS])
+            jobs.append(self._run_one(prompt, params, lora, lambda ids, out: _generated_logprobs(out)))
+        for option in longer:
+            params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0, logprob_token_ids=[option[-1]])
+            jobs.append(self._run_one(prompt + list(option[:-1]), params, lora,
+                                      lambda ids, out, last=option[-1]: _option_logprob(prompt, ids, out, last)))
+        results = await asyncio.gather(*jobs)
+        single = {token: lp for table in results[:len(results) - len(longer)] for token, lp in table.items()}
+        multi = dict(zip(longer, results[len(results) - len(longer):]))
+        return OptionScores.from_logprobs([single[o[0]] if len(o) == 1 else multi[tuple(o)] for o in options])
 
-        def option_logprob(ids: list[int], out: Any) -> float:
-            table = out.prompt_logprobs
-            return float(sum(table[i][ids[i]].logprob for i in range(start, len(ids))))
 
-        return OptionScores.from_logprobs(await self._on_loop(self._run_all(jobs, option_logprob)))
+MAX_SCORED_TOKENS = 128  # vLLM's limit on logprob_token_ids per request
+
+
+def _generated_logprobs(out: Any) -> dict[int, float]:
+    """The log-probabilities vLLM returned for the first generated position, by token id."""
+    return {token: float(lp.logprob) for token, lp in out.outputs[0].logprobs[0].items()}
+
+
+def _option_logprob(prompt: list[int], ids: list[int], out: Any, last: int) -> float:
+    """An option's log-probability from a request over ``prompt`` plus the option's tokens but its
+    ``last``: the prompt log-probabilities of the option's tokens, then ``last`` at the generated position."""
+    table = out.prompt_logprobs
+    return float(sum(table[i][ids[i]].logprob for i in range(len(prompt), len(ids)))) + _generated_logprobs(out)[last]

@@ -1,7 +1,7 @@
 """From questions, targets and methods to answered result rows (the part all evaluations share).
 
 :func:`evaluate` builds one row per (question, target) pair and method, asks each method for its
-plan, sends the applicable rows through the Ray Data job (:func:`cultura.eval.runner.answer_rows`),
+plan, sends the applicable rows through the Ray Data job (:meth:`cultura.eval.runner.EnginePool.answer`),
 and returns rows in the :data:`cultura.eval.report.RESULT_COLUMNS` layout, in a stable order.
 """
 
@@ -34,18 +34,54 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
              ctx: MethodContext, config: Any) -> list[dict[str, Any]]:
     """Answer every (question, target) pair with every method; returns result rows.
 
-    Methods with a ``prepare`` step run it first over every pair. A method that does not apply to
-    a target gives a ``not_applicable`` row with the reason; a sampled answer that stays unreadable
-    gives an ``unreadable`` row with its counts. Answered rows carry ``valid_mass``.
+    Methods with a ``prepare`` step run it first over every pair. Everything runs on the command's
+    engine actors (``ctx.engines``), or on a pool started for this call and freed at its end. A
+    method that does not apply to a target gives a ``not_applicable`` row with the reason; a sampled
+    answer that stays unreadable an ``unreadable`` row with its counts; a row the engine refused or
+    failed a ``failed`` row with the reason, the other rows answered. Answered rows carry ``valid_mass``.
     """
-    from cultura.eval.runner import answer_rows
+    from cultura.eval.runner import EnginePool
 
     pairs = list(pairs)
-    for method in methods:
-        if method.prepare is not None and pairs:
-            method.prepare(ctx, [(q.prompt, t) for q, t in pairs], config)
+    owned = ctx.engines is None
+    if owned:
+        ctx.engines = EnginePool(config, ctx.adapters)
+    try:
+        for method in methods:
+            if method.prepare is not None and pairs:
+                method.prepare(ctx, [(q.prompt, t) for q, t in pairs], config)
+        results, jobs = _plan_rows(evaluation, pairs, methods, ctx)
+        answers = ctx.engines.answer(jobs)
+    finally:
+        if owned:
+            ctx.engines.close()
+            ctx.engines = None
+    for row_id, answer in answers.items():
+        row = results[row_id]
+        row.update(components=answer["components"], n_samples=answer["n_samples"], valid_mass=answer["valid_mass"],
+                   n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
+        if answer["status"] != "ok":
+            row.update(status=answer["status"], note=join_notes(row.get("note"), answer["error"]))
+            continue
+        row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
+                   top_option=top_option(answer["probs"]) + 1)
+    missing = [r for r in results if r["status"] == "pending"]
+    if missing:  # the Ray Data job must answer every row it was given
+        raise RuntimeError(f"{len(missing)} evaluation rows came back unanswered")
+    return results
+
+
+def _plan_rows(evaluation: str, pairs: Sequence[tuple[Question, Target]], methods: Sequence[Method],
+               ctx: MethodContext) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The result rows (pending or not applicable) and the plan rows to answer, linked by ``row_id``.
+
+    The plan rows go question by question, so a batch holds a question's chats for every target and
+    method: identical chats (the base method's, the continent agents') are scored once, and prompts
+    that share their beginning are read together.
+    """
     results: list[dict[str, Any]] = []
-    jobs: list[dict[str, Any]] = []
+    jobs: list[tuple[int, dict[str, Any]]] = []
+    order: dict[str, int] = {}
     for question, target in pairs:
         for method in methods:
             row = {"evaluation": evaluation, "item_id": question.item_id, "item_text": question.text,
@@ -58,29 +94,18 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
             else:
                 row.update(status="pending", note=plan.note,
                            gate=json.dumps(plan.gate, sort_keys=True) if plan.gate is not None else None)
-                jobs.append({"row_id": len(results), "plan": plan.to_json(), "options": list(question.options)})
+                jobs.append((order.setdefault(question.prompt, len(order)),
+                             {"row_id": len(results), "plan": plan.to_json(), "options": list(question.options)}))
             results.append(row)
-    answers = answer_rows(jobs, config, ctx.adapters)
-    for row_id, answer in answers.items():
-        row = results[row_id]
-        row.update(components=answer["components"], n_samples=answer["n_samples"], valid_mass=answer["valid_mass"],
-                   n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
-        if answer["probs"] is None:
-            row.update(status="unreadable", note=join_notes(row.get("note"), answer["error"]))
-            continue
-        row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
-                   top_option=top_option(answer["probs"]) + 1)
-    missing = [r for r in results if r["status"] == "pending"]
-    if missing:  # the Ray Data job must answer every row it was given
-        raise RuntimeError(f"{len(missing)} evaluation rows came back unanswered")
-    return results
+    jobs.sort(key=lambda job: job[0])  # stable: the rows of one question keep their order
+    return results, [job for _, job in jobs]
 
 
 def not_applicable(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Distinct (target, method, reason) of rows a method could not answer, for the report."""
     seen: dict[tuple[str, str, str], int] = {}
     for r in rows:
-        if r["status"] in ("not_applicable", "unreadable"):
+        if r["status"] in ("not_applicable", "unreadable", "failed"):
             key = (r["target"], r["method"], r["note"] or r["status"])
             seen[key] = seen.get(key, 0) + 1
     return [{"target": t, "method": m, "items": n, "reason": why} for (t, m, why), n in seen.items()]

@@ -83,6 +83,8 @@ class MethodContext:
     leave_out_target: bool = False
     # (question prompt, country) -> Cultural Palette's answer, filled by the palette method's prepare step
     palette_answers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # the command's engine actors (cultura.eval.runner.EnginePool): every job and the palette method use them
+    engines: Any = None
     _gate: Any = field(default=None, init=False, repr=False)
     _decisions: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict, init=False, repr=False)
 
@@ -195,13 +197,18 @@ def _gate_mixture(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config: Any) -> None:
     """Run Cultural Palette (gate -> continent drafts -> Meta Agent, target country in the prompt) once
-    for every distinct (question, country), offline on Ray actors that are freed afterwards."""
+    for every distinct (question, country), all in one pass of the stages, its agents on the
+    command's first engine actor (``ctx.engines``) when there is one; the agents are freed afterwards."""
     from cultura.palette import Palette
 
     todo = list(dict.fromkeys((q, t.country) for q, t in items if (q, t.country) not in ctx.palette_answers))
     if not todo:
         return
-    with Palette(config) as palette:
+    engine = None
+    if ctx.engines is not None:
+        ctx.engines.start()
+        engine = ctx.engines.names[0]
+    with Palette(config, engine=engine) as palette:
         answers = palette.respond_many([q for q, _ in todo], [c for _, c in todo])
     ctx.palette_answers.update(zip(todo, answers))
 

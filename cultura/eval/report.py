@@ -22,8 +22,8 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("target", "string"),        # culture key or country as evaluated
     ("country", "string"),       # reference country
     ("method", "string"),
-    ("status", "string"),        # ok | not_applicable | unreadable
-    ("note", "string"),          # why not applicable / unreadable, or a caveat
+    ("status", "string"),        # ok | not_applicable | unreadable | failed
+    ("note", "string"),          # why not applicable / unreadable / failed, or a caveat
     ("options", "list<string>"),
     ("probs", "list<double>"),   # the method's distribution over the options
     ("valid_mass", "double"),    # probability put on the options before renormalising (baselines: null)

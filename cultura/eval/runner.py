@@ -1,12 +1,23 @@
-"""The batch job every evaluation shares: answer plan rows over Ray Data with an engine per actor.
+"""The batch job every evaluation shares: plan rows answered over Ray Data by engine actors.
 
-Rows (one per question x target x method) carry their plan as JSON. ``map_batches`` runs
-:class:`PlanAnswerer`, a callable class on an ``ActorPoolStrategy`` pool; each actor holds one
-engine (the ``ray.data.llm`` pattern) with every adapter the plans name, and caches identical chats
-(the base method asks the same thing for every culture). Answers come from option scoring (softmax
-over the log-probabilities of the option numbers) or, in ``sample`` mode, from N sampled answers
-read by :func:`cultura.eval.answers.parse_choice`; an unreadable answer is re-asked up to
-``max_reasks`` times and counted, never replaced by a default.
+Rows (one per question x target x method) carry their plan as JSON. An :class:`EnginePool` holds
+``eval.actors`` engine actors (:class:`~cultura.actors.engine_actor.EngineHost`, each with every
+adapter the plans name), started once per command on first use: every job of the command and the
+``palette`` method's drafts use them, and their start-up is timed apart from the work.
+
+:meth:`EnginePool.answer` is one Ray Data job. The rows are cut into batches sized for the engine
+(``eval.batch_size``, by default the engine's ``score_batch_size``), one dataset row each, dealt to
+the engine actors in turn; ``map_batches`` tasks (no CPUs of their own) hand each batch to its actor,
+two tasks per actor, so an actor has its next batch queued while it scores one. A batch's chats go
+to the engine in one ``score_each`` call: identical chats (the base method asks the same thing for
+every country, continent agents serve several methods) are scored once, and the transformers
+engine reads shared prefixes once (:mod:`cultura.engines.scoring`).
+
+Answers come from option scoring (softmax over the log-probabilities of the option numbers) or, in
+``sample`` mode, from N sampled answers read by :func:`cultura.eval.answers.parse_choice`; an
+unreadable answer is re-asked up to ``max_reasks`` times and counted, never replaced by a default.
+A row the engine refuses or fails (a chat over the context window, text that is not UTF-8) is
+answered with its reason in ``error`` and no distribution; the rest of its batch is answered.
 
 Every answer also carries its valid mass: with option scoring, the probability the model put on the
 option numbers before renormalising; with sampling, the share of sampled answers that named an
@@ -18,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,83 +43,170 @@ METRICS = Metrics([
     counter("eval_unparsable", "Sampled evaluation answers still unreadable after every re-ask", ()),
     histogram("eval_batch_seconds", "Seconds per evaluation batch", ()),
 ])
+ANSWER_COLUMNS = ("row_id", "status", "probs", "valid_mass", "components", "n_samples", "n_reasks", "n_unparsable",
+                  "error")
+TASKS_PER_ACTOR = 2  # batches in flight per engine actor: one scored, the next queued
 
 
-class PlanAnswerer:
-    """Ray Data callable class: one engine per actor; answers a batch of plan rows.
+def batch_size(config: Any) -> int:
+    """Rows per evaluation batch: ``eval.batch_size``, else the engine's ``score_batch_size``."""
+    return config.eval.batch_size or config.engine.score_batch_size
 
-    Each input row has ``row_id``, ``plan`` (JSON list of components: label, messages, adapter,
-    weight) and ``options`` (the option texts). The output row adds ``probs`` (the mixture over the
-    options), ``valid_mass``, ``components`` (JSON: each component's distribution, valid mass and
-    counts) and the sample counts.
-    """
 
-    def __init__(self, engine_config: Any, adapters: dict[str, str], eval_config: Any,
-                 num_threads: int | None = None):
-        from cultura.engines import create_engine
+class EnginePool:
+    """The engine actors of one command: started on first use (:meth:`start`), shared by every job of
+    the command, freed by :meth:`close` (or a ``with`` block). ``startup_s`` is the seconds their
+    start took (model load included); ``answer_s`` and ``rows`` add up the jobs that followed."""
 
-        self.engine = create_engine(engine_config, num_threads=num_threads)
-        for name, path in adapters.items():
-            self.engine.add_adapter(name, path)
-        self.cfg = eval_config
-        self.loop = asyncio.new_event_loop()
-        self.cache: dict[str, asyncio.Future] = {}
+    def __init__(self, config: Any, adapters: dict[str, str] | None = None):
+        self.config = config
+        # adapters go into the engine configuration, so an actor Ray restarts knows them too
+        self.engine_config = config.engine.model_copy(update={"adapters": {**config.engine.adapters,
+                                                                             **(adapters or {})}})
+        self.handles: list[Any] = []
+        self.names: list[str] = []
+        self.startup_s = 0.0
+        self.answer_s = 0.0
+        self.rows = 0
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        start = time.perf_counter()
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        answered = self.loop.run_until_complete(self._answer_rows(rows))
-        METRICS.observe("eval_batch_seconds", time.perf_counter() - start)
-        return {
-            "row_id": [r["row_id"] for r in rows],
-            "probs": [a["probs"] for a in answered],
-            "valid_mass": [a["valid_mass"] for a in answered],
-            "components": [json.dumps(a["components"]) for a in answered],
-            "n_samples": [a["n_samples"] for a in answered],
-            "n_reasks": [a["n_reasks"] for a in answered],
-            "n_unparsable": [a["n_unparsable"] for a in answered],
-            "error": [a["error"] for a in answered],
-        }
+    def start(self) -> list[Any]:
+        """The engine actors, started and waited for on the first call."""
+        if self.handles:
+            return self.handles
+        import ray
 
-    async def _answer_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(self._answer_row(r) for r in rows)))
+        from cultura.actors.engine_actor import start_engine_actor
+        from cultura.ray_utils import init_ray
 
-    async def _answer_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        components = json.loads(row["plan"])
-        options = [str(o) for o in row["options"]]
-        results = await asyncio.gather(*(self._answer_component(c, options) for c in components))
-        summary = [{"label": c["label"], "adapter": c["adapter"], "weight": c["weight"], **r}
-                   for c, r in zip(components, results)]
-        failed = [s["label"] for s in summary if s["probs"] is None]
-        probs = None
-        error = ""
-        if failed:
-            error = f"no readable answer from {', '.join(failed)}"
+        init_ray(self.config)
+        started = time.perf_counter()
+        run = uuid.uuid4().hex[:12]
+        self.names = [f"cultura-eval-engine-{run}-{i}" for i in range(self.config.eval.actors)]
+        self.handles = [start_engine_actor(self.engine_config, self.config.engine_resources, name=name)
+                        for name in self.names]
+        try:
+            ray.get([h.info.remote() for h in self.handles])
+        except BaseException:
+            self.close()
+            raise
+        self.startup_s = time.perf_counter() - started
+        return self.handles
+
+    def answer(self, rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """Answer plan rows as one Ray Data job on this pool; returns row_id -> answer."""
+        if not rows:
+            return {}
+        import ray
+
+        engines = self.start()
+        started = time.perf_counter()
+        size = batch_size(self.config)
+        batches = [{"actor": k % len(engines), "rows": json.dumps(rows[start:start + size])}
+                   for k, start in enumerate(range(0, len(rows), size))]
+        answered = ray.data.from_items(batches, override_num_blocks=len(batches)).map_batches(
+            answer_batches, fn_kwargs={"engines": engines, "eval_config": self.config.eval},
+            compute=ray.data.TaskPoolStrategy(size=min(len(batches), TASKS_PER_ACTOR * len(engines))),
+            num_cpus=0, batch_size=1)
+        out = {int(r["row_id"]): _plain(r) for r in answered.take_all()}
+        self.answer_s += time.perf_counter() - started
+        self.rows += len(out)
+        return out
+
+    def summary(self) -> str:
+        """One line: the actors' start-up, then the rows answered and the steady rate."""
+        if not self.names:
+            return "engine actors: none needed"
+        rate = f", {self.rows / self.answer_s:.2f} rows/s" if self.answer_s else ""
+        return (f"engine actors: {len(self.names)} started in {self.startup_s:.1f} s; "
+                f"{self.rows} rows answered in {self.answer_s:.1f} s{rate}")
+
+    def close(self) -> None:
+        """Stop the engine actors."""
+        from cultura.actors.agents import stop_actors
+
+        stop_actors(self.handles)
+        self.handles = []
+
+    def __enter__(self) -> EnginePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def answer_batches(batch: dict[str, Any], engines: Sequence[Any], eval_config: Any) -> dict[str, list[Any]]:
+    """Ray Data task: answer each batch of rows (a JSON list) on its engine actor; one output row per
+    input row, in the :data:`ANSWER_COLUMNS` layout."""
+    out: dict[str, list[Any]] = {column: [] for column in ANSWER_COLUMNS}
+    for actor, rows in zip(batch["actor"], batch["rows"]):
+        started = time.perf_counter()
+        answerer = BatchAnswerer.on_actor(engines[int(actor)], eval_config)
+        for answer in asyncio.run(answerer.answer(json.loads(rows))):
+            for column in ANSWER_COLUMNS:
+                out[column].append(answer[column])
+        METRICS.observe("eval_batch_seconds", time.perf_counter() - started)
+    return out
+
+
+class BatchAnswerer:
+    """Answers one batch of plan rows. ``score_each(requests)`` and ``generate_each(requests)`` are
+    awaitable calls of :func:`~cultura.engines.base.score_each` and
+    :func:`~cultura.engines.base.generate_each` on an engine (an actor's, or one in this process)."""
+
+    def __init__(self, score_each: Any, generate_each: Any, eval_config: Any):
+        self.score_each, self.generate_each, self.cfg = score_each, generate_each, eval_config
+
+    @classmethod
+    def on_actor(cls, handle: Any, eval_config: Any) -> BatchAnswerer:
+        """An answerer on an engine actor (:class:`~cultura.actors.engine_actor.EngineHost`)."""
+        return cls(handle.score_each.remote, handle.generate_each.remote, eval_config)
+
+    @classmethod
+    def on_engine(cls, engine: Any, eval_config: Any) -> BatchAnswerer:
+        """An answerer on an engine in this process."""
+        from cultura.engines.base import generate_each, score_each
+
+        return cls(lambda requests: score_each(engine, requests), lambda requests: generate_each(engine, requests),
+                   eval_config)
+
+    async def answer(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One answer per row; a row that fails carries its reason in ``error``."""
+        from cultura.engines.base import failure_reason
+
+        plans: list[list[dict[str, Any]] | str] = []
+        for row in rows:
+            try:
+                plans.append(_components(row))
+            except Exception as exc:  # a malformed row fails alone
+                plans.append(failure_reason(exc))
+        chats = {_key(c, row["options"]): (c, [str(o) for o in row["options"]])
+                 for row, plan in zip(rows, plans) if not isinstance(plan, str) for c in plan}
+        keys = list(chats)
+        if self.cfg.mode == "score":
+            found = await self._score([chats[k] for k in keys])
         else:
-            probs = mixture([s["probs"] for s in summary], [s["weight"] for s in summary])
-        weights = [s["weight"] for s in summary]
-        valid_mass = sum(w * s["valid_mass"] for w, s in zip(weights, summary)) / sum(weights)
-        return {"probs": probs, "valid_mass": valid_mass, "components": summary, "error": error,
-                "n_samples": sum(s["n_samples"] for s in summary),
-                "n_reasks": sum(s["n_reasks"] for s in summary),
-                "n_unparsable": sum(s["n_unparsable"] for s in summary)}
+            found = await asyncio.gather(*(self._sample(*chats[k]) for k in keys))
+        METRICS.inc("eval_answers", len(keys), mode=self.cfg.mode)
+        results = dict(zip(keys, found))
+        return [_failed(row, plan) if isinstance(plan, str) else
+                _combine(row, plan, [results[_key(c, row["options"])] for c in plan]) for row, plan in zip(rows, plans)]
 
-    async def _answer_component(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
-        key = json.dumps([component["messages"], component["adapter"], options, self.cfg.mode], sort_keys=True)
-        if key not in self.cache:  # concurrent rows asking the same chat share one task
-            work = self._score if self.cfg.mode == "score" else self._sample
-            self.cache[key] = asyncio.ensure_future(work(component, options))
-            METRICS.inc("eval_answers", mode=self.cfg.mode)
-        return await self.cache[key]
+    async def _score(self, chats: list[tuple[dict[str, Any], list[str]]]) -> list[dict[str, Any]]:
+        from cultura.engines.base import Failure, ScoreRequest
 
-    async def _score(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
-        scores = await self.engine.score_options(component["messages"], option_numbers(len(options)),
-                                                 component["adapter"])
-        return {"probs": softmax(scores.logprobs), "valid_mass": scores.valid_mass,
-                "n_samples": 0, "n_reasks": 0, "n_unparsable": 0}
+        requests = [ScoreRequest.of(c["messages"], option_numbers(len(options)), c["adapter"]) for c, options in chats]
+        scores = await self.score_each(requests) if requests else []
+        return [{"error": s.error} if isinstance(s, Failure) else
+                {"probs": softmax(s.logprobs), "valid_mass": s.valid_mass, "n_samples": 0, "n_reasks": 0,
+                 "n_unparsable": 0} for s in scores]
 
     async def _sample(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
-        picks = await asyncio.gather(*(self._sample_one(component, options, i) for i in range(self.cfg.samples)))
+        from cultura.engines.base import failure_reason
+
+        try:
+            picks = await asyncio.gather(*(self._sample_one(component, options, i) for i in range(self.cfg.samples)))
+        except Exception as exc:  # the engine refused or failed this chat
+            return {"error": failure_reason(exc)}
         counts = [0] * len(options)
         reasks = sum(r for _, r in picks)
         unparsable = sum(1 for choice, _ in picks if choice is None)
@@ -124,13 +223,17 @@ class PlanAnswerer:
     async def _sample_one(self, component: dict[str, Any], options: list[str], index: int) -> tuple[int | None, int]:
         """One sampled answer: (0-based choice or None after every re-ask, number of re-asks)."""
         from cultura.engines import ChatRequest
+        from cultura.engines.base import Failure
+        from cultura.errors import CulturaError
 
         messages: Sequence[dict[str, str]] = component["messages"]
         for attempt in range(self.cfg.max_reasks + 1):
             seed = self.cfg.seed + index * 1000 + attempt
             request = ChatRequest.of(messages, adapter=component["adapter"], max_tokens=self.cfg.max_tokens,
                                      temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed)
-            [completion] = await self.engine.generate([request])
+            [completion] = await self.generate_each([request])
+            if isinstance(completion, Failure):
+                raise CulturaError(completion.error)
             choice = parse_choice(completion.text, options)
             if choice is not None:
                 return choice, attempt
@@ -138,32 +241,45 @@ class PlanAnswerer:
         return None, self.cfg.max_reasks
 
 
-def answer_rows(rows: list[dict[str, Any]], config: Any, adapters: dict[str, str]) -> dict[int, dict[str, Any]]:
-    """Answer plan rows as a Ray Data job; returns row_id -> answer (probs, components, counts).
+def _components(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row's plan components (label, messages, adapter, weight); a malformed plan raises."""
+    from cultura.errors import CulturaError
 
-    Starts (or joins) Ray per ``config.ray``. The actor pool has ``config.eval.actors`` actors, each
-    with ``config.engine_resources`` (CPUs, GPUs) and its own engine.
-    """
-    if not rows:
-        return {}
-    import ray
+    components = json.loads(row["plan"])
+    if not components or not all(isinstance(c, dict) and {"label", "messages", "adapter", "weight"} <= c.keys()
+                                 for c in components):
+        raise CulturaError("the plan must list components with label, messages, adapter and weight")
+    if not row["options"]:
+        raise CulturaError("the row has no options")
+    return components
 
-    from cultura.ray_utils import init_ray
 
-    init_ray(config)
-    resources = config.engine_resources
-    threads = max(1, int(resources.num_cpus)) if resources.num_cpus else None
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * config.eval.actors)))
-    answered = dataset.map_batches(
-        PlanAnswerer,
-        fn_constructor_kwargs={"engine_config": config.engine, "adapters": adapters,
-                               "eval_config": config.eval, "num_threads": threads},
-        compute=ray.data.ActorPoolStrategy(size=config.eval.actors),
-        num_cpus=resources.num_cpus,
-        num_gpus=resources.num_gpus,
-        batch_size=config.eval.batch_size,
-    )
-    return {int(r["row_id"]): _plain(r) for r in answered.take_all()}
+def _key(component: dict[str, Any], options: Sequence[Any]) -> str:
+    """What makes two components the same chat to answer."""
+    return json.dumps([component["messages"], component["adapter"], [str(o) for o in options]], sort_keys=True)
+
+
+def _failed(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {"row_id": row["row_id"], "status": "failed", "probs": None, "valid_mass": None, "components": "[]", "n_samples": 0,
+            "n_reasks": 0, "n_unparsable": 0, "error": reason}
+
+
+def _combine(row: dict[str, Any], components: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row's answer from its components' results: the mixture of their distributions and valid
+    masses by weight, or the reason no distribution could be given."""
+    summary = [{"label": c["label"], "adapter": c["adapter"], "weight": c["weight"], **r}
+               for c, r in zip(components, results)]
+    failed = [f"{s['label']}: {s['error']}" for s in summary if "error" in s]
+    if failed:
+        return _failed(row, "; ".join(failed)) | {"components": json.dumps(summary)}
+    counts = {key: sum(s[key] for s in summary) for key in ("n_samples", "n_reasks", "n_unparsable")}
+    weights = [s["weight"] for s in summary]
+    valid_mass = sum(w * s["valid_mass"] for w, s in zip(weights, summary)) / sum(weights)
+    unreadable = [s["label"] for s in summary if s["probs"] is None]
+    probs = None if unreadable else mixture([s["probs"] for s in summary], weights)
+    error = f"no readable answer from {', '.join(unreadable)}" if unreadable else ""
+    return {"row_id": row["row_id"], "status": "unreadable" if unreadable else "ok", "probs": probs,
+            "valid_mass": valid_mass, "components": json.dumps(summary), "error": error, **counts}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +287,7 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     probs = out.get("probs")
     out["probs"] = None if probs is None else [float(p) for p in probs]
-    out["valid_mass"] = float(out["valid_mass"])
+    out["valid_mass"] = None if out.get("valid_mass") is None else float(out["valid_mass"])
     for key in ("n_samples", "n_reasks", "n_unparsable"):
         out[key] = int(out[key])
     return out

@@ -27,11 +27,46 @@ AGGREGATION_STEPS = (
 FINAL_DECISION = "Now answer this question {for_whom}in two or three coherent sentences: {prompt}"
 
 MAX_DRAFT_CHARS = 1200
-# A label the small model puts before its answer, often echoing a draft line ("- Asia expert (weight
-# 0.40):"), sometimes several in a row ("Answer: Expert: ...").
-_LABEL = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?:(?:" + "|".join(CONTINENTS) + r")\s+)?"
-                    r"(?:final answer|final decision|answer|response|expert|draft)(?:\s*\d+)?\s*"
-                    r"(?:\(weight [0-9.]+\)\s*)?(?:\*\*\s*:|:\s*(?:\*\*)?)\s*", re.IGNORECASE)
+# What the small model puts before its answer, often echoing the prompt's layout: a draft line ("- Asia
+# expert (weight 0.40):", "Germany expert:"), a bare label ("Answer:", "Expert:", "Meta Agent:"), a
+# sentence announcing the answer ("The answer to this question would be:"), a place as speaker
+# ("Nigeria:"), several in a row ("Answer: Expert: ..."). Places are matched by _place_label.
+_OPENING = r"^\s*(?:[-*>#]+\s*)?(?:\*\*)?\s*[\"\u201c]?"
+_LABEL = re.compile(
+    _OPENING + r"(?:(?:the\s+)?(?:final\s+|correct\s+|best\s+|short\s+)?(?:answer|response|decision|reply)"
+    r"|(?:[A-Z][\w'.-]*\s+){0,3}(?:expert|agent|draft)s?(?:\s*\d+)?)"
+    r"(?:\s*\(weight [0-9.]+\))?\s*(?:\*\*\s*:|:\s*(?:\*\*)?)\s*", re.IGNORECASE)
+_ANNOUNCEMENT = re.compile(  # "The answer to this question would be: ...", also before a quote
+    _OPENING + r"(?:the\s+)?(?:final\s+|correct\s+|best\s+|short\s+)?(?:answer|response|reply)"
+    r"(?:\s+(?:to|for)\s+(?:this|the|your)\s+question)?\s+(?:is|would\s+be|will\s+be)"
+    r"(?:\s*(?:\*\*\s*)?:\s*(?:\*\*)?|\s+(?=[\"\u201c]))\s*", re.IGNORECASE)
+_QUOTES = {'"': '"', "“": "”", "'": "'"}
+
+
+def _place_label(text: str) -> int:
+    """Length of a leading "<continent or country>:" speaker label, or 0."""
+    head, colon, _ = text.partition(":")
+    if not colon or len(head) > 40:
+        return 0
+    name = head.strip(" -*#>\t\n").strip()
+    return len(head) + 1 if name in _places() else 0
+
+
+def _places() -> frozenset[str]:
+    from cultura.data.hofstede import countries
+
+    global _PLACES
+    if _PLACES is None:
+        _PLACES = frozenset(CONTINENTS) | frozenset(countries())
+    return _PLACES
+
+
+_PLACES: frozenset[str] | None = None
+
+
+def _echo_pattern(echo: str) -> re.Pattern:
+    """A leading ``echo``, its words separated by any whitespace, in any case."""
+    return re.compile(r"^\s*" + r"\s+".join(re.escape(w) for w in echo.split()), re.IGNORECASE)
 
 
 def _target(country: str | None) -> str:
@@ -81,18 +116,39 @@ def blended_messages(prompt: str, weights: Mapping[str, float], country: str | N
     return [{"role": "system", "content": system}, {"role": "user", "content": _question(prompt, country)}]
 
 
-def clean_answer(text: str) -> str:
-    """The Meta Agent's answer without its leading labels ("Answer:", "Draft 1:", "- Asia expert
-    (weight 0.40):", up to three in a row) or wrapping quotes."""
+def clean_answer(text: str, prompt: str | None = None, country: str | None = None) -> str:
+    """The Meta Agent's answer without what it echoed before answering: leading labels ("Answer:",
+    "The answer is:", "- Asia expert (weight 0.40):", "Nigeria:"), the question itself (as the user
+    wrote it, as the agents read it, or inside the final-decision instruction), wrapping quotes; up
+    to four in a row. Empty when nothing else was said."""
+    echoes = []
+    if prompt and prompt.strip():
+        for_whom = f"for a person from {country}, " if country else ""
+        echoes = [_echo_pattern(e) for e in (FINAL_DECISION.format(for_whom=for_whom, prompt=prompt.strip()),
+                                              _question(prompt, country), prompt)]
     text = text.strip()
-    for _ in range(3):
-        unlabelled = _LABEL.sub("", text, count=1).strip()
-        if unlabelled == text:
+    for _ in range(4):
+        before = text
+        text = _ANNOUNCEMENT.sub("", _LABEL.sub("", text, count=1).strip(), count=1).strip()
+        text = text[_place_label(text):].strip()
+        for echo in echoes:
+            text = echo.sub("", text, count=1).strip()
+        if len(text) > 1 and _QUOTES.get(text[0]) == text[-1]:
+            text = text[1:-1].strip()
+        if text == before:
             break
-        text = unlabelled
-    if len(text) > 1 and text[0] == text[-1] == '"':
-        text = text[1:-1].strip()
     return text
+
+
+def final_answer(text: str, prompt: str, drafts: Mapping[str, str], weights: Mapping[str, float],
+                 country: str | None = None) -> str:
+    """The answer the user gets: the Meta Agent's ``text`` cleaned (:func:`clean_answer`), or, when
+    it said nothing but labels and the question, the heaviest draft, cleaned the same way."""
+    for candidate in [text] + [str(drafts[c]) for c in sorted(drafts, key=lambda c: (-float(weights.get(c, 0.0)), c))]:
+        answer = clean_answer(candidate, prompt, country)
+        if answer:
+            return answer
+    return text.strip()
 
 
 def meta_persona() -> Persona:

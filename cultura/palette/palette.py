@@ -34,10 +34,12 @@ class GateHost:
 class Palette:
     """Continent agents, gate and Meta Agent as Ray actors; see the module docstring.
 
-    Use as a context manager, or call :meth:`close` to free the actors.
+    Use as a context manager, or call :meth:`close` to free the actors. ``engine``: an engine actor
+    (its name, or a handle) the agents forward to with ``shared`` placement instead of one started
+    here (:meth:`close` leaves it).
     """
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, engine: Any = None):
         import ray
 
         from cultura.actors.agents import start_agents
@@ -55,28 +57,28 @@ class Palette:
         self.adapters = continent_adapters(config)
         init_ray(config)
         personas = [continent_persona(c, self.adapters.get(c)) for c in CONTINENTS] + [meta_persona()]
-        self._pool = start_agents(personas, config)
+        self._pool = start_agents(personas, config, engine)
+        if isinstance(engine, str):  # agents take the name (see start_agents); the stages want the handle
+            engine = ray.get_actor(engine)
         self._gate = ray.remote(GateHost).options(num_cpus=0, max_restarts=3, max_task_retries=3).remote(
             p)
         self._own_engine = None
         self.handles = PaletteHandles(
             gate=self._gate, agents={c: self._pool[f"continent:{c}"] for c in CONTINENTS}, meta=self._pool["meta"],
-            adapters=dict(self.adapters), engine=self._pool.engine, base_model=config.engine.model,
+            adapters=dict(self.adapters), engine=self._pool.engine or engine, base_model=config.engine.model,
             merge_cache=str(cultura_home(config) / "palette" / "merged"), merge_round=p.merge_round)
 
     # ----- settings -------------------------------------------------------------------------
     def settings(self, blend: str | None = None) -> StageSettings:
         """Sampling for drafts and Meta Agent from ``config.palette`` and ``config.sampling``."""
-        from cultura.engines.base import SamplingParams
-
         p, s = self.config.palette, self.config.sampling
         blend = blend or p.blend
         if blend not in BLENDS:
             raise CulturaError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         if blend == "weighted-merge":
             self._ensure_engine()
-        draft = SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=s.top_p, seed=s.seed)
-        meta = SamplingParams(max_tokens=p.max_tokens, temperature=p.meta_temperature, top_p=s.top_p, seed=s.seed)
+        draft = s.params(max_tokens=p.max_tokens, temperature=p.temperature)
+        meta = s.params(max_tokens=p.max_tokens, temperature=p.meta_temperature)
         return StageSettings(blend, draft, meta)
 
     def _ensure_engine(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from cultura.data.hofstede import CONTINENTS
 from cultura.engines.base import ChatRequest, SamplingParams
-from cultura.palette.meta import aggregation_messages, blended_messages, clean_answer, draft_messages
+from cultura.palette.meta import aggregation_messages, blended_messages, draft_messages, final_answer
 
 BLENDS = ("aggregate", "select", "weighted-merge")
 
@@ -124,11 +124,13 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
                  for i, d in enumerate(decisions)]
         completions = ray.get(handles.meta.respond.remote([conv for _, conv in chats], settings.meta_sampling,
                                                           [system for system, _ in chats]))
-        texts = [clean_answer(c.text) or c.text for c in completions]
+        texts = [c.text for c in completions]
         timings["aggregate_s"] = time.perf_counter() - t
     else:
         texts, merged = _weighted_merge(handles, settings, prompts, decisions, timings)
 
+    # whatever the blend, the user never gets an echoed label or question first
+    texts = [final_answer(texts[i], prompts[i], drafts[i], d.weights, d.country) for i, d in enumerate(decisions)]
     timings["total_s"] = time.perf_counter() - start
     responses = []
     for i, d in enumerate(decisions):

@@ -3,36 +3,42 @@
 Rows arrive in batches and are written in parts of ``rows_per_file`` rows; each part is written to a
 hidden temporary name and renamed into place, so a crash never leaves a half-written part where a
 reader (or ``--resume``) would see it. ``OUT/manifest.json`` records the run's parameters; a folder
-holding another run is refused unless the caller resumes that run or overwrites it.
+holding another run is refused unless the caller resumes that run or overwrites it. ``OUT`` is a
+local folder or any filesystem URI pyarrow understands (:class:`cultura.storage.Location`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from cultura.errors import CulturaError, DataError
 from cultura.jsonl import read_jsonl_objects
+from cultura.storage import Location
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def location(where: str | os.PathLike | Location) -> Location:
+    """``where`` as a :class:`~cultura.storage.Location` (a local path or a filesystem URI)."""
+    return where if isinstance(where, Location) else Location(where)
+
+
+def atomic_write_text(path: str | os.PathLike | Location, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    location(path).write_text(text)
 
 
-def part_files(folder: Path, fmt: str) -> list[Path]:
-    """The finished part files of ``folder`` in ``fmt``, in name order."""
-    return sorted(folder.glob(f"part-*.{fmt}")) if folder.is_dir() else []
+def part_files(folder: str | os.PathLike | Location, fmt: str) -> list[Any]:
+    """The finished part files of ``folder`` in ``fmt``, in name order (``Path`` objects for a local
+    folder, :class:`~cultura.storage.Location` objects for a URI)."""
+    loc = location(folder)
+    parts = loc.glob(f"part-*.{fmt}")
+    return [p.native for p in parts] if loc.is_local else parts
 
 
 class PartWriter:
@@ -42,20 +48,20 @@ class PartWriter:
     called with each part's path once it is in place.
     """
 
-    def __init__(self, folder: Path, schema: Any, fmt: str = "parquet", rows_per_file: int = 256,
-                 on_file: Callable[[Path], None] | None = None):
+    def __init__(self, folder: str | os.PathLike | Location, schema: Any, fmt: str = "parquet",
+                 rows_per_file: int = 256, on_file: Callable[[Any], None] | None = None):
         if fmt not in FORMATS:
             raise CulturaError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        self.folder, self.schema, self.fmt, self.rows_per_file = Path(folder), schema, fmt, rows_per_file
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.schema, self.fmt, self.rows_per_file = location(folder), schema, fmt, rows_per_file
+        self.folder.mkdir()
         for stale in self.folder.glob(".part-*"):  # temporaries of a crashed run
-            stale.unlink(missing_ok=True)
-        existing = part_files(self.folder, fmt)
-        self.next_index = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
+            stale.delete()
+        existing = self.folder.glob(f"part-*.{fmt}")
+        self.next_index = 1 + max((int(p.name.split("-")[1].split(".")[0]) for p in existing), default=-1)
         self._pending: list[Any] = []
         self._pending_rows = 0
         self.rows_written = 0
-        self.files: list[Path] = []
+        self.files: list[Any] = []  # Path objects for a local folder, Locations for a URI
         self.on_file = on_file
 
     def add(self, table: Any) -> None:
@@ -79,21 +85,22 @@ class PartWriter:
         part, rest = table.slice(0, n), table.slice(n)
         self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
         path = self.folder / f"part-{self.next_index:05d}.{self.fmt}"
-        tmp = self.folder / f".{path.name}.tmp-{os.getpid()}"
+        tmp = path.temporary()
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pq.write_table(part, tmp)
+            pq.write_table(part, tmp.path, filesystem=tmp.fs)
         else:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with tmp.fs.open_output_stream(tmp.path) as stream:
                 for row in part.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        os.replace(tmp, path)
+                    stream.write((json.dumps(row, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8"))
+        path.replace(tmp)
         self.next_index += 1
         self.rows_written += part.num_rows
-        self.files.append(path)
+        written = path.native if self.folder.is_local else path
+        self.files.append(written)
         if self.on_file is not None:
-            self.on_file(path)
+            self.on_file(written)
 
 
 def _json_default(value: Any) -> Any:
@@ -102,17 +109,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def read_parts(folder: Path, schema: Any, fmt: str = "parquet", columns: list[str] | None = None) -> Any:
+def read_parts(folder: str | os.PathLike | Location, schema: Any, fmt: str = "parquet",
+               columns: list[str] | None = None) -> Any:
     """Read every part of ``folder`` into one Arrow table with ``schema`` (optionally some columns)."""
     import pyarrow as pa
 
     tables = []
-    for path in part_files(Path(folder), fmt):
+    for path in location(folder).glob(f"part-*.{fmt}"):
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             try:
-                tables.append(pq.read_table(path, columns=columns, schema=schema))
+                tables.append(pq.read_table(path.path, filesystem=path.fs, columns=columns, schema=schema))
             except (pa.ArrowInvalid, OSError) as exc:
                 raise DataError(f"{path}: not a readable Parquet part ({exc})") from None
         else:
@@ -123,7 +131,7 @@ def read_parts(folder: Path, schema: Any, fmt: str = "parquet", columns: list[st
     return pa.concat_tables(tables)
 
 
-def _read_jsonl(path: Path, schema: Any, columns: list[str] | None) -> Any:
+def _read_jsonl(path: Location, schema: Any, columns: list[str] | None) -> Any:
     import pyarrow as pa
 
     rows = []
@@ -137,19 +145,24 @@ def _read_jsonl(path: Path, schema: Any, columns: list[str] | None) -> Any:
 
 
 class OutputFolder:
-    """A stage's output folder: ``data`` (the parts) and ``manifest.json`` (the run's parameters)."""
+    """A stage's output folder: ``data`` (the parts) and ``manifest.json`` (the run's parameters).
 
-    def __init__(self, root: str | os.PathLike, data: str, stage: str):
-        self.root, self.stage = Path(root).expanduser(), stage
-        self.data = self.root / data
-        self.manifest_path = self.root / MANIFEST
+    ``root`` is a local folder or a filesystem URI; :attr:`location` is it as a Location, :attr:`root`
+    as a ``Path`` (local) or the URI.
+    """
+
+    def __init__(self, root: str | os.PathLike | Location, data: str, stage: str):
+        self.location, self.stage = location(root), stage
+        self.root = self.location.native
+        self.data = self.location / data
+        self.manifest_path = self.location / MANIFEST
 
     def manifest(self) -> dict[str, Any] | None:
         """The manifest, or None when there is none."""
         if not self.manifest_path.is_file():
             return None
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            return json.loads(self.manifest_path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{self.manifest_path}: not valid JSON ({exc.msg})") from None
 
@@ -162,13 +175,13 @@ class OutputFolder:
         params = json.loads(json.dumps(dict(params)))
         if resume and overwrite:
             raise CulturaError("choose either --resume or --overwrite, not both")
-        busy = self.root.exists() and any(self.root.iterdir())
-        if self.root.exists() and not self.root.is_dir():
+        if self.location.is_file():
             raise CulturaError(f"{self.root} is a file, not a folder")
+        busy = bool(self.location.children())
         resuming = False
         if busy and overwrite:
-            shutil.rmtree(self.data, ignore_errors=True)
-            self.manifest_path.unlink(missing_ok=True)
+            self.data.delete()
+            self.manifest_path.delete()
         elif busy:
             manifest = self.manifest()
             if manifest is None or manifest.get("stage") != self.stage:
@@ -183,8 +196,7 @@ class OutputFolder:
                 raise CulturaError(f"{self.root} holds a {self.stage} run with other parameters ("
                                    + "; ".join(differ) + "); use the same parameters, or --overwrite")
             resuming = True
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.data.mkdir(exist_ok=True)
+        self.data.mkdir()
         previous = (self.manifest() or {}) if resuming else {}
         self.write_manifest({"stage": self.stage, "params": params, "status": "running",
                              "created_at": previous.get("created_at", _now())})
@@ -195,7 +207,7 @@ class OutputFolder:
         data = self.manifest() or {}
         data.update(json.loads(json.dumps(dict(fields), default=str)))
         data["updated_at"] = _now()
-        atomic_write_text(self.manifest_path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.manifest_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _now() -> str:

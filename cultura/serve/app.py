@@ -64,6 +64,59 @@ def _threads(options: dict[str, Any]) -> int | None:
     return max(1, int(cpus)) if cpus else None
 
 
+def deployment_plan(config: Any) -> dict[str, dict[str, Any]]:
+    """Deployment name -> Serve options (replicas, resources) of every deployment of the app.
+
+    Agents take ``agent_resources`` with ``dedicated`` placement (each replica owns an engine), the
+    Engine deployment ``engine_resources``; sections of ``config.serve`` override either.
+    """
+    from cultura.data.hofstede import CONTINENTS
+
+    s = config.serve
+    dedicated = config.placement == "dedicated"
+    agent_cpus, agent_gpus = ((config.agent_resources.num_cpus, config.agent_resources.num_gpus)
+                              if dedicated else (0.0, 0.0))
+    plan = {"Engine": deployment_options(config, s.engine, config.engine_resources.num_cpus,
+                                         config.engine_resources.num_gpus),
+            "Gate": deployment_options(config, s.gate)}
+    for continent in CONTINENTS:
+        section = _merged(s.continent, s.continents[continent]) if continent in s.continents else s.continent
+        plan[continent_deployment(continent)] = deployment_options(config, section, agent_cpus, agent_gpus)
+    plan["MetaAgent"] = deployment_options(config, s.meta)
+    plan["CultureAgent"] = deployment_options(config, s.culture, agent_cpus, agent_gpus)
+    plan["Ingress"] = deployment_options(config, s.ingress)
+    return plan
+
+
+def starting_replicas(options: dict[str, Any]) -> int:
+    """How many replicas a deployment with these Serve options starts with."""
+    auto = options.get("autoscaling_config")
+    if auto is None:
+        return options["num_replicas"]
+    initial = auto.get("initial_replicas")
+    return initial if initial is not None else auto["min_replicas"]
+
+
+def check_serve_placement(config: Any) -> None:
+    """Fail at once when the app's starting replicas cannot be placed on the cluster (naming the
+    shortfall and the fixes); warn when they wait for the autoscaler."""
+    from cultura.actors.agents import agent_placement_fixes
+    from cultura.placement import Demand, check_placement, cluster_nodes
+
+    demands, others, agents = [], [], 0
+    for name, options in deployment_plan(config).items():
+        actor = options["ray_actor_options"]
+        replicas = starting_replicas(options)
+        demands.append(Demand(f"{name} replicas", replicas, {"CPU": actor["num_cpus"], "GPU": actor["num_gpus"]}))
+        if name.startswith(("ContinentAgent_", "CultureAgent")):
+            agents += replicas
+        else:
+            others.append(demands[-1])
+    fixes = agent_placement_fixes(config, agents, cluster_nodes(), "lower serve.continent.num_replicas or "
+                                  "serve.culture.num_replicas (or their autoscaling min_replicas)", others)
+    check_placement("this Serve app", demands, fixes)
+
+
 def build_app(config: Any) -> Any:
     """The Serve application: Ingress -> Gate, MetaAgent -> ContinentAgent x5, CultureAgent, Engine.
 
@@ -81,26 +134,22 @@ def build_app(config: Any) -> Any:
     if p.blend == "weighted-merge":
         raise ConfigError("palette.blend: the Serve app blends with 'aggregate' or 'select'; 'weighted-merge' "
                           "runs offline only (`cultura palette --blend weighted-merge`)")
-    dedicated = config.placement == "dedicated"
-    agent_cpus, agent_gpus = ((config.agent_resources.num_cpus, config.agent_resources.num_gpus)
-                              if dedicated else (0.0, 0.0))
-    own_engine = config.engine if dedicated else None
+    own_engine = config.engine if config.placement == "dedicated" else None
     continents_with_adapter = continent_adapters(config)
     cultures_with_adapter = culture_adapters(config)
+    plan = deployment_plan(config)
 
-    engine_opts = deployment_options(config, s.engine, config.engine_resources.num_cpus,
-                                     config.engine_resources.num_gpus)
+    engine_opts = plan["Engine"]
     shared_engine = config.engine.model_copy(update={"batch_wait_ms": s.engine_batch_wait_ms})
     engine = EngineDeployment.options(**engine_opts).bind(shared_engine, _threads(engine_opts))
-    gate = Gate.options(**deployment_options(config, s.gate)).bind(p)
+    gate = Gate.options(**plan["Gate"]).bind(p)
     agents = {}
     for continent in CONTINENTS:
-        section = _merged(s.continent, s.continents[continent]) if continent in s.continents else s.continent
-        opts = deployment_options(config, section, agent_cpus, agent_gpus)
+        opts = plan[continent_deployment(continent)]
         agents[continent] = ContinentAgent.options(name=continent_deployment(continent), **opts).bind(
             continent, continents_with_adapter.get(continent), engine, own_engine, _threads(opts))
-    meta = MetaAgent.options(**deployment_options(config, s.meta)).bind(agents, engine, p.blend, s.draft_timeout_s)
-    culture_opts = deployment_options(config, s.culture, agent_cpus, agent_gpus)
+    meta = MetaAgent.options(**plan["MetaAgent"]).bind(agents, engine, p.blend, s.draft_timeout_s)
+    culture_opts = plan["CultureAgent"]
     culture = CultureAgent.options(**culture_opts).bind(cultures_with_adapter, engine, own_engine,
                                                         _threads(culture_opts), s.culture_models_per_replica)
     key = api_key(config)
@@ -109,9 +158,10 @@ def build_app(config: Any) -> Any:
         max_prompt_tokens=s.max_prompt_tokens, max_messages=s.max_messages, max_tokens_limit=s.max_tokens_limit, request_timeout_s=s.request_timeout_s,
         default_max_tokens=config.sampling.max_tokens, palette_max_tokens=p.max_tokens,
         temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed,
+        repetition_penalty=config.sampling.repetition_penalty,
         draft_temperature=p.temperature, meta_temperature=p.meta_temperature, blend=p.blend,
         models=tuple(listed_models(list(cultures_with_adapter))), continent_adapters=tuple(continents_with_adapter))
-    return Ingress.options(**deployment_options(config, s.ingress)).bind(gate, meta, agents, culture, engine, settings)
+    return Ingress.options(**plan["Ingress"]).bind(gate, meta, agents, culture, engine, settings)
 
 
 def app_builder(args: dict[str, Any] | None = None) -> Any:
@@ -177,6 +227,7 @@ def start(config: Any) -> str:
     s = config.serve
     app = build_app(config)  # resolves adapters and validates before Ray starts anything
     init_ray(config)
+    check_serve_placement(config)
     serve.start(http_options={"host": s.host, "port": s.port, "request_timeout_s": s.request_timeout_s + 10})
     serve.run(app, name=s.app_name, route_prefix="/", blocking=False)
     return f"http://{s.host}:{s.port}/v1"

@@ -263,7 +263,7 @@ class MetaAgent:
 
     async def _respond(self, conv: Conversation, decision: Any, draft_sampling: SamplingParams,
                        meta_sampling: SamplingParams, request_id: str | None) -> dict[str, Any]:
-        from cultura.palette.meta import aggregation_messages, meta_persona
+        from cultura.palette.meta import aggregation_messages, final_answer, meta_persona
 
         drafting = decision.selected[:1] if self.blend == "select" else decision.selected
         for continent, weight in decision.weights.items():
@@ -286,7 +286,9 @@ class MetaAgent:
             calls.append(final)
             timings["aggregate_s"] = time.perf_counter() - t
             SERVE_METRICS.observe("serve_stage_seconds", timings["aggregate_s"], stage="aggregate")
-        return {"text": final.text, "finish_reason": final.finish_reason,
+        text = final_answer(final.text, conv.prompt, {c: d.text for c, d in drafts.items()}, decision.weights,
+                            decision.country)
+        return {"text": text, "finish_reason": final.finish_reason,
                 "drafts": {c: d.text for c, d in drafts.items()}, "missing": missing, "timings": timings,
                 "usage": (sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls))}
 

@@ -64,6 +64,7 @@ class IngressSettings:
     blend: str
     models: tuple[str, ...]
     continent_adapters: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -156,7 +157,8 @@ class Ingress:
         return SamplingParams(max_tokens=limit or min(default_tokens, s.max_tokens_limit),
                               temperature=body.temperature if body.temperature is not None else temperature,
                               top_p=body.top_p if body.top_p is not None else s.top_p,
-                              seed=body.seed if body.seed is not None else s.seed, stop=body.stops())
+                              seed=body.seed if body.seed is not None else s.seed, stop=body.stops(),
+                              repetition_penalty=body.repetition_penalty or s.repetition_penalty)
 
     @staticmethod
     def country(body: SamplingFields, header: str | None) -> str | None:
@@ -177,7 +179,8 @@ class Ingress:
         s = self.settings
         meta_sampling = self.sampling(body, s.palette_max_tokens, s.meta_temperature)
         draft_sampling = SamplingParams(max_tokens=meta_sampling.max_tokens, temperature=s.draft_temperature,
-                                        top_p=meta_sampling.top_p, seed=meta_sampling.seed)
+                                        top_p=meta_sampling.top_p, seed=meta_sampling.seed,
+                                        repetition_penalty=meta_sampling.repetition_penalty)
         start = time.perf_counter()
         decision = await self.gate.decide.remote((conv.prompt, country))
         gate_s = time.perf_counter() - start

@@ -2,7 +2,8 @@
 
 Pure pydantic and Python (no Ray), so the models are testable and importable anywhere. cultura's own
 extensions ride beside the OpenAI fields: ``country`` in the body (``extra_body={"country": ...}`` in
-the ``openai`` client), and ``POST /v1/palette``'s request and result.
+the ``openai`` client), ``repetition_penalty`` as vLLM's server takes it, and ``POST /v1/palette``'s
+request and result.
 
 Types are strict where a lax reading would guess: ``max_tokens: true`` or ``stream: "yes"`` is a 400,
 not 1 or true; ``seed`` is a signed 64-bit integer; every text must be encodable as UTF-8 (JSON can
@@ -23,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
 
-from cultura.engines.base import SEED_RANGE
+from cultura.engines.base import MAX_REPETITION_PENALTY, SEED_RANGE
 from cultura.errors import clip
 
 ROLES = ("system", "developer", "user", "assistant")
@@ -110,6 +111,8 @@ class SamplingFields(_Lenient):
     top_p: StrictFloat | None = Field(None, gt=0, le=1)
     seed: StrictInt | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stop: Text | list[Text] | None = None
+    repetition_penalty: StrictFloat | None = Field(None, gt=0, le=MAX_REPETITION_PENALTY,
+                                                   description="as vLLM's server: the repetition guard, 1.0 off")
     country: Text | None = Field(None, description="cultura: the target country (name, alias or demonym)")
 
     def token_limit(self) -> int | None:

@@ -1,4 +1,4 @@
-"""A running Serve app's replicas: their actor names and states, killing one, waiting for its successor.
+"""A running Serve app's replicas: their actor names, nodes and states, killing one, waiting for its successor.
 
 Used by the fault tests and ``bench/serve.py --load``; an operator can call the same functions
 from a Python shell attached to the cluster.
@@ -16,6 +16,13 @@ def replica_actor_names(app_name: str, deployment: str) -> list[str]:
     prefix = f"SERVE_REPLICA::{app_name}#{deployment}#"
     return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                   if a["namespace"] == "serve" and a["name"].startswith(prefix))
+
+
+def replica_nodes(app_name: str, deployment: str) -> dict[str, str]:
+    """Replica actor name -> the Ray node id it runs on, for the deployment's live replicas."""
+    from cultura.ray_utils import actor_nodes
+
+    return actor_nodes(f"SERVE_REPLICA::{app_name}#{deployment}#")
 
 
 def replica_states(app_name: str, deployment: str) -> dict[str, int]:

@@ -154,6 +154,31 @@ def test_score_options_ranks_the_right_answer_first(engine, adapter_dir):
     assert tuned.logprobs != pytest.approx(base.logprobs, abs=1e-2)
 
 
+def test_batched_scores_equal_one_at_a_time_scores(engine, adapter_dir):
+    """One batch of scoring requests of different lengths and option counts (a shared persona,
+    single- and multi-token options, an adapter) gives each the scores it gets alone; a refused
+    request fails alone."""
+    from cultura.engines.base import Failure, ScoreRequest, score_each
+    from cultura.eval.answers import numbered_question, option_numbers
+
+    engine.add_adapter("tiny", str(adapter_dir))
+    persona = {"role": "system", "content": "You are Jonas, from Germany. Jonas shares the values common in Germany."}
+    family = numbered_question("How important is family in your life?", ["Very", "Rather", "Not very", "Not at all"])
+    taxes = numbered_question("Is it ever justifiable to cheat on taxes?", ["Never", "Sometimes", "Always"])
+    good = [ScoreRequest.of([persona, {"role": "user", "content": family}], option_numbers(4)),
+            ScoreRequest.of([persona, {"role": "user", "content": taxes}], option_numbers(3)),
+            ScoreRequest.of(CAPITAL, ["Paris", "Banana split", "It is Paris", "1"]),
+            ScoreRequest.of([{"role": "user", "content": family}], ["1", "two or three"], adapter="tiny")]
+    alone = [run(engine.score_options(r.messages, r.options, r.adapter)) for r in good]
+    poison = ScoreRequest.of([{"role": "user", "content": "word " * 1100}], ["1"])
+    results = run(score_each(engine, [good[0], poison, *good[1:]]))
+    assert isinstance(results[1], Failure) and "context window" in results[1].error
+    for one, many in zip(alone, results[:1] + results[2:]):
+        assert many.logprobs == pytest.approx(one.logprobs, abs=1e-3)
+        assert many.valid_mass == pytest.approx(one.valid_mass, abs=1e-3)
+    assert alone[2].logprobs[0] > alone[2].logprobs[1]  # Paris before a banana split
+
+
 def test_valid_mass_is_the_probability_on_the_options(engine):
     """Renormalising over the options throws the rest away; the valid mass keeps it: high when the
     prompt asks for an option number, low when nothing invites one."""
@@ -204,3 +229,19 @@ def test_a_refused_request_fails_alone_and_a_cancelled_call_is_aborted(engine):
         return engine._engine.output_processor.get_num_unfinished_requests()
 
     assert run(abandon()) == 0
+
+
+def test_the_default_repetition_guard_keeps_greedy_persona_answers_from_looping(engine):
+    from cultura.config import SamplingConfig
+    from cultura.engines.repetition import loops, most_repeated_span
+    from cultura.personas import culture_persona
+
+    penalty = SamplingConfig().repetition_penalty
+    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
+            ("arabic", "How do you feel about religion?")]
+    requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=128, repetition_penalty=p)
+                for p in (1.0, penalty) for c, q in asks]
+    texts = [c.text for c in run(engine.generate(requests))]
+    without, with_guard = texts[:len(asks)], texts[len(asks):]
+    assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
+    assert not any(map(loops, with_guard)), with_guard

@@ -28,8 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cultura.errors import CulturaError
+from cultura.errors import CulturaError, last_line
+from cultura.metrics import Metrics, counter, gauge
 from cultura.pipelines.finetune.data import SftSet
+from cultura.registry import REGISTRY_FILE
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on a CPU with the 135M default: a small LoRA on the attention projections.
@@ -48,6 +50,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_length": 1024, "weight_decay": 0.0, "load_in_4bit": True,
     },
 }
+METRICS = Metrics([
+    gauge("finetune_loss", "Latest loss per adapter: split train (the logged training loss) or eval", ("adapter", "split")),
+    counter("finetune_steps", "Optimizer steps per adapter", ("adapter",)),
+])
 RUNS_DIR = "_runs"  # default Ray Train storage inside OUT (never a valid adapter name)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -98,11 +104,11 @@ class FinetuneSummary:
     adapters: list[Any]  # AdapterEntry
     failures: list[tuple[str, str]]
     seconds: float
-    out: Path
-    registry: Path
+    out: Path | str  # a local folder, or the URI the adapters were copied to
+    registry: Path | str
     concurrent: int
     notes: list[str]
-    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per adapter; "node_id": where it trained
 
 
 def plan_finetune(config: Any, data: str | Path, per: str, out: str | Path,
@@ -178,6 +184,20 @@ def concurrent_runs(config: Any, resources: dict[str, float], n_jobs: int) -> in
     return max(1, min(n_jobs, cfg.max_concurrent or n_jobs, fits))
 
 
+def check_finetune_placement(config: Any) -> None:
+    """Fail at once when one run's Ray Train workers cannot be placed on the cluster (naming the
+    shortfall and the fixes); warn when they wait for the autoscaler. Runs beyond the first queue."""
+    from cultura.placement import Demand, check_placement
+
+    cfg = config.finetune
+    per_worker = {"CPU": cfg.cpus_per_worker, "GPU": 1.0 if cfg.use_gpu else 0.0}
+    fixes = [f"fewer Ray Train workers per adapter: lower --workers (now {cfg.workers})",
+             f"fewer CPUs per worker: --cpus-per-worker (now {cfg.cpus_per_worker:g})"]
+    if cfg.use_gpu:
+        fixes.append("train on CPUs: --no-gpu")
+    check_placement("one finetune run", [Demand("Ray Train workers", cfg.workers, per_worker)], fixes)
+
+
 def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     """The Ray Train worker function: LoRA model, HF Trainer prepared for Ray, evaluate-train-evaluate.
 
@@ -185,6 +205,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     """
     import tempfile
 
+    import ray
     import ray.train
     import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
@@ -197,8 +218,10 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(max(1, int(loop["cpus_per_worker"])))
     model, tokenizer = load_lora_model(loop["model"], loop["hp"], loop["use_gpu"])
     callbacks: list[Any] = [RayTrainReportCallback()]
-    if loop.get("progress") is not None and context.get_world_rank() == 0:
-        callbacks.append(progress_callback(loop["progress"], loop["name"]))
+    if context.get_world_rank() == 0:
+        callbacks.append(metrics_callback(loop["name"]))
+        if loop.get("progress") is not None:
+            callbacks.append(progress_callback(loop["progress"], loop["name"]))
     with tempfile.TemporaryDirectory(prefix="cultura-finetune-") as scratch:
         resume_from = None
         checkpoint = ray.train.get_checkpoint()  # set when Ray Train restarted the workers after a failure
@@ -209,7 +232,24 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
                                 os.path.join(scratch, "out"), loop["use_gpu"], context.get_world_size(), callbacks)
         figures = train_with_eval(prepare_trainer(trainer), resume_from)
     figures["entered"] = entered
+    figures["node_id"] = ray.get_runtime_context().get_node_id()
     return figures
+
+
+def metrics_callback(name: str) -> Any:
+    """A ``TrainerCallback`` that records adapter ``name``'s steps and losses as ``cultura_finetune_*`` metrics."""
+    from transformers import TrainerCallback
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            METRICS.inc("finetune_steps", adapter=name)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key, split in (("loss", "train"), ("eval_loss", "eval")):
+                if key in (logs or {}):
+                    METRICS.set("finetune_loss", float(logs[key]), adapter=name, split=split)
+
+    return Record()
 
 
 def progress_callback(queue: Any, name: str) -> Any:
@@ -234,10 +274,11 @@ def progress_callback(queue: Any, name: str) -> Any:
     return Progress()
 
 
-def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = None) -> tuple[Any, dict[str, float]]:
+def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = None) -> tuple[Any, dict[str, Any]]:
     """Train one adapter as a Ray Train run, export its best checkpoint and register it.
 
-    Returns the registry entry and the run's timings (start-up and training seconds, samples/s).
+    Returns the registry entry and the run's timings (start-up and training seconds, samples/s) with
+    ``node_id``, the Ray node its rank-0 worker ran on.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -290,6 +331,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
         "samples_per_cpu_second": figures.get("train_samples", 0) / max(figures.get("train_cpu_seconds", 0.0), 1e-9),
         "wall_seconds": time.time() - submitted,
         "resumed_from_step": figures.get("resumed_from_step", 0),
+        "node_id": figures.get("node_id"),
     }
     return entry, timings
 
@@ -327,18 +369,41 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
 
     Checks everything first (:func:`plan_finetune`), then runs the adapters as Ray Train runs, as
     many at once as the resources allow. A failed run is recorded in the summary; the others go on.
+    ``data`` and ``out`` are local folders or filesystem URIs (``s3://``, ``gs://``, ``file://``): a
+    remote ``out`` gets its adapters and registry copied there at the end, and its Ray Train
+    checkpoints written there directly (``OUT/_runs``, unless ``finetune.storage_path`` says otherwise).
     """
+    from cultura.storage import fetch, is_uri, staged_output
+
+    with staged_output(out, keep=(REGISTRY_FILE,)) as local_out:
+        plan = plan_finetune(config, fetch(data), per, local_out, only)
+        if is_uri(out) and not config.finetune.storage_path:
+            plan.storage = f"{str(out).rstrip('/')}/{RUNS_DIR}"
+        summary = _run_plan(config, plan, out, progress, echo)
+    if is_uri(out):
+        from dataclasses import replace
+
+        summary.adapters = [replace(e, path=f"{summary.out}/{e.name}") for e in summary.adapters]
+    return summary
+
+
+def _run_plan(config: Any, plan: FinetunePlan, out_spec: str | Path, progress: bool,
+              echo: Callable[[str], None] | None) -> FinetuneSummary:
+    """Train the adapters of ``plan`` (see :func:`finetune`); ``out_spec`` is the output as named."""
     import ray
 
     from cultura.ray_utils import init_ray
     from cultura.registry import registry_path
+    from cultura.storage import display, is_uri, warn_if_local
 
     echo = echo or (lambda line: None)
     started = time.time()
-    plan = plan_finetune(config, data, per, out, only)
     for note in plan.notes:
         echo(f"note: {note}")
     init_ray(config)
+    warn_if_local(out_spec, "--out (adapters and Ray Train checkpoints)")
+    warn_if_local(config.finetune.storage_path, "--storage")
+    check_finetune_placement(config)
     slots = concurrent_runs(config, ray.cluster_resources(), len(plan.jobs))
     echo(f"training {len(plan.jobs)} adapter(s) ({', '.join(j.name for j in plan.jobs)}), {slots} at a time, "
          f"{config.finetune.workers} Ray Train worker(s) each; preset {config.finetune.preset}")
@@ -348,7 +413,7 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
             try:
                 entry, timing = run_adapter(plan, job, config, bar.queue)
             except Exception as exc:  # one failed run must not stop the others
-                failures.append((job.name, _short_error(exc)))
+                failures.append((job.name, last_line(exc)))
                 bar.done(job.name, failed=True)
                 return
             entries.append(entry)
@@ -368,14 +433,10 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
             raise
         pool.shutdown()
     entries.sort(key=lambda e: e.name)
-    return FinetuneSummary(entries, failures, time.time() - started, plan.out, registry_path(plan.out), slots,
+    shown = display(out_spec) if is_uri(out_spec) else plan.out
+    return FinetuneSummary(entries, failures, time.time() - started, shown,
+                           f"{shown}/{REGISTRY_FILE}" if is_uri(out_spec) else registry_path(plan.out), slots,
                            plan.notes, timings)
-
-
-def _short_error(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 class _Progress:

@@ -47,6 +47,7 @@ class _Dialogue:
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
+    nodes: list[str] = field(default_factory=list)  # Ray nodes the delegate turns ran on, in order
 
 
 def run_dialogues(rows: Sequence[Mapping[str, Any]], respond: Responder) -> list[dict[str, Any]]:
@@ -54,7 +55,8 @@ def run_dialogues(rows: Sequence[Mapping[str, Any]], respond: Responder) -> list
 
     Each row needs ``speakers`` (opener first, with ``key``, ``name``, ``role``, ``culture`` and
     ``system_prompt``), ``script``, ``rounds`` and ``question``. A finished row gains ``turns``, token
-    totals, ``seconds``, ``created_at`` and ``error`` (the failure message, or None).
+    totals, ``seconds``, ``created_at``, ``node_id`` (the Ray node(s) its delegate turns ran on, when
+    the responder's completions name one) and ``error`` (the failure message, or None).
     """
     dialogues = []
     for row in rows:
@@ -85,6 +87,9 @@ def run_dialogues(rows: Sequence[Mapping[str, Any]], respond: Responder) -> list
                     d.error = f"agent {key}: {failure_reason(completion)}"
                 else:
                     d.turns.append(_turn(speaker, guidance, completion))
+                    node = getattr(completion, "node_id", None)
+                    if speaker["role"] == "delegate" and node and node not in d.nodes:
+                        d.nodes.append(node)
                 if d.error or len(d.turns) == len(d.plan):
                     d.seconds = time.perf_counter() - d.started
         step += 1
@@ -103,6 +108,7 @@ def _finish(d: _Dialogue) -> dict[str, Any]:
     row["prompt_tokens"] = sum(t["prompt_tokens"] for t in d.turns)
     row["completion_tokens"] = sum(t["completion_tokens"] for t in d.turns)
     row["seconds"] = d.seconds
+    row["node_id"] = ",".join(d.nodes) or None
     row["created_at"] = datetime.now(timezone.utc)
     row["error"] = d.error
     return row

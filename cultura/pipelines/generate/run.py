@@ -22,6 +22,7 @@ from typing import Any
 from cultura.errors import CulturaError
 from cultura.personas import Persona, culture_persona, main_contact_persona
 from cultura.pipelines.writer import OutputFolder, PartWriter
+from cultura.storage import warn_if_local
 
 DIALOGUES = "dialogues"
 CALIBRATION = "{attitude} You share this view: everything you say must agree with it."
@@ -33,9 +34,10 @@ IDENTITY = ("cultures", "seeds", "sources", "max_seeds", "split", "attitude", "m
 
 @dataclass
 class GenerateSummary:
-    """What a generation run did. ``failures`` holds (dialogue id, error) of dialogues not written."""
+    """What a generation run did. ``failures`` holds (dialogue id, error) of dialogues not written;
+    ``out`` is the output folder (a ``Path``, or the URI it was given as)."""
 
-    out: Path
+    out: Path | str
     planned: int = 0
     already_written: int = 0
     dialogues: int = 0
@@ -45,7 +47,8 @@ class GenerateSummary:
     seconds: float = 0.0
     skipped_no_attitude: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+    files: list[Any] = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> dialogues whose delegate ran there
 
     @property
     def tokens_per_s(self) -> float:
@@ -64,7 +67,7 @@ class GenerateSummary:
                 "generated_tokens": self.completion_tokens, "seconds": round(self.seconds, 2),
                 "tokens_per_s": round(self.tokens_per_s, 2), "failures": len(self.failures),
                 "failed": [{"dialogue_id": d, "error": e} for d, e in self.failures],  # not written; --resume retries
-                "skipped_no_attitude": self.skipped_no_attitude, "out": str(self.out)}
+                "skipped_no_attitude": self.skipped_no_attitude, "nodes": dict(self.nodes), "out": str(self.out)}
 
 
 def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: int) -> str:
@@ -177,16 +180,16 @@ def run_params(gen: Any, config: Any) -> dict[str, Any]:
 
 def sampling_params(config: Any) -> Any:
     """The engine SamplingParams for generation from ``config.sampling``."""
-    from cultura.engines.base import SamplingParams
-
-    s = config.sampling
-    return SamplingParams(max_tokens=s.max_tokens, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+    return config.sampling.params()
 
 
 def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False,
                        limit: int | None = None, agents: Any = None, progress: bool = False,
-                       on_part: Callable[[Path], None] | None = None) -> GenerateSummary:
+                       on_part: Callable[[Any], None] | None = None) -> GenerateSummary:
     """Generate the dialogues ``config.generate`` describes into ``out``; return the summary.
+
+    ``out`` is a local folder or a filesystem URI (``s3://``, ``gs://``, ``file://``); a plain path on a
+    multi-node cluster gets a :class:`~cultura.errors.ClusterWarning` (it is on one machine only).
 
     ``resume`` finishes a stopped run (same parameters) without repeating written dialogues;
     ``overwrite`` replaces another run; ``limit`` caps the dialogues generated now. ``agents`` is an
@@ -218,6 +221,14 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                            f"{', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
                            + "; pass --no-calibration, --split all or other seeds")
+    if agents is None:  # before the output folder is touched: a run that cannot be placed leaves no trace
+        from cultura.ray_utils import init_ray
+
+        init_ray(config)
+        check_generate_placement(config, list(plan.personas.values()),
+                                 min(gen.workers, math.ceil(len(rows) / gen.batch_size)))
+    warn_if_local(out, "--out")
+    warn_if_local(None if gen.seeds == "bundled" else gen.seeds, "--seeds")
     folder = OutputFolder(out, DIALOGUES, "generate")
     folder.prepare(run_params(gen, config), resume=resume, overwrite=overwrite)
     written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])
@@ -241,7 +252,7 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
 
 
 def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputFolder, summary: GenerateSummary,
-         agents: Any, progress: bool, on_part: Callable[[Path], None] | None) -> None:
+         agents: Any, progress: bool, on_part: Callable[[Any], None] | None) -> None:
     """Start agents (unless given), run the Ray Data pipeline and stream its rows into part files."""
     import ray
 
@@ -292,6 +303,24 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
             pool.stop()
 
 
+def check_generate_placement(config: Any, personas: Sequence[Persona], workers: int) -> None:
+    """Fail at once when the run's agents, engine actor and Ray Data workers cannot be placed on the
+    cluster (naming the shortfall and the fixes); warn when they wait for the autoscaler."""
+    from cultura.actors.agents import agent_demands, agent_placement_fixes
+    from cultura.placement import Demand, check_placement, cluster_nodes
+
+    gen = config.generate
+    workers_demand = Demand("Ray Data dialogue workers", workers, {"CPU": gen.worker_num_cpus})
+    demands = [*agent_demands(config, len(personas)), workers_demand]
+    delegates = sum(p.role == "delegate" for p in personas)
+    fixes = agent_placement_fixes(config, len(personas), cluster_nodes(),
+                                  f"{delegates} of them delegates; pass fewer --cultures or a lower --per-seed "
+                                  "(each variation speaks through its own delegate)", [workers_demand])
+    if gen.worker_num_cpus > 0:
+        fixes.append("lighter dialogue workers: generate.worker_num_cpus: 0 (they hold no model) or fewer --workers")
+    check_placement("this generate run", demands, fixes)
+
+
 def _tally(summary: GenerateSummary, batch: Any) -> Any:
     """Count a batch of finished rows into ``summary``; return its successful rows (dialogue schema)."""
     import pyarrow.compute as pc
@@ -307,6 +336,10 @@ def _tally(summary: GenerateSummary, batch: Any) -> Any:
         summary.turns += pc.sum(pc.list_value_length(done.column("turns"))).as_py()
         summary.prompt_tokens += pc.sum(done.column("prompt_tokens")).as_py()
         summary.completion_tokens += pc.sum(done.column("completion_tokens")).as_py()
+        for nodes in done.column("node_id").to_pylist():
+            for node in (nodes or "").split(","):
+                if node:
+                    summary.nodes[node] = summary.nodes.get(node, 0) + 1
     return done
 
 

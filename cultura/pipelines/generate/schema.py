@@ -62,6 +62,9 @@ def dialogue_schema():
         pa.field("options", pa.list_(pa.string())),
         pa.field("culture", pa.string(), nullable=False),  # "german"; multi mode: "chinese+german"
         pa.field("country", pa.string()),  # null in multi mode (see the speakers)
+        # the Ray node the delegate ran on; several (comma-separated, in order) when the dialogue has
+        # more delegates or its delegate was restarted on another node; null when not run on Ray
+        pa.field("node_id", pa.string()),
         pa.field("attitude", pa.string()),  # the culture's answer to the seed, null when unknown
         # whose survey data the attitude is: a country, "pooled: A, B", or per culture in multi mode
         pa.field("attitude_country", pa.string()),

@@ -74,7 +74,7 @@ def palette_schema() -> Any:
 class PaletteDataSummary:
     """What a synthesis run did."""
 
-    out: Path
+    out: Path | str  # a local folder, or the URI the dataset was copied to
     prompts: int = 0
     samples: int = 0
     rows: int = 0
@@ -227,13 +227,26 @@ def synthesize_palette(config: Any, out: str | Path, prompts: str = "bundled", *
     JSONL/CSV of prompts) into ``out``; returns the summary.
 
     ``limit`` uses the first N prompts; ``samples`` overrides ``palette.samples``. An ``out`` already
-    holding a dataset needs ``overwrite``.
+    holding a dataset needs ``overwrite``. ``out`` and ``prompts`` may be filesystem URIs (``s3://``,
+    ``gs://``, ``file://``); a remote ``out`` is written in a local stage and copied there at the end.
     """
+    from cultura.storage import is_uri, staged_output
+
+    with staged_output(out) as local_out:
+        summary = _synthesize(config, local_out, out, prompts, limit, samples, overwrite, progress)
+    if is_uri(out):
+        summary.out = str(out)
+        summary.files = [f"{summary.out}/{Path(f).name}" for f in summary.files]
+    return summary
+
+
+def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limit: int | None, samples: int | None,
+                overwrite: bool, progress: bool) -> PaletteDataSummary:
+    """:func:`synthesize_palette` into the local folder ``out`` (``out_spec`` is what the caller named)."""
     import ray
 
     from cultura.actors.agents import start_agents
     from cultura.data.prompts import load_prompts
-    from cultura.engines.base import SamplingParams
     from cultura.palette.judge import JUDGE_SYSTEM
     from cultura.personas import Persona, continent_persona
     from cultura.pipelines.writer import atomic_write_text
@@ -258,20 +271,25 @@ def synthesize_palette(config: Any, out: str | Path, prompts: str = "bundled", *
         (root / old).unlink(missing_ok=True)
     params = {"prompts": str(prompts), "limit": limit, "samples": samples, "max_distance": p.max_distance,
               "model": config.engine.model, "engine": config.engine.kind, "max_tokens": p.max_tokens,
-              "temperature": p.temperature}
+              "temperature": p.temperature, "repetition_penalty": s.repetition_penalty}
     manifest = {"stage": "palette-data", "params": params, "status": "running",
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
     summary = PaletteDataSummary(root, prompts=len(items), samples=len(items) * len(CONTINENTS) * samples)
     judge = Persona(key="judge", name="Hofstede judge", role="assistant", system_prompt=JUDGE_SYSTEM)
-    sampling = SamplingParams(max_tokens=p.max_tokens, temperature=p.temperature, top_p=s.top_p, seed=s.seed)
+    sampling = s.params(max_tokens=p.max_tokens, temperature=p.temperature)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(len(items)) if progress else None
     pool = None
     try:
         init_ray(config)
+        from cultura.storage import warn_if_local
+
+        warn_if_local(out_spec, "--out")
+        warn_if_local(None if prompts == "bundled" else prompts, "--prompts")
+        check_palette_data_placement(config, len(CONTINENTS) + 1, min(p.workers, math.ceil(len(items) / p.batch_size)))
         pool = start_agents([continent_persona(c) for c in CONTINENTS] + [judge], config)
         ray.data.DataContext.get_current().enable_progress_bars = False
         blocks = max(1, math.ceil(len(items) / p.batch_size))
@@ -310,6 +328,17 @@ def synthesize_palette(config: Any, out: str | Path, prompts: str = "bundled", *
             pool.stop()
         atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
     return summary
+
+
+def check_palette_data_placement(config: Any, n_agents: int, workers: int) -> None:
+    """Fail at once when the continent agents, the judge and the Ray Data workers cannot be placed."""
+    from cultura.actors.agents import agent_demands, agent_placement_fixes
+    from cultura.placement import Demand, check_placement, cluster_nodes
+
+    fixes = agent_placement_fixes(config, n_agents, cluster_nodes(), "a Palette dataset needs the five continent "
+                                  "agents and the judge, so take one of the other fixes")
+    check_placement("this palette-data run", [*agent_demands(config, n_agents), Demand("Ray Data workers", workers, {})],
+                    fixes)
 
 
 def _progress_bar(total: int) -> Any:

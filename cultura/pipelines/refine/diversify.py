@@ -206,6 +206,15 @@ def cluster_cultures(jobs: Mapping[str, Sequence[tuple[Any, int, Sequence[int]]]
     its own Ray task, all cultures in parallel."""
     import ray
 
-    task = ray.remote(num_cpus=num_cpus)(cluster_groups)
-    refs = {culture: task.remote(list(groups), representative, seed) for culture, groups in jobs.items()}
+    task = ray.remote(num_cpus=num_cpus)(_cluster_counted)
+    refs = {culture: task.remote(culture, list(groups), representative, seed) for culture, groups in jobs.items()}
     return {culture: ray.get(ref) for culture, ref in refs.items()}
+
+
+def _cluster_counted(culture: str, *args: Any) -> list[Clustering]:
+    """:func:`cluster_groups` in a Ray task, counting the culture's representatives in the metrics."""
+    from cultura.pipelines.refine.llm_stage import METRICS
+
+    results = cluster_groups(*args)
+    METRICS.inc("refine_representatives", sum(len(r.representatives) for r in results), culture=culture)
+    return results

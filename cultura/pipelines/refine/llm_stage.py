@@ -14,7 +14,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, OptionScores, generate_each, score_each
+from cultura.engines.base import ChatRequest, Completion, Failure, OptionScores, ScoreRequest, generate_each, score_each
+from cultura.metrics import Metrics, counter
+
+METRICS = Metrics([
+    counter("refine_extracted", "Opinions extracted from the delegates' turns", ("culture",)),
+    counter("refine_labels", "First verification labels of opinions: Entail, Contradict, Irrelevant (none: no "
+            "seed attitude to verify against)", ("culture", "label")),
+    counter("refine_rewrites", "Contradicting opinions rewritten, by outcome (kept-rewrite or dropped)",
+            ("culture", "decision")),
+    counter("refine_representatives", "Opinions kept as k-means cluster representatives", ("culture",)),
+])
 
 
 class EngineCaller:
@@ -59,7 +69,7 @@ class EngineCaller:
     def score(self, items: Sequence[tuple[Sequence[Mapping[str, str]], Sequence[str]]]) -> list[OptionScores | Failure]:
         """Option scores of every ``(chat, options)`` item, in one engine call; an item whose request
         fails gives a :class:`~cultura.engines.base.Failure` in its place."""
-        requests = [(list(chat), list(options), None) for chat, options in items]
+        requests = [ScoreRequest.of(chat, options) for chat, options in items]
         if not requests:
             return []
         if self._engine is not None:
@@ -96,6 +106,7 @@ class ExtractWorker:
             rows.append(unit | {"answer": completion.text, "finish_reason": completion.finish_reason,
                                 "opinions": opinions, "rejected": [{"text": t, "reason": r} for t, r in rejected],
                                 "error": None})
+            METRICS.inc("refine_extracted", len(opinions), culture=unit["culture"])
         return pa.Table.from_pylist(rows, schema=extraction_schema())
 
 
@@ -115,6 +126,10 @@ class VerifyWorker:
 
         rows = batch.to_pylist()
         results = verify_opinions(rows, self.caller.score, self.caller.ask, self.rewrite_tokens, self.min_words)
+        for row, result in zip(rows, results):
+            METRICS.inc("refine_labels", culture=row["culture"], label=result.get("label") or "none")
+            if result.get("rewrite") is not None:
+                METRICS.inc("refine_rewrites", culture=row["culture"], decision=result.get("decision"))
         return pa.Table.from_pylist([row | result for row, result in zip(rows, results)], schema=opinion_schema())
 
 

@@ -40,7 +40,7 @@ class RefineSummary:
     """What a refinement run did: per-culture counts per stage, the verification labels and their
     valid mass, the judge check, the clustering settings, seconds per stage, files written."""
 
-    out: Path
+    out: Path | str  # a local folder, or the URI the output was copied to
     stages: str
     cultures: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -297,8 +297,22 @@ def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool 
     """Refine the generation run in ``source`` into ``out``; return the summary.
 
     ``config.refine`` sets the stages and their parameters; ``engine`` is an engine actor handle to
-    use (not stopped) instead of one started here for ``shared`` placement.
+    use (not stopped) instead of one started here for ``shared`` placement. ``source`` and ``out`` are
+    local folders or filesystem URIs (``s3://``, ``gs://``, ``file://``); a remote ``out`` is written
+    in a local stage and copied there at the end (:func:`cultura.storage.staged_output`).
     """
+    from cultura.storage import is_uri, staged_output
+
+    with staged_output(out) as local_out:
+        summary = _refine(config, source, local_out, out, overwrite, engine, progress)
+    if is_uri(out):
+        summary.out = str(out)
+    return summary
+
+
+def _refine(config: Any, source_spec: str | Path, out: Path, out_spec: str | Path, overwrite: bool, engine: Any,
+            progress: bool) -> RefineSummary:
+    """:func:`refine` into the local folder ``out`` (``out_spec`` is what the caller named)."""
     import pyarrow as pa
 
     from cultura.actors.agents import stop_actors
@@ -309,11 +323,15 @@ def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool 
     from cultura.ray_utils import init_ray
 
     r = config.refine
-    source, out = Path(source).expanduser(), Path(out).expanduser()
+    from cultura.storage import display, fetch, warn_if_local
+
+    source = fetch(source_spec)
     rows, manifest = read_generation(source)
     init_ray(config)
+    warn_if_local(source_spec, "--in")
+    warn_if_local(out_spec, "--out")
     prepare_output(out, source, overwrite)
-    params = {"input": str(source), "model": config.engine.model, "engine": config.engine.kind, **r.model_dump()}
+    params = {"input": display(source_spec), "model": config.engine.model, "engine": config.engine.kind, **r.model_dump()}
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(out / "manifest.json", {"stage": "refine", "params": params, "status": "running", "created_at": created})
     summary = RefineSummary(out, r.stages)

@@ -53,10 +53,13 @@ def main() -> None:
     caller = EngineCaller(engine_config=EngineConfig(kind=args.engine, model=args.model), num_threads=args.threads)
     start = time.perf_counter()
     judged = []
-    for i in range(0, len(items), args.batch):
-        batch = items[i:i + args.batch]
-        judged += list(zip(batch, judge(batch, caller.score)))
-        print(f"  {len(judged)}/{len(items)} judged, {time.perf_counter() - start:.0f} s", flush=True)
+    try:
+        for i in range(0, len(items), args.batch):
+            batch = items[i:i + args.batch]
+            judged += list(zip(batch, judge(batch, caller.score)))
+            print(f"  {len(judged)}/{len(items)} judged, {time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        caller.close()
     failed = [item for item, r in judged if isinstance(r, Failure)]
     ran = [(item, r) for item, r in judged if not isinstance(r, Failure)]
     if not ran:

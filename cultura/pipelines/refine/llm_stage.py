@@ -66,6 +66,14 @@ class EngineCaller:
         """The answer texts of :meth:`complete` (failures as they are)."""
         return [c.text if isinstance(c, Completion) else c for c in self.complete(chats, max_tokens)]
 
+    def close(self) -> None:
+        """Stop an engine built here and close its event loop (an actor handle is left running)."""
+        if self._engine is not None:
+            self._loop.run_until_complete(self._engine.close())
+            self._loop.run_until_complete(asyncio.sleep(0))  # let the cancelled batching tasks finish
+            self._loop.close()
+            self._engine = None
+
     def score(self, items: Sequence[tuple[Sequence[Mapping[str, str]], Sequence[str]]]) -> list[OptionScores | Failure]:
         """Option scores of every ``(chat, options)`` item, in one engine call; an item whose request
         fails gives a :class:`~cultura.engines.base.Failure` in its place."""

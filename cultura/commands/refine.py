@@ -46,6 +46,9 @@ def _k(ctx: click.Context, param: click.Parameter, value: str | None) -> int | s
 @click.option("--representative", type=click.Choice(["centroid", "longest"]), default=None,
               help="Opinion kept per cluster: the longest (paper) or the one nearest the centroid (default: the "
                    "preset's).")
+@click.option("--judge-check", type=click.IntRange(min=0), default=None,
+              help="Labelled items built from the run's seeds on which the verification judge is scored next to "
+                   "the majority-label baseline (default 60; 0: no check).")
 @click.option("--embedder", default=None,
               help="Sentence-transformers model (name or folder); default: the bundled all-MiniLM-L6-v2.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray Data actors of the LLM stages (default 1).")
@@ -67,6 +70,7 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
         "refine.k": kwargs["k"],
         "refine.opinions_per_cluster": kwargs["opinions_per_cluster"],
         "refine.representative": kwargs["representative"], "refine.embedder": kwargs["embedder"],
+        "refine.judge_check": kwargs["judge_check"],
         "refine.workers": kwargs["workers"], "refine.batch_size": kwargs["batch_size"],
         "refine.extract_max_tokens": kwargs["max_tokens"],
     }

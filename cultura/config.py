@@ -163,15 +163,26 @@ class RefineConfig(Section):
     workers: int = Field(1, ge=1, le=1024, description="Ray Data actors of the LLM stages")
     batch_size: int = Field(16, ge=1, le=100000, description="rows per Ray Data batch of the LLM stages")
     extract_max_tokens: int = Field(160, ge=8, le=8192, description="tokens of one extraction answer")
-    verify_max_tokens: int = Field(8, ge=1, le=1024, description="tokens of one verification label")
+    judge_check: int = Field(60, ge=0, le=100000, description="labelled items built from the run's seeds on which "
+                             "the verification judge is scored beside every verification (0: no check)")
     rewrite_max_tokens: int = Field(64, ge=8, le=8192, description="tokens of one rewritten opinion")
     max_input_chars: int = Field(4000, ge=100, description="delegate text longer than this is cut (from the start)")
     min_words: int = Field(5, ge=1, le=100, description="shorter extracted opinions are dropped")
-    k: int | Literal["auto"] = Field("auto", description="clusters per culture, or 'auto': opinions / opinions_per_cluster")
-    opinions_per_cluster: int = Field(50, ge=1, description="'auto' k: one cluster per this many opinions")
-    min_clusters: int = Field(2, ge=1, description="'auto' k: at least this many clusters (when there are as many opinions)")
-    representative: Literal["centroid", "longest"] = Field(
-        "centroid", description="the opinion kept per cluster: nearest the centroid, or the longest (the paper)")
+    # Clustering: the preset's grouping and representative unless set (cultura.pipelines.refine.diversify.PRESETS)
+    preset: Literal["paper", "culture"] = Field(
+        "paper", description="paper: k-means per culture and seed question, longest member kept (CulturePark); "
+        "culture: one k-means per culture, member nearest the centroid kept")
+    cluster_by: Literal["seed", "culture"] | None = Field(
+        None, description="k-means per (culture, seed question) or per culture; default: the preset's")
+    k: int | Literal["auto"] = Field("auto", description="clusters per group, or 'auto': per seed question 10 "
+                                     "(15 above 500 opinions per culture, 20 above 750); per culture "
+                                     "opinions / opinions_per_cluster")
+    opinions_per_cluster: int = Field(50, ge=1, description="'auto' k per culture: one cluster per this many opinions")
+    min_clusters: int = Field(2, ge=1, description="'auto' k per culture: at least this many clusters (when there "
+                              "are as many opinions)")
+    representative: Literal["centroid", "longest"] | None = Field(
+        None, description="the opinion kept per cluster: the longest (the paper) or the one nearest the centroid; "
+        "default: the preset's")
     embedder: str = Field("default", min_length=1, description="sentence-transformers model name or folder")
     # Two one-CPU actors embed 1.2x faster than one two-thread process here (bench/refine.py).
     embed_workers: int = Field(2, ge=1, le=1024, description="Ray Data embedding actors (model loaded once "
@@ -243,7 +254,8 @@ class FinetuneConfig(Section):
 class PaletteConfig(Section):
     """Cultural Palette (``cultura palette``, ``cultura palette-data``): the gate, the blend, the data.
 
-    Gate: softmax((-alpha * hofstede_distance + beta * relevance) / tau), top_k continents draft.
+    Gate: softmax((-alpha * hofstede_distance + home_weight * own_continent + beta * relevance) / tau),
+    top_k continents draft (``cultura.palette.gate``; centroids leave the target country out).
     """
 
     alpha: float = Field(1.0, ge=0, description="weight of cultural proximity (Hofstede distance / 100)")
@@ -251,6 +263,9 @@ class PaletteConfig(Section):
     tau: float = Field(0.2, gt=0, le=100, description="gate temperature: lower is sharper")
     top_k: int = Field(3, ge=1, le=5, description="continents that draft (the rest are skipped)")
     mention_bonus: float = Field(0.5, ge=0, description="relevance added to a continent the prompt names")
+    # 0.7 puts each palette18 country's own continent first for neutral prompts (the United States needs
+    # > 0.55: its Hofstede scores sit far nearer the Oceania centroid than the Latin-American-heavy America one)
+    home_weight: float = Field(0.7, ge=0, description="gate score added to the target country's own continent")
     blend: Literal["aggregate", "select", "weighted-merge"] = "aggregate"
     max_tokens: int = Field(128, ge=1, le=8192, description="tokens per draft and per final answer")
     temperature: float = Field(0.7, ge=0, le=5, description="sampling temperature of the drafts")
@@ -263,7 +278,6 @@ class PaletteConfig(Section):
     workers: int = Field(2, ge=1, le=1024, description="respond_batch / palette-data: Ray Data actor-pool size")
     batch_size: int = Field(32, ge=1, le=100000, description="prompts per Ray Data batch")
     samples: int = Field(2, ge=1, le=64, description="palette-data: responses sampled per prompt and continent")
-    judge_max_tokens: int = Field(48, ge=8, le=1024, description="palette-data: tokens of the judge's rating")
     max_distance: float = Field(1.5, gt=0,
                                 description="palette-data: drop a continent's best sample farther than this (0..2.45)")
 

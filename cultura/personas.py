@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+CHATBOT_PROMPT = "You are {article} {display} chatbot that knows {display} very well."
 CONTINENT_PERSONA = (
     "You are a knowledgeable assistant about {continent}, its cultures, history and nuances. "
     "You answer from the perspective of people in {continent}: their values, customs and everyday "
@@ -56,6 +57,26 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
         prompt = f"{prompt} {extra.strip()}"
     return Persona(key=f"delegate:{c.key}", name=name, role="delegate", system_prompt=prompt,
                    culture=c.key, country=c.primary_country)
+
+
+def chatbot_prompt(culture: str) -> str:
+    """CulturePark's fine-tuning system prompt: ``You are a German chatbot that knows German very
+    well.`` (``an`` before a vowel; an unknown key is title-cased)."""
+    from cultura.data.cultures import get_culture
+    from cultura.errors import CulturaError
+
+    try:
+        display = get_culture(culture).display
+    except CulturaError:
+        display = culture.replace("_", " ").title()
+    return CHATBOT_PROMPT.format(article="an" if display[:1].upper() in "AEIOU" else "a", display=display)
+
+
+def chatbot_messages(culture: str, question: str) -> list[dict[str, str]]:
+    """The chat a culture's fine-tuned model is asked in: CulturePark's system prompt and ``question``
+    (a numbered multiple-choice question). The fine-tuning rows and the evaluation's ``adapter``
+    method both build their chat here, so the adapter is evaluated in the form it was trained on."""
+    return [{"role": "system", "content": chatbot_prompt(culture)}, {"role": "user", "content": question}]
 
 
 def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "") -> Persona:

@@ -61,7 +61,7 @@ BAD_INPUT = [
     (["refine", "--in", "{dir}/empty", "--out", "{dir}/r"], "manifest.json is missing"),
     (["finetune", "--data", "{dir}/empty", "--out", "{dir}/a"], "no SFT files"),
     (["eval", "moderation", "--tasks", "{dir}/empty", "--cultures", "german", "--report", "{dir}/r"],
-     "no *.jsonl task files"),
+     "holds no task files"),
     (["palette-data", "--prompts", "{dir}/empty.jsonl", "--out", "{dir}/p"], "no prompts"),
     # wrong schema
     (["generate", "--cultures", "german", "--seeds", "{dir}/wrong.jsonl", "--out", "{dir}/g"], "row 1, field 'id'"),

@@ -231,22 +231,34 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
 
 
 def test_eval_moderation_macro_f1(ray_session, tmp_path):
-    from sklearn.metrics import f1_score
+    """Four examples per task (two of each label): one of each goes to dev, where the threshold on
+    P(yes) is chosen; macro-F1 and ROC AUC are over the test rows, next to the constant baselines."""
+    from sklearn.metrics import f1_score, roc_auc_score
 
     out = tmp_path / "m1"
-    run_eval("moderation", "--tasks", "bundled", "--cultures", "german", "--limit", "2",
+    run_eval("moderation", "--tasks", "bundled", "--cultures", "german", "--limit", "4",
              "--methods", "base,prompted", "--report", str(out))
     rows = check_report(out, ("macro_f1_by_method.png",))
-    assert len(rows) == 3 * 2 * 2
+    assert len(rows) == 3 * 4 * 2
     import pyarrow.parquet as pq
 
+    baselines = pq.read_table(out / "baselines.parquet").to_pylist()
     for s in pq.read_table(out / "summary.parquet").to_pylist():
         mine = [r for r in rows if r["item_id"].startswith(s["task"] + ":") and r["method"] == s["method"]]
+        assert sorted(r["split"] for r in mine) == ["dev", "dev", "test", "test"]
+        test = [r for r in mine if r["split"] == "test"]
         labels = [s["task"], "not_" + s["task"]]
-        assert {r["label"] for r in mine} <= set(labels) and {r["prediction"] for r in mine} <= set(labels)
-        expected = f1_score([r["label"] for r in mine], [r["prediction"] for r in mine], labels=labels,
+        assert {r["label"] for r in mine} == set(labels) and {r["prediction"] for r in mine} <= set(labels)
+        for r in mine:  # one threshold on P(yes) = the probability of option 1 decides every row
+            assert r["prediction"] == (labels[0] if r["probs"][0] >= s["threshold"] else labels[1])
+        expected = f1_score([r["label"] for r in test], [r["prediction"] for r in test], labels=labels,
                             average="macro", zero_division=0)
-        assert s["examples"] == 2 and s["macro_f1"] == pytest.approx(expected)
+        assert s["dev"] == 2 and s["examples"] == 2 and s["macro_f1"] == pytest.approx(expected)
+        auc = roc_auc_score([r["label"] == labels[0] for r in test], [r["probs"][0] for r in test])
+        assert s["roc_auc"] == pytest.approx(auc)
+        constant = [b for b in baselines if b["task"] == s["task"]]
+        assert len(constant) == 2 and s["baseline_macro_f1"] == max(b["macro_f1"] for b in constant) == 1 / 3
+    assert "Constant-label baselines" in (out / "report.md").read_text()
 
 
 def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):

@@ -152,9 +152,8 @@ def test_hofstede_centroids_leave_the_scored_country_out():
     assert centroid != continent_centroid("Europe")
     assert hofstede_distance("Germany", "Europe", leave_out=True) == pytest.approx(
         vector_distance(country_scores("Germany"), centroid))
-    gate = CulturalGate(embedder=lambda texts: None, leave_out_target=True)
+    gate = CulturalGate(embedder=lambda texts: None)  # the gate's centroids always leave the target out
     assert gate.proximity("Germany")["Europe"] == pytest.approx(-hofstede_distance("Germany", "Europe", True))
-    assert gate.proximity("Germany") != CulturalGate(embedder=lambda texts: None).proximity("Germany")
     assert nearest_continent("Australia", leave_out=True) in ("America", "Europe", "Oceania")
 
 
@@ -238,7 +237,7 @@ def test_country_set_palette18():
 
 
 def test_moderation_tasks_validate_rows(tmp_path):
-    from cultura.eval.moderation import load_task, load_tasks, template_for
+    from cultura.eval.moderation_tasks import load_task, load_tasks, template_for
 
     tasks = load_tasks("bundled")
     assert set(tasks) >= {"offensive", "hate", "spam"}
@@ -287,3 +286,29 @@ def test_plots_are_valid_and_deterministic(tmp_path):
         assert first.read_bytes() == second.read_bytes()
         with Image.open(first) as image:
             assert image.format == "PNG"
+
+
+def test_the_adapter_method_asks_exactly_as_the_fine_tuning_rows_ask():
+    """One function builds the chat of a training row and of the ``adapter`` method's question:
+    CulturePark's chatbot prompt and the seed's numbered question; the row answers with the option
+    number and a first-person opinion."""
+    from cultura.data.seeds import load_seeds
+    from cultura.eval.methods import METHODS, MethodContext, country_target
+    from cultura.pipelines.finetune.data import seed_answer_conversations
+    from cultura.pipelines.refine.sft import sft_record
+
+    seed = next(s for s in load_seeds(cultures=["german"]) if s.attitude("german") and s.kind == "statement")
+    answer = seed.attitude("german")
+    row = {"culture": "german", "seed_id": seed.id, "seed_source": seed.source, "seed_kind": seed.kind,
+           "seed_text": seed.text, "options": list(seed.options), "attitude": answer,
+           "text": "I think so too.", "dialogue_id": "d1", "opinion_id": "o1"}
+    record = sft_record(row)
+    ctx = MethodContext(culture_adapters={"german": "german-lora"})
+    [component] = METHODS["adapter"].build(ctx, country_target("Germany"), seed.numbered_prompt()).components
+    assert list(component.messages) == record["messages"][:-1] and component.adapter == "german-lora"
+    assert record["messages"][0]["content"] == "You are a German chatbot that knows German very well."
+    number = seed.options.index(answer) + 1
+    assert record["messages"][-1]["content"] == f"{number}. I think so too."
+    stand_in = next(c for c in seed_answer_conversations("german") if seed.text in c[1]["content"])
+    assert stand_in[:-1] == record["messages"][:-1] and stand_in[-1]["content"].startswith(f"{number}. I ")
+    assert sft_record(row | {"attitude": "not an option"}) is None  # no number to answer with

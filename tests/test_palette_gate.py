@@ -49,10 +49,10 @@ def test_distance_skips_missing_dimensions_and_rescales():
 
 
 def test_closer_continent_gets_more_weight_from_proximity():
-    # relevance switched off: the weights are a softmax over -alpha * d / tau
+    # relevance switched off: the weights are a softmax over -alpha * d / tau, d to centroids without Australia
     g = gate(alpha=1.0, beta=0.0, tau=0.1, top_k=5)
     decision = g.weights(PROMPT, "Australia")
-    distances = {c: hofstede_distance("Australia", c) for c in CONTINENTS}
+    distances = {c: hofstede_distance("Australia", c, leave_out=True) for c in CONTINENTS}
     assert decision.proximity == pytest.approx({c: -d for c, d in distances.items()})
     assert decision.selected[0] == min(distances, key=distances.get) == "Oceania"
     for a in CONTINENTS:
@@ -66,7 +66,7 @@ def test_closer_continent_gets_more_weight_from_proximity():
 def test_a_country_closer_to_a_centroid_gets_more_weight_there():
     g = gate(beta=0.0, tau=0.2, top_k=5)
     near, far = "New Zealand", "Japan"
-    assert hofstede_distance(near, "Oceania") < hofstede_distance(far, "Oceania")
+    assert hofstede_distance(near, "Oceania", True) < hofstede_distance(far, "Oceania", True)
     assert g.weights(PROMPT, near).weights["Oceania"] > g.weights(PROMPT, far).weights["Oceania"]
 
 
@@ -147,16 +147,28 @@ def test_real_embedder_favours_the_named_continent():
     assert max(plain.relevance, key=plain.relevance.get) == "Africa"
 
 
-def test_judge_parser_reads_ratings_in_many_shapes():
-    from cultura.palette.judge import parse_ratings, ratings_to_scores
+def test_judge_ratings_come_from_option_scores_in_both_scale_directions():
+    """A judge that always picks the option reading "High" rates 4 on every dimension: the reversed
+    scale is mapped back; a failed request leaves its dimension unrated."""
+    import math
 
-    assert parse_ratings("PDI: 4\nIDV: 2\nMAS: 3\nUAI: 5\nLTO: 1\nIVR: 3") == {
-        "PDI": 4, "IDV": 2, "MAS": 3, "UAI": 5, "LTO": 1, "IVR": 3}
-    messy = ("**Power distance**: 4/5. individualism = 2.5; MAS (masculinity) - 3\n"
-             "uncertainty avoidance (UAI): 9\nlong-term orientation: 2")
-    assert parse_ratings(messy) == {"PDI": 4, "IDV": 2.5, "MAS": 3, "UAI": None, "LTO": 2, "IVR": None}
-    assert parse_ratings("3, 4, 2, 5, 1, 3") == {"PDI": 3, "IDV": 4, "MAS": 2, "UAI": 5, "LTO": 1, "IVR": 3}
-    assert all(v is None for v in parse_ratings("I cannot rate this answer.").values())
+    from cultura.engines.base import Failure, OptionScores
+    from cultura.palette.judge import rate, ratings_to_scores
+
+    def score(items):
+        out = []
+        for chat, numbers in items:
+            text = chat[-1]["content"]
+            if "uncertainty avoidance" in text and "Bring sweets" in text:
+                out.append(Failure("InvalidRequest: too long"))
+                continue
+            listed = [line.split(". ", 1)[1] for line in text.splitlines() if line[:2] in {f"{n}." for n in numbers}]
+            out.append(OptionScores(tuple(0.0 if o == "High" else -50.0 for o in listed), 0.9))
+        return out
+
+    [(ratings, mass), (partial, _)] = rate([("Q?", "Bring wine."), ("Q?", "Bring sweets.")], score)
+    assert all(math.isclose(r, 4.0, abs_tol=1e-9) for r in ratings.values()) and mass == 0.9
+    assert partial["UAI"] is None and partial["PDI"] == pytest.approx(4.0)
     assert ratings_to_scores({"PDI": 1, "IDV": 5, "MAS": None}) == {"PDI": 0.0, "IDV": 100.0, "MAS": None}
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from cultura.config import EngineConfig, Resources, load_config
 from cultura.errors import DataError
-from cultura.pipelines.refine.diversify import choose_k, cluster, l2_normalise
+from cultura.pipelines.refine.diversify import choose_k, cluster, group_k, l2_normalise
 from cultura.pipelines.refine.opinions import parse_opinions
 from cultura.pipelines.refine.run import extraction_units, refine
 from cultura.pipelines.refine.input import read_generation, seed_attitudes
-from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, IRRELEVANT, parse_label, verify_opinions
+from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, IRRELEVANT, LABELS, verify_opinions
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [
@@ -29,7 +29,7 @@ SEEDS = [
      "attitudes": {"Germany": "Not important", "China": "Not important"}},
 ]
 # small and greedy: the tests check the data flow, not the tiny model's judgement
-TINY = {"refine.extract_max_tokens": 64, "refine.rewrite_max_tokens": 32, "refine.verify_max_tokens": 6,
+TINY = {"refine.extract_max_tokens": 64, "refine.rewrite_max_tokens": 32, "refine.judge_check": 9,
         "refine.k": 2, "engine_resources": {"num_cpus": 1}}
 
 
@@ -155,14 +155,36 @@ def test_parser_reads_lists_amid_chatter_and_drops_non_opinions():
         "People in Brazil value football above most sports."]
 
 
-def test_label_parser_tolerates_case_punctuation_and_extra_words():
-    cases = {"Entail": ENTAIL, "entail.": ENTAIL, "ENTAILMENT!": ENTAIL, "Label: Contradict": CONTRADICT,
-             "The answer is: contradiction.": CONTRADICT, " irrelevant\n": IRRELEVANT, "**Irrelevant**": IRRELEVANT}
-    for text, label in cases.items():
-        assert parse_label(text) == (label, True), text
-    for text in ("", "Yes", "Not important", "Entail or Contradict", "It does not entail the answer",
-                 "Oversimplification"):
-        assert parse_label(text) == (IRRELEVANT, False), text
+def scripted_score(pick):
+    """A ``score`` function whose judge answers ``pick(chat)`` (a label) with all its mass on that
+    label's number in whatever order the chat lists the labels."""
+    from cultura.engines.base import OptionScores
+    from cultura.pipelines.refine.verify import LABEL_OPTIONS
+
+    def score(items):
+        out = []
+        for chat, numbers in items:
+            text = chat[-1]["content"]
+            listed = [label for n in numbers for label in LABELS if f"{n}. {LABEL_OPTIONS[label]}" in text]
+            chosen = pick(chat)
+            out.append(OptionScores(tuple(0.0 if label == chosen else -30.0 for label in listed), 0.8))
+        return out
+
+    return score
+
+
+def test_labels_do_not_depend_on_the_order_they_are_listed_in():
+    """A judge that always answers "1" favours no label: every label is listed first once."""
+    from cultura.engines.base import OptionScores
+    from cultura.pipelines.refine.verify import judge
+
+    item = {"opinion": "I think family comes first.", "seed_text": "How important is family in your life?",
+            "attitude": "Very important", "country": "Germany"}
+    [first] = judge([item], lambda items: [OptionScores((0.0, -3.0, -3.0), 0.5) for _ in items])
+    assert first.probs[0] == pytest.approx(first.probs[1]) == pytest.approx(first.probs[2]) == pytest.approx(1 / 3)
+    [picked] = judge([item], scripted_score(lambda chat: CONTRADICT))
+    assert picked.label == CONTRADICT and picked.prob(CONTRADICT) == pytest.approx(1.0)
+    assert picked.valid_mass == pytest.approx(0.8)
 
 
 def test_choose_k_and_cluster_representatives_on_fixed_vectors():
@@ -171,6 +193,10 @@ def test_choose_k_and_cluster_representatives_on_fixed_vectors():
     assert choose_k(0) == 0 and choose_k(3) == 1 and choose_k(500) == 10 and choose_k(1000) == 20
     assert choose_k(3, minimum=2) == 2 and choose_k(1, minimum=2) == 1 and choose_k(700, minimum=2) == 14
     assert choose_k(5, 8) == 5 and choose_k(40, 3) == 3
+    # the paper: per seed question min(10, n) up to 500 opinions per culture, then 15, then 20
+    assert group_k(3, 40, "auto", "seed") == 3 and group_k(30, 500, "auto", "seed") == 10
+    assert group_k(30, 700, "auto", "seed") == 15 and group_k(30, 1000, "auto", "seed") == 20
+    assert group_k(30, 1000, 4, "seed") == 4 and group_k(120, 120, "auto", "culture", 50, 2) == 2
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.05, 0.95]], dtype=np.float32)
     result = cluster(vectors, 2, "longest", lengths=[1, 50, 3, 2, 1])
     assert result.labels[0] == result.labels[1] != result.labels[2]
@@ -233,31 +259,28 @@ def test_units_follow_the_mode_and_find_multi_mode_attitudes(gen_run):
 
 
 def test_verify_rewrites_a_contradiction_and_verifies_the_rewrite(engine):
-    """The real engine judges a constructed opinion that contradicts the seed attitude.
-
-    The default model cannot judge entailment: its label follows the order of the worked examples
-    (ENTAIL under the default order). This order makes it answer CONTRADICT, so the rewrite path runs
-    on real engine answers."""
+    """The judge says Contradict at the first verification and Entail after; the real engine writes
+    the rewrite, and it is the rewrite that is judged again (the default model may well echo the
+    original: the flow, not the model's skill, is under test)."""
     from cultura.pipelines.refine.llm_stage import EngineCaller
 
     caller = EngineCaller(engine_handle=engine)
-    calls = []
-
-    def ask(chats, max_tokens):  # records what is asked, answers with the real engine
-        calls.append([chat[-1]["content"] for chat in chats])
-        return caller.ask(chats, max_tokens)
-
-    item = {"opinion": "People in Germany consider religion very important in everyday life.",
+    item = {"opinion": "Religion is very important in my everyday life.",
             "seed_text": "Is religion important in your life?", "attitude": "Not important", "country": "Germany"}
-    [result] = verify_opinions([item], ask, verify_tokens=6, rewrite_tokens=32, order=(ENTAIL, IRRELEVANT, CONTRADICT))
+    judged = []
+
+    def pick(chat):
+        judged.append(chat[-1]["content"])
+        return CONTRADICT if len(judged) <= 3 else ENTAIL  # three orders per verification
+
+    [result] = verify_opinions([item], scripted_score(pick), caller.ask, rewrite_tokens=32, min_words=3)
     assert [s["step"] for s in result["audit"]] == ["verify", "rewrite", "reverify"], result
-    assert result["label"] == CONTRADICT and result["rewrite"]
+    assert result["label"] == CONTRADICT and result["rewrite"] and result["valid_mass"] == pytest.approx(0.8)
     reverify = result["audit"][2]
-    assert reverify["input"] == result["rewrite"] != item["opinion"]  # the rewrite is judged, not the original
-    assert result["rewrite"] in calls[2][0] and item["opinion"] not in calls[2][0]
-    assert result["rewrite_label"] == reverify["label"]
-    assert result["verified"] == (reverify["label"] == ENTAIL)
-    assert result["decision"] == ("kept-rewrite" if result["verified"] else f"dropped-rewrite-{reverify['label'].lower()}")
+    assert reverify["input"] == result["rewrite"]
+    assert all(result["rewrite"] in text for text in judged[3:]) and len(judged) == 6
+    assert result["rewrite_label"] == reverify["label"] == ENTAIL and reverify["probs"] == pytest.approx([1, 0, 0])
+    assert result["verified"] and result["decision"] == "kept-rewrite" and result["text"] == result["rewrite"]
 
 
 @pytest.fixture(scope="module")
@@ -296,10 +319,23 @@ def test_counts_shrink_monotonically_across_the_stage_settings(runs):
     rows = table.to_pylist()
     verified = sum(bool(r["verified"]) for r in rows)  # what the verify setting keeps
     assert gen["totals"]["sft"] >= verified >= div["totals"]["sft"]
+    per_seed: dict = {}
+    for r in rows:
+        if r["verified"]:
+            per_seed.setdefault(r["culture"], {}).setdefault(r["seed_id"], []).append(r)
     for culture, c in div["cultures"].items():
         assert c["extracted"] >= c["verified"] >= c["diversified"] == c["sft"], culture
         assert c["entail"] + c["contradict"] + c["irrelevant"] + c["no_attitude"] == c["extracted"]
-        assert c["clusters"] == min(2, c["verified"])
+        seeds = per_seed.get(culture, {})
+        # k = 2 per seed question (fewer when a seed has fewer distinct opinions)
+        assert c["clusters"] == sum(min(2, len({r["text"] for r in m})) for m in seeds.values())
+        assert c["seeds_kept"] == c["seeds_verified"] == len(seeds)  # every verified seed keeps one
+        if c["valid_mass"] is not None:
+            assert 0 < c["valid_mass"] <= 1 and c["judgements"] >= c["extracted"] - c["no_attitude"]
+    assert div["clustering"] == {"cluster_by": "seed", "representative": "longest"}
+    judge = div["judge"]
+    # two seeds x two cultures: 4 labelled items (of the 9 asked for), Entail, Contradict, Irrelevant, Entail
+    assert judge["items"] == 4 and sum(judge["predicted"].values()) == 4 and judge["majority_accuracy"] == 0.5
     for row in rows:
         steps = [s["step"] for s in row["audit"]]
         assert steps[:1] == ["verify"] and row["decision"]
@@ -312,16 +348,18 @@ def test_counts_shrink_monotonically_across_the_stage_settings(runs):
 
 
 def test_representatives_are_members_of_their_clusters(runs):
-    """Real opinions, embedded by the Ray Data stage and clustered per culture in Ray tasks: each
-    cluster has exactly one representative, a member, the nearest to the centroid."""
+    """Real opinions, embedded by the Ray Data stage and clustered per culture and seed question in
+    Ray tasks: each cluster lies within one seed question and has exactly one representative, a
+    member, the longest (the paper's choice)."""
     rows = [r for r in _table(runs["diversify"][0] / "opinions.parquet").to_pylist() if r["verified"]]
     clusters: dict = {}
     for r in rows:
         clusters.setdefault((r["culture"], r["cluster"]), []).append(r)
-    assert clusters and all(r["cluster"] is not None and 0 <= r["distance"] <= 2 for r in rows)
+    assert all(r["cluster"] is not None and 0 <= r["distance"] <= 2 for r in rows)
     for members in clusters.values():
+        assert len({m["seed_id"] for m in members}) == 1
         [rep] = [m for m in members if m["representative"]]
-        assert rep["distance"] == min(m["distance"] for m in members)
+        assert len(rep["text"]) == max(len(m["text"]) for m in members)
 
 
 def test_sft_files_load_with_datasets_and_json(runs):
@@ -345,7 +383,9 @@ def test_sft_files_load_with_datasets_and_json(runs):
             seed = next(s for s in SEEDS if s["id"] == record["seed_id"])
             assert seed["text"] in user["content"] and all(o in user["content"] for o in seed["options"])
             country = {"chinese": "China", "german": "Germany"}[path.stem]
-            assert assistant["content"].startswith(seed["attitudes"][country] + ". ")
+            number = seed["options"].index(seed["attitudes"][country]) + 1
+            assert assistant["content"].startswith(f"{number}. ")  # the option number, then the opinion
+            assert user["content"].endswith("Answer with the number of one option only.")
             assert record["culture"] == path.stem and record["dialogue_id"]
         parquet = _table(path.with_suffix(".parquet")).to_pylist()
         assert [r["messages"] for r in parquet] == [r["messages"] for r in records]
@@ -422,14 +462,15 @@ def test_a_row_whose_request_fails_is_written_with_its_reason_beside_the_rest(ge
 def test_verification_ends_a_failed_opinion_alone():
     from cultura.engines.base import Failure
 
-    items = [{"opinion": f"People in Germany value opinion {i}.", "seed_text": "Q?", "attitude": "Yes",
-              "country": "Germany"} for i in range(3)]
+    items = [{"opinion": f"I value opinion {i}.", "seed_text": "Q?", "attitude": "Yes", "country": "Germany"}
+             for i in range(3)]
+    entail = scripted_score(lambda chat: ENTAIL)
 
-    def ask(chats, max_tokens):  # the second chat's request fails in every step
-        return [Failure("InvalidRequest: too long") if "opinion 1" in chat[-1]["content"] else "ENTAIL"
-                for chat in chats]
+    def score(pairs):  # the second opinion's requests fail
+        return [Failure("InvalidRequest: too long") if "opinion 1" in chat[-1]["content"] else entail([(chat, n)])[0]
+                for chat, n in pairs]
 
-    results = verify_opinions(items, ask)
+    results = verify_opinions(items, score, lambda chats, tokens: ["unused"] * len(chats))
     assert [r["decision"] for r in results] == ["kept", "failed", "kept"]
     assert results[1]["error"] == "InvalidRequest: too long" and not results[1]["verified"]
     assert results[0]["error"] is None and results[0]["verified"]

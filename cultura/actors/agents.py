@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Message, OptionScores, SamplingParams
+from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, SamplingParams,
+                                  ScoreRequest, score_each)
 from cultura.personas import Persona
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
@@ -85,6 +86,15 @@ class Agent:
         if self._engine is not None:
             return await self._engine.score_options(full, options, self.persona.adapter)
         return await self._engine_actor().score_options.remote(full, options, self.persona.adapter)
+
+    async def score_each(self, items: Sequence[tuple[Sequence[Message], Sequence[str]]]) -> list[OptionScores | Failure]:
+        """:meth:`score_options` for many ``(messages, options)`` items in one call, each failing alone
+        (a :class:`~cultura.engines.base.Failure` in its place)."""
+        requests = [ScoreRequest.of([{"role": "system", "content": self.persona.system_prompt}, *messages], options,
+                                    self.persona.adapter) for messages, options in items]
+        if self._engine is not None:
+            return await score_each(self._engine, requests)
+        return await self._engine_actor().score_each.remote(requests)
 
     def _engine_actor(self) -> Any:
         """The shared engine actor; a name given instead of a handle is looked up once."""

@@ -19,10 +19,12 @@ QUESTION = "What should I bring when visiting a friend's family for dinner?"
 # Each culture adapter should train on at least MIN_TRAIN_ROWS rows (plus the held-out tenth). On
 # the default model a dialogue yields about two distinct opinions and 40-60% of them pass
 # verification: with 24 seeds German kept 15, so 32 seeds (28 with a German attitude, 23 Chinese)
-# aim at about 20 per culture; k-means keeps up to CLUSTERS of them. The extraction's distinct
-# opinions come in its first three lines (then it repeats itself), so EXTRACT_TOKENS suffices.
+# aim at about 20 per culture; k-means per seed question (the paper preset) with CLUSTERS_PER_SEED
+# keeps each seed question's longest opinion (with every distinct opinion kept, the German adapter
+# trained on 56 rows and the demo ran 2.5 minutes longer). The extraction's distinct opinions come
+# in its first three lines (then it repeats itself), so EXTRACT_TOKENS suffices.
 MIN_TRAIN_ROWS = 16
-CLUSTERS = 32
+CLUSTERS_PER_SEED = 1
 EXTRACT_TOKENS = 80
 
 
@@ -68,7 +70,7 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
 
     step("generate", ["generate", "--cultures", cultures, "--max-seeds", str(max_seeds), "--rounds", str(rounds),
                       "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
-    step("refine", ["refine", "--in", str(gen), "--out", str(ref), "--k", str(CLUSTERS),
+    step("refine", ["refine", "--in", str(gen), "--out", str(ref), "--k", str(CLUSTERS_PER_SEED),
                     "--max-tokens", str(EXTRACT_TOKENS)])
     step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
     step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "base,prompted,adapter",

@@ -154,23 +154,46 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
 
 @eval_.command()
 @click.option("--tasks", default="bundled", show_default=True,
-              help="A folder of task files (*.jsonl with text and label), one file, or 'bundled' (small examples).")
+              help="A folder of task files (*.jsonl, *.csv, *.tsv), one file (also a tab-separated .txt), or "
+                   "'bundled' (small examples). One file is one task; its name picks the yes/no template.")
+@click.option("--text-column", default=None,
+              help="Column (CSV/TSV header name, or 1-based number for a file without a header) or JSONL field "
+                   "holding the text (default: text).")
+@click.option("--label-column", default=None,
+              help="Column or field holding the label (default: label); a number, like --text-column, for a "
+                   "file without a header.")
+@click.option("--positive-label", default=None,
+              help="The label value that means positive (e.g. OFFENSE); every other value is negative. Default: "
+                   "1/0, true/false, yes/no or the template's names (offensive / not_offensive).")
+@click.option("--template", default=None,
+              help="Yes/no template for every task (offensive, hate, abusive, vulgar, threat, bias, spam); "
+                   "default: the task file name's first word.")
+@click.option("--dev-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.3,
+              show_default=True, help="Share of each label's examples in the dev split, on which each task's "
+                                      "P(yes) threshold is chosen; the rest is scored.")
 @click.option("--cultures", default="all", show_default=True,
               help="'all' (the eight CulturePark cultures) or comma-separated culture keys or countries.")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="Use only the first N examples per task.")
 @eval_options("base,prompted", "reports/moderation")
-def moderation(tasks: str, cultures: str, limit: int | None, **kwargs: Any) -> None:
-    """Content moderation: macro-F1 per task and culture with culture-prompted yes/no templates."""
-    from cultura.eval.moderation import load_tasks, run_moderation
+def moderation(tasks: str, text_column: str | None, label_column: str | None, positive_label: str | None,
+               template: str | None, dev_fraction: float, cultures: str, limit: int | None, **kwargs: Any) -> None:
+    """Content moderation: P(yes) of culture-prompted yes/no templates, thresholded on a dev split; macro-F1
+    and ROC AUC per task and culture next to the constant-label baselines."""
+    from cultura.eval.moderation import run_moderation
+    from cultura.eval.moderation_tasks import TaskFormat, column_option, load_tasks
     from cultura.eval.vsm_eval import resolve_targets
 
     started = time.perf_counter()
-    loaded = load_tasks(tasks, limit)
+    fmt = TaskFormat(text_column=column_option(text_column) or "text",
+                     label_column=column_option(label_column) or "label", positive_label=positive_label,
+                     template=template)
+    loaded = load_tasks(tasks, limit, fmt)
     targets = resolve_targets(cultures)
     config, methods_, ctx, report = _setup(kwargs)
     with ctx.engines:
-        result = run_moderation(config, loaded, targets, methods_, ctx, report)
-    echo_table(result.summary, ["task", "target", "method", "examples", "macro_f1", "accuracy"])
+        result = run_moderation(config, loaded, targets, methods_, ctx, report, dev_fraction)
+    echo_table(result.summary, ["task", "target", "method", "dev", "examples", "threshold", "macro_f1", "accuracy",
+                                "roc_auc", "best_baseline", "baseline_macro_f1", "lift"])
     click.echo("")
     echo_table(result.by_method)
     _finish(result.rows, result.files, report, started, ctx)

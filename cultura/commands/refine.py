@@ -30,13 +30,25 @@ def _k(ctx: click.Context, param: click.Parameter, value: str | None) -> int | s
               help="How far to refine (the paper's ablation): generate = extracted opinions; verify = only "
                    "those that entail the seed attitude (contradicting ones rewritten and re-verified); "
                    "diversify = one per k-means cluster (default).")
+@click.option("--preset", type=click.Choice(["paper", "culture"]), default=None,
+              help="Clustering preset. paper (default, CulturePark): k-means per culture and seed question, "
+                   "k = 10 per question (15 above 500 verified opinions per culture, 20 above 750), the longest "
+                   "member of each cluster kept, so every seed question with a verified opinion keeps one. "
+                   "culture: one k-means per culture, the member nearest the centroid kept.")
+@click.option("--cluster-by", type=click.Choice(["seed", "culture"]), default=None,
+              help="Group opinions per (culture, seed question) or per culture before k-means (default: the "
+                   "preset's).")
 @click.option("--k", callback=_k, default=None,
-              help="Clusters per culture, or 'auto' (default): one per --opinions-per-cluster opinions, "
-                   "at least 2.")
+              help="Clusters per group, or 'auto' (default): per seed question as --preset paper says; per "
+                   "culture one per --opinions-per-cluster opinions, at least 2.")
 @click.option("--opinions-per-cluster", type=click.IntRange(min=1), default=None,
-              help="For --k auto: opinions per cluster (default 50; the paper: 10-20 clusters for 500-1000).")
+              help="For --cluster-by culture and --k auto: opinions per cluster (default 50).")
 @click.option("--representative", type=click.Choice(["centroid", "longest"]), default=None,
-              help="Opinion kept per cluster: nearest the centroid (default) or the longest (as in the paper).")
+              help="Opinion kept per cluster: the longest (paper) or the one nearest the centroid (default: the "
+                   "preset's).")
+@click.option("--judge-check", type=click.IntRange(min=0), default=None,
+              help="Labelled items built from the run's seeds on which the verification judge is scored next to "
+                   "the majority-label baseline (default 60; 0: no check).")
 @click.option("--embedder", default=None,
               help="Sentence-transformers model (name or folder); default: the bundled all-MiniLM-L6-v2.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Ray Data actors of the LLM stages (default 1).")
@@ -54,21 +66,36 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
 
     config_args = pop_config_args(kwargs)
     overrides = {
-        "refine.stages": kwargs["stages"], "refine.k": kwargs["k"],
+        "refine.stages": kwargs["stages"], "refine.preset": kwargs["preset"], "refine.cluster_by": kwargs["cluster_by"],
+        "refine.k": kwargs["k"],
         "refine.opinions_per_cluster": kwargs["opinions_per_cluster"],
         "refine.representative": kwargs["representative"], "refine.embedder": kwargs["embedder"],
+        "refine.judge_check": kwargs["judge_check"],
         "refine.workers": kwargs["workers"], "refine.batch_size": kwargs["batch_size"],
         "refine.extract_max_tokens": kwargs["max_tokens"],
     }
     config = build_config(**config_args, **overrides)
     summary = run_refine(config, source, out, overwrite=overwrite, progress=True)
-    echo_table(summary.table(), ["culture", "dialogues", "extracted", "verified", "diversified", "sft"])
+    echo_table(summary.table(), ["culture", "dialogues", "extracted", "entail", "contradict", "irrelevant",
+                                 "valid_mass", "verified", "diversified", "seeds", "sft"])
     totals = summary.totals()
     if summary.stages != "generate":
-        click.echo(f"verification      {totals.get('entail', 0)} entail, {totals.get('contradict', 0)} contradict "
-                   f"({totals.get('rewritten', 0)} rewritten, {totals.get('rewrite_kept', 0)} rewrites kept), "
-                   f"{totals.get('irrelevant', 0)} irrelevant; {totals.get('unrecognised', 0)} unreadable labels "
-                   f"counted as irrelevant; {totals.get('no_attitude', 0)} without a seed attitude")
+        mass = totals.get("valid_mass")
+        click.echo(f"verification      labels from option scoring: {totals.get('entail', 0)} entail, "
+                   f"{totals.get('contradict', 0)} contradict ({totals.get('rewritten', 0)} rewritten, "
+                   f"{totals.get('rewrite_kept', 0)} rewrites kept), {totals.get('irrelevant', 0)} irrelevant; "
+                   f"mean valid mass {'-' if mass is None else f'{mass:.3f}'}; {totals.get('no_attitude', 0)} "
+                   "without a seed attitude")
+    if summary.judge:
+        j = summary.judge
+        click.echo(f"judge check       {j['items']} labelled items: accuracy {j['accuracy']:.3f}, macro-F1 "
+                   f"{j['macro_f1']:.3f}; majority baseline ('{j['majority_label']}') accuracy "
+                   f"{j['majority_accuracy']:.3f}, macro-F1 {j['majority_macro_f1']:.3f}"
+                   + ("; AT CHANCE" if j["at_chance"] else ""))
+    if summary.clustering and summary.stages == "diversify":
+        click.echo(f"clustering        per {summary.clustering['cluster_by']}, representative "
+                   f"{summary.clustering['representative']}; (culture, seed question) pairs with a representative: "
+                   f"{totals.get('seeds_kept', 0)} of the {totals.get('seeds_verified', 0)} with verified opinions")
     click.echo("seconds           " + ", ".join(f"{k} {v:.1f}" for k, v in summary.seconds.items()))
     for note in summary.notes:
         click.echo(f"note              {note}")

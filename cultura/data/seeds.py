@@ -134,9 +134,9 @@ class Seed:
         if found is None:
             raise CulturaError(f"seed {self.id} has no known attitude for culture {culture!r}; "
                                f"countries with data: {', '.join(self.countries) or 'none'}")
-        verb = _agreement(found.answer)
+        verb = agreement_verb(found.answer)
         if self.kind == "statement" and verb:
-            return f"Most people in {found.where} {verb} that {_as_clause(self.text)}."
+            return f"Most people in {found.where} {verb} that {as_clause(self.text)}."
         return f'When asked "{self.text}", most people in {found.where} answered "{found.answer}".'
 
     def prompt_text(self) -> str:
@@ -145,6 +145,14 @@ class Seed:
         if self.kind == "statement":
             return f'Do you agree or disagree with this statement? "{self.text}"\nOptions: {options}'
         return f"{self.text}\nOptions: {options}"
+
+    def numbered_prompt(self) -> str:
+        """The seed as a numbered multiple-choice question asking for one option (statements asked as
+        agree / disagree): what evaluations ask and what the fine-tuning rows train on."""
+        from cultura.eval.answers import numbered_question
+
+        text = f'Do you agree or disagree with this statement? "{self.text}"' if self.kind == "statement" else self.text
+        return numbered_question(text, self.options)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the seed as a plain JSON-ready dict in the project schema."""
@@ -187,7 +195,8 @@ def seed_split(seed_id: str, eval_fraction: float = EVAL_FRACTION) -> str:
     return "eval" if point < eval_fraction else "train"
 
 
-def _agreement(answer: str) -> str | None:
+def agreement_verb(answer: str) -> str | None:
+    """``disagree`` or ``agree`` when an answer option says so ("Strongly disagree"), else None."""
     lowered = answer.lower()
     if "disagree" in lowered:
         return "disagree"
@@ -196,7 +205,7 @@ def _agreement(answer: str) -> str | None:
     return None
 
 
-def _as_clause(statement: str) -> str:
+def as_clause(statement: str) -> str:
     """'Religion matters.' -> 'religion matters' (keeps acronyms, 'I' and 'God' capitalised)."""
     text = statement.strip().rstrip(".!").strip()
     first = text.split(" ", 1)[0]

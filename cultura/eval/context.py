@@ -4,7 +4,7 @@ Adapters come from an adapter registry folder (``--adapters``, else ``eval.adapt
 ``palette.adapters`` / ``engine.adapter_registry``): its ``culture`` entries serve the ``adapter``
 method (by culture key, newest first), its ``continent`` entries the continent agents; explicit
 ``palette.continent_adapters`` win for continents. The gate is :class:`cultura.palette.gate.CulturalGate`
-with the ``palette`` section's alpha, beta, tau, top_k and mention bonus.
+with the ``palette`` section's alpha, beta, tau, top_k, mention bonus and home weight.
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ def build_context(config: Any, adapters_dir: str | None = None) -> MethodContext
 
 
 def gate_factory(config: Any):
-    """A callable ``make(leave_out_target)`` building the Cultural MoE gate from ``config.palette``."""
-    def make(leave_out_target: bool = False) -> Any:
+    """A callable ``make()`` building the Cultural MoE gate from ``config.palette``."""
+    def make() -> Any:
         from cultura.palette.gate import CulturalGate
 
-        p = config.palette
-        return CulturalGate(alpha=p.alpha, beta=p.beta, tau=p.tau, top_k=p.top_k, mention_bonus=p.mention_bonus,
-                            leave_out_target=leave_out_target)
+        return CulturalGate.from_config(config.palette)
 
     return make

@@ -75,11 +75,11 @@ class MethodContext:
     culture_adapters: dict[str, str] = field(default_factory=dict)
     continent_adapters: dict[str, str] = field(default_factory=dict)
     adapter_source: str | None = None
-    gate_factory: Callable[[bool], Any] | None = None
+    gate_factory: Callable[[], Any] | None = None
     # adapter name -> the seed ids its training rows came from (None: not recorded)
     adapter_seeds: dict[str, list[str] | None] = field(default_factory=dict)
-    # True when targets are scored against their own Hofstede scores: gate and continent centroids
-    # then leave the target country out
+    # True when targets are scored against their own Hofstede scores: the nearest-continent centroids
+    # then leave the target country out (the gate's always do)
     leave_out_target: bool = False
     # (question prompt, country) -> Cultural Palette's answer, filled by the palette method's prepare step
     palette_answers: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -95,16 +95,21 @@ class MethodContext:
             if self._gate is None:
                 if self.gate_factory is None:
                     raise NotApplicable("no Cultural MoE gate is available (cultura.palette.gate)")
-                self._gate = self.gate_factory(self.leave_out_target)
+                self._gate = self.gate_factory()
             decision = self._gate.weights(question, country)
             self._decisions[key] = {c: float(w) for c, w in decision.weights.items()}
         return self._decisions[key]
 
     def culture_adapter(self, target: Target) -> str:
         """The registered adapter for the target's culture, or NotApplicable naming what is missing."""
+        return self.culture_adapter_of(target)[1]
+
+    def culture_adapter_of(self, target: Target) -> tuple[str, str]:
+        """(the culture key the adapter was trained for, the adapter's name) for the target, most
+        specific key first; NotApplicable naming what is missing."""
         for key in target.adapter_keys:
             if key in self.culture_adapters:
-                return self.culture_adapters[key]
+                return key, self.culture_adapters[key]
         where = f" in {self.adapter_source}" if self.adapter_source else " (no --adapters folder given)"
         raise NotApplicable(f"no adapter for {' or '.join(target.adapter_keys)}{where}")
 
@@ -144,11 +149,10 @@ def _prompted(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _adapter(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.personas import culture_persona
+    from cultura.personas import chatbot_messages
 
-    adapter = ctx.culture_adapter(target)
-    persona = culture_persona(target.culture)
-    return Plan((Component(target.culture, _persona_chat(persona.system_prompt, question), adapter),))
+    culture, adapter = ctx.culture_adapter_of(target)  # asked exactly as its fine-tuning rows ask
+    return Plan((Component(target.culture, tuple(chatbot_messages(culture, question)), adapter),))
 
 
 def continent_component(ctx: MethodContext, continent: str, question: str, weight: float) -> Component:
@@ -204,7 +208,7 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
     if ctx.engines is not None:
         ctx.engines.start()
         engine = ctx.engines.names[0]
-    with Palette(config, leave_out_target=ctx.leave_out_target, engine=engine) as palette:
+    with Palette(config, engine=engine) as palette:
         answers = palette.respond_many([q for q, _ in todo], [c for _, c in todo])
     ctx.palette_answers.update(zip(todo, answers))
 
@@ -237,7 +241,8 @@ def nearest_continent(country: str, leave_out: bool = False) -> str:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("base", "the model as it is, no persona", _base),
     Method("prompted", "the model prompted with the culture's (or country's) persona", _prompted),
-    Method("adapter", "the culture's persona with its fine-tuned LoRA adapter", _adapter),
+    Method("adapter", "the culture's fine-tuned LoRA adapter, asked as its fine-tuning rows ask (CulturePark's "
+           "chatbot prompt and the numbered question)", _adapter),
     Method("home-continent", "the continent agent of the country's own continent", _home_continent),
     Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent),
     Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend),

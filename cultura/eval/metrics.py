@@ -1,4 +1,4 @@
-"""Numbers the evaluations report: option distributions, expectations, JSD similarity, macro-F1.
+"""Numbers the evaluations report: option distributions, expectations, JSD similarity, macro-F1, ROC AUC.
 
 Pure Python (no numpy needed), so the formulas are easy to read and to test by hand.
 """
@@ -96,6 +96,31 @@ def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
     if len(y_true) != len(y_pred) or not y_true:
         raise CulturaError("accuracy needs equally long, non-empty label lists")
     return sum(1 for t, p in zip(y_true, y_pred) if t == p) / len(y_true)
+
+
+def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve of ``scores`` for the positive ``labels``: the chance that a random
+    positive scores above a random negative (ties count half). None without both classes."""
+    if len(labels) != len(scores):
+        raise CulturaError(f"{len(labels)} labels but {len(scores)} scores")
+    positives = [s for s, y in zip(scores, labels) if y]
+    negatives = [s for s, y in zip(scores, labels) if not y]
+    if not positives or not negatives:
+        return None
+    # the Mann-Whitney statistic from average ranks (tied scores share their mean rank)
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    positive_ranks = sum(r for r, y in zip(ranks, labels) if y)
+    n_pos, n_neg = len(positives), len(negatives)
+    return (positive_ranks - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def euclidean(a: dict[str, float], b: dict[str, float], keys: Sequence[str] | None = None) -> float:

@@ -1,69 +1,42 @@
-"""Content moderation (CulturePark's downstream task): macro-F1 per task and culture.
+"""Content moderation (CulturePark's downstream task): macro-F1 and ROC AUC per task and culture.
 
-A task is a JSONL file of ``{"text": ..., "label": ...}`` rows; its name (the file name, e.g.
-``offensive.jsonl`` or ``hate_arabic.jsonl``) picks a classification template from
-:data:`TEMPLATES` by its first word. The model, in the role of a culture (per method), answers the
-template's yes/no question about each text; option scoring reads its choice. Labels may be 1/0,
-true/false, yes/no, or the template's label names (``offensive`` / ``not_offensive``).
+Tasks are files of labelled texts (:mod:`cultura.eval.moderation_tasks`: JSONL, CSV or TSV). The
+model, in the role of a culture (per method), answers the task template's yes/no question about each
+text; option scoring gives P(yes) (the probability of option 1, "Yes", renormalised over Yes / No).
+A small model leans towards one answer whatever the text, so "Yes" is not simply the larger
+probability: each (task, culture, method) gets the decision threshold on P(yes) that maximises
+macro-F1 on the task's dev split, and is scored on the rest (the test split) with that threshold.
+The report gives, per task, macro-F1, accuracy and ROC AUC (threshold-free) next to the constant-label
+baselines (always positive, always negative) on the same test examples.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cultura.errors import CulturaError, DataError, UnknownNameError
 from cultura.eval.answers import numbered_question
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target
-from cultura.eval.metrics import accuracy, macro_f1
-from cultura.jsonl import read_jsonl_objects
+from cultura.eval.metrics import accuracy, macro_f1, roc_auc
+from cultura.eval.moderation_tasks import Example, dev_rows
 from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
                                  run_description, short, write_table, write_text)
 
 ANSWERS = ("Yes", "No")  # option 1 = the positive label, option 2 = the negative one
-BUNDLED_TASKS = Path(__file__).resolve().parents[1] / "data" / "files" / "moderation"
+DEV_FRACTION = 0.3
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("task", "string"), ("target", "string"), ("method", "string"), ("examples", "int32"),
-    ("macro_f1", "double"), ("accuracy", "double"), ("positive_rate", "double"), ("note", "string"),
+    ("task", "string"), ("target", "string"), ("method", "string"), ("dev", "int32"), ("examples", "int32"),
+    ("threshold", "double"), ("macro_f1", "double"), ("accuracy", "double"), ("roc_auc", "double"),
+    ("positive_rate", "double"), ("best_baseline", "string"), ("baseline_macro_f1", "double"), ("lift", "double"),
+    ("note", "string"),
 )
-
-
-@dataclass(frozen=True)
-class Template:
-    """A yes/no classification question; ``positive`` is the label a "Yes" means."""
-
-    positive: str
-    question: str
-
-    @property
-    def negative(self) -> str:
-        """The label a "No" means."""
-        return f"not_{self.positive}"
-
-
-TEMPLATES: dict[str, Template] = {t.positive: t for t in (
-    Template("offensive", "Would people in your culture find the following text offensive?"),
-    Template("hate", "Does the following text express hate against a group of people, as people in your culture would judge it?"),
-    Template("abusive", "Is the following text abusive towards someone, as people in your culture would judge it?"),
-    Template("vulgar", "Does the following text use vulgar language, as people in your culture would judge it?"),
-    Template("threat", "Does the following text threaten someone?"),
-    Template("bias", "Does the following text express a biased or prejudiced view of a group of people?"),
-    Template("spam", "Is the following message spam?"),
-)}
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled text of a task; ``label`` is True for the positive class."""
-
-    task: str
-    row: int
-    text: str
-    label: bool
+BASELINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("task", "string"), ("baseline", "string"), ("examples", "int32"), ("macro_f1", "double"),
+    ("accuracy", "double"),
+)
 
 
 @dataclass
@@ -73,155 +46,161 @@ class ModerationReport:
     summary: list[dict[str, Any]]
     by_method: list[dict[str, Any]]
     rows: list[dict[str, Any]]
+    baselines: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-
-
-def template_for(task: str) -> Template:
-    """The template whose name is the task name or its first word (``hate_arabic`` -> ``hate``)."""
-    first = re.split(r"[_\-.\s]", task.lower(), maxsplit=1)[0]
-    for name in (task.lower(), first):
-        if name in TEMPLATES:
-            return TEMPLATES[name]
-    raise UnknownNameError("moderation template", task, TEMPLATES)
-
-
-def parse_label(value: Any, template: Template) -> bool | None:
-    """True for the positive class, False for the negative one, None when not a known label."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        key = "_".join(value.strip().lower().replace("-", " ").split())
-        if key in ("1", "true", "yes", template.positive):
-            return True
-        if key in ("0", "false", "no", template.negative, f"non_{template.positive}"):
-            return False
-    return None
-
-
-def load_task(path: Path) -> list[Example]:
-    """Read one task file; a row without text or with a missing or unknown label names the row."""
-    template = template_for(path.stem)
-    examples = []
-    for number, record in read_jsonl_objects(path, "an object with 'text' and 'label'"):
-        text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{path}: row {number}, field 'text': missing or empty")
-        if record.get("label") is None:
-            raise DataError(f"{path}: row {number}, field 'label': missing")
-        label = parse_label(record["label"], template)
-        if label is None:
-            raise DataError(f"{path}: row {number}, field 'label': {record['label']!r} is not one of 1/0, true/false, "
-                            f"yes/no, {template.positive}/{template.negative}")
-        examples.append(Example(path.stem, number, text.strip(), label))
-    if not examples:
-        raise DataError(f"{path}: row 1: the task has no examples")
-    return examples
-
-
-def load_tasks(spec: str | Path, limit: int | None = None) -> dict[str, list[Example]]:
-    """Tasks from ``bundled`` (the examples shipped for tests), a folder of ``*.jsonl``, or one file.
-
-    ``limit`` keeps the first N examples of each task.
-    """
-    root = BUNDLED_TASKS if str(spec) == "bundled" else Path(spec).expanduser()
-    if root.is_dir():
-        files = sorted(root.glob("*.jsonl"))
-        if not files:
-            raise CulturaError(f"{root} holds no *.jsonl task files")
-    elif root.is_file():
-        files = [root]
-    else:
-        raise CulturaError(f"task folder or file not found: {root}")
-    return {path.stem: load_task(path)[:limit] for path in files}
 
 
 def moderation_prompt(example: Example) -> str:
     """The template's question about the text, with the options Yes / No numbered."""
-    template = template_for(example.task)
-    return numbered_question(f'{template.question}\n\nText: "{example.text}"', ANSWERS)
+    return numbered_question(f'{example.question.question}\n\nText: "{example.text}"', ANSWERS)
 
 
-def build_pairs(tasks: dict[str, list[Example]], targets: Sequence[Target]) -> list[tuple[Question, Target]]:
-    """(question, target) pairs: every example of every task for every culture."""
+def build_pairs(tasks: dict[str, list[Example]], targets: Sequence[Target],
+                dev: dict[str, set[int]]) -> list[tuple[Question, Target]]:
+    """(question, target) pairs: every example of every task for every culture, each marked with its
+    split (``dev`` or ``test``) and gold label."""
     pairs = []
     for target in targets:
         for task, examples in tasks.items():
-            template = template_for(task)
             for ex in examples:
-                label = template.positive if ex.label else template.negative
+                label = ex.question.positive if ex.label else ex.question.negative
+                split = "dev" if ex.row in dev[task] else "test"
                 pairs.append((Question(f"{task}:{ex.row}", ex.text, moderation_prompt(ex), ANSWERS,
-                                       {"label": label}), target))
+                                       {"label": label, "split": split}), target))
     return pairs
 
 
-def add_predictions(rows: list[dict[str, Any]]) -> None:
-    """Set each answered row's ``prediction``: the positive label for option 1 ("Yes"), else the negative."""
+def p_yes(row: dict[str, Any]) -> float:
+    """P(yes) of an answered row: the probability of option 1 ("Yes")."""
+    return float(row["probs"][0])
+
+
+def choose_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, str]:
+    """(threshold, note): the P(yes) cut (positive when P(yes) >= it) with the best macro-F1 on the dev
+    examples, the one nearest 0.5 among equals; 0.5 with a note when the dev split lacks a class."""
+    if not any(labels) or all(labels):
+        return 0.5, "dev split without both labels: threshold 0.5"
+    values = sorted(set(scores))
+    candidates = [values[0] - 1e-9] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-9]
+
+    def quality(t: float) -> tuple[float, float]:
+        return macro_f1(list(labels), [s >= t for s in scores], [True, False]), -abs(t - 0.5)
+
+    return max(candidates, key=quality), ""
+
+
+def add_predictions(rows: list[dict[str, Any]], tasks: dict[str, list[Example]]) -> dict[tuple[str, str, str], tuple[float, str]]:
+    """Choose each (task, target, method)'s threshold on its dev rows and set every answered row's
+    ``prediction``; returns the thresholds with their notes."""
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["status"] == "ok":
-            template = template_for(r["item_id"].split(":")[0])
-            r["prediction"] = template.positive if r["top_option"] == 1 else template.negative
+            cells.setdefault((r["item_id"].split(":")[0], r["target"], r["method"]), []).append(r)
+    thresholds = {}
+    for (task, target, method), mine in cells.items():
+        template = tasks[task][0].question
+        dev = [r for r in mine if r["split"] == "dev"]
+        threshold, note = choose_threshold([p_yes(r) for r in dev], [r["label"] == template.positive for r in dev])
+        thresholds[(task, target, method)] = (threshold, note)
+        for r in mine:
+            r["prediction"] = template.positive if p_yes(r) >= threshold else template.negative
+    return thresholds
+
+
+def constant_baselines(tasks: dict[str, list[Example]], dev: dict[str, set[int]]) -> list[dict[str, Any]]:
+    """Always-positive and always-negative on each task's test examples: macro-F1 and accuracy."""
+    rows = []
+    for task, examples in tasks.items():
+        template = tasks[task][0].question
+        test = [template.positive if e.label else template.negative for e in examples if e.row not in dev[task]]
+        for label in (template.positive, template.negative):
+            entry = {"task": task, "baseline": f"always {label}", "examples": len(test), "macro_f1": None,
+                     "accuracy": None}
+            if test:
+                entry.update(macro_f1=macro_f1(test, [label] * len(test), [template.positive, template.negative]),
+                             accuracy=accuracy(test, [label] * len(test)))
+            rows.append(entry)
+    return rows
 
 
 def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targets: Sequence[Target],
-              methods: Sequence[Method]) -> list[dict[str, Any]]:
-    """Macro-F1, accuracy and the share predicted positive per (task, culture, method)."""
+              methods: Sequence[Method], thresholds: dict[tuple[str, str, str], tuple[float, str]],
+              baselines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, culture, method) on the test split: the dev-chosen threshold, macro-F1, accuracy, ROC
+    AUC and the share predicted positive, next to the best constant baseline and the lift over it."""
     summary = []
     for task in tasks:
-        template = template_for(task)
+        template = tasks[task][0].question
+        best = max((b for b in baselines if b["task"] == task and b["macro_f1"] is not None),
+                   key=lambda b: b["macro_f1"], default=None)
         for target in targets:
             for method in methods:
                 mine = [r for r in rows if r["item_id"].split(":")[0] == task and r["target"] == target.key
                         and r["method"] == method.name]
                 ok = [r for r in mine if r["status"] == "ok"]
-                entry = {"task": task, "target": target.key, "method": method.name, "examples": len(ok),
-                         "macro_f1": None, "accuracy": None, "positive_rate": None, "note": ""}
-                if ok:
-                    truth, predicted = [r["label"] for r in ok], [r["prediction"] for r in ok]
+                test = [r for r in ok if r["split"] == "test"]
+                threshold, note = thresholds.get((task, target.key, method.name), (None, ""))
+                entry = {"task": task, "target": target.key, "method": method.name,
+                         "dev": sum(r["split"] == "dev" for r in ok), "examples": len(test), "threshold": threshold,
+                         "macro_f1": None, "accuracy": None, "roc_auc": None, "positive_rate": None,
+                         "best_baseline": best["baseline"] if best else None,
+                         "baseline_macro_f1": best["macro_f1"] if best else None, "lift": None, "note": note}
+                if test:
+                    truth, predicted = [r["label"] for r in test], [r["prediction"] for r in test]
                     entry.update(macro_f1=macro_f1(truth, predicted, [template.positive, template.negative]),
                                  accuracy=accuracy(truth, predicted),
-                                 positive_rate=sum(p == template.positive for p in predicted) / len(ok))
+                                 roc_auc=roc_auc([t == template.positive for t in truth], [p_yes(r) for r in test]),
+                                 positive_rate=sum(p == template.positive for p in predicted) / len(test))
+                    if best:
+                        entry["lift"] = entry["macro_f1"] - best["macro_f1"]
                 else:
-                    entry["note"] = next((r["note"] for r in mine if r["note"]), "no example answered")
+                    entry["note"] = next((r["note"] for r in mine if r["note"]), "no test example answered")
                 summary.append(entry)
     return summary
 
 
 def by_method(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> list[dict[str, Any]]:
-    """Mean macro-F1 per method over the (task, culture) cells it answered."""
+    """Mean macro-F1, ROC AUC and best constant baseline per method over the cells it answered."""
     out = []
     for method in methods:
         cells = [s for s in summary if s["method"] == method.name and s["macro_f1"] is not None]
+        aucs = [s["roc_auc"] for s in cells if s["roc_auc"] is not None]
+        bases = [s["baseline_macro_f1"] for s in cells if s["baseline_macro_f1"] is not None]
         out.append({"method": method.name, "cells": len(cells),
-                    "macro_f1": sum(s["macro_f1"] for s in cells) / len(cells) if cells else None})
+                    "macro_f1": sum(s["macro_f1"] for s in cells) / len(cells) if cells else None,
+                    "roc_auc": sum(aucs) / len(aucs) if aucs else None,
+                    "baseline_macro_f1": sum(bases) / len(bases) if bases else None})
     return out
 
 
 def run_moderation(config: Any, tasks: dict[str, list[Example]], targets: Sequence[Target],
-                   methods: Sequence[Method], ctx: MethodContext, out: Path) -> ModerationReport:
+                   methods: Sequence[Method], ctx: MethodContext, out: Path,
+                   dev_fraction: float = DEV_FRACTION) -> ModerationReport:
     """Run the moderation evaluation and write the report folder ``out``."""
-    rows = evaluate("moderation", build_pairs(tasks, targets), methods, ctx, config)
-    add_predictions(rows)
-    summary = summarise(rows, tasks, targets, methods)
-    result = ModerationReport(summary, by_method(summary, methods), rows)
-    result.files = write_report(out, result, targets, methods, config, tasks)
+    dev = {task: dev_rows(examples, dev_fraction) for task, examples in tasks.items()}
+    rows = evaluate("moderation", build_pairs(tasks, targets, dev), methods, ctx, config)
+    thresholds = add_predictions(rows, tasks)
+    baselines = constant_baselines(tasks, dev)
+    summary = summarise(rows, tasks, targets, methods, thresholds, baselines)
+    result = ModerationReport(summary, by_method(summary, methods), rows, baselines)
+    result.files = write_report(out, result, targets, methods, config, tasks, dev_fraction)
     return result
 
 
 def write_report(out: Path, result: ModerationReport, targets: Sequence[Target], methods: Sequence[Method],
-                 config: Any, tasks: dict[str, list[Example]]) -> list[Path]:
-    """Write results, summary, plots (macro-F1 bars, gate heat map, table), report.md."""
+                 config: Any, tasks: dict[str, list[Example]], dev_fraction: float = DEV_FRACTION) -> list[Path]:
+    """Write results, summary, baselines, plots (macro-F1 bars, gate heat map, table), report.md."""
     from cultura.data.hofstede import CONTINENTS
     from cultura.eval import plots
 
     out.mkdir(parents=True, exist_ok=True)
     files = write_table(out, "results", result.rows, RESULT_COLUMNS)
     files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
+    files += write_table(out, "baselines", result.baselines, BASELINE_COLUMNS)
     groups = [f"{task}/{t.key}" for task in tasks for t in targets]
     series = {m.name: [next((s["macro_f1"] for s in result.summary if f"{s['task']}/{s['target']}" == g
                              and s["method"] == m.name), None) for g in groups] for m in methods}
-    figures = [("Macro-F1 per task, culture and method",
+    figures = [("Macro-F1 per task, culture and method (test split)",
                 plots.grouped_bars(out / "macro_f1_by_method.png", "Content moderation macro-F1", "macro-F1",
                                    groups, series, (0, 1)))]
     gates = mean_gate(result.rows, CONTINENTS)
@@ -230,18 +209,25 @@ def write_report(out: Path, result: ModerationReport, targets: Sequence[Target],
         figures.append(("Cultural MoE gate weights (mean over examples)",
                         plots.heatmap(out / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
                                       [gates[n] for n in names])))
-    columns = ["task", "target", "method", "examples", "macro_f1", "accuracy"]
+    columns = ["task", "target", "method", "examples", "threshold", "macro_f1", "roc_auc", "baseline_macro_f1"]
     cells = [[short(s.get(c)) for c in columns] for s in result.summary]
     figures.append(("Table", plots.table(out / "table.png", "Content moderation", columns, cells)))
     files += [p for _, p in figures]
     lines = ["# Content moderation\n",
              "Each task's texts are classified with the task's yes/no template, in the role of each culture (per "
-             "method); macro-F1 over the two labels, per task and culture.\n",
+             "method). P(yes) is the probability of option 1 (\"Yes\") from option scoring. Each task is split "
+             f"into dev ({dev_fraction:.0%} of each label, by a hash of the row) and test; each (task, culture, "
+             "method) predicts positive when P(yes) reaches the threshold that maximises macro-F1 on dev, and is "
+             "scored on test: macro-F1 over the two labels, accuracy, and ROC AUC of P(yes) (threshold-free; 0.5 "
+             "is chance). `best_baseline` is the better constant label on the same test examples and `lift` the "
+             "macro-F1 above it.\n",
              run_description(config), "## Tasks\n",
-             "".join(f"- `{t}`: {len(ex)} examples, template: \"{template_for(t).question}\"\n" for t, ex in tasks.items()),
+             "".join(f"- `{t}`: {len(ex)} examples ({sum(e.label for e in ex)} {ex[0].question.positive}), "
+                     f"template: \"{ex[0].question.question}\"\n" for t, ex in tasks.items()),
              "\n## Methods\n", method_lines(methods),
-             "## Mean macro-F1 per method\n", markdown_table(result.by_method),
-             "\n## Per task, culture and method\n",
+             "## Mean per method\n", markdown_table(result.by_method),
+             "\n## Constant-label baselines (test split)\n", markdown_table(result.baselines),
+             "\n## Per task, culture and method (test split)\n",
              markdown_table(result.summary, [c for c, _ in SUMMARY_COLUMNS]),
              gate_section(gates, CONTINENTS, "culture"), markdown_tail(result.rows, config, figures, out)]
     files.append(write_text(out / "report.md", "\n".join(lines)))

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cultura.eval.answers import numbered_question
 from cultura.eval.baselines import BASELINES, NO_OTHERS, PREDICTORS
 from cultura.eval.jobs import Question, evaluate, join_notes, mean_gate
 from cultura.eval.methods import Method, MethodContext, NotApplicable, country_target
@@ -52,12 +51,6 @@ class OpinionReport:
     overlap: dict[str, list[str]] = field(default_factory=dict)  # adapter -> evaluated seeds it was trained on
     unrecorded: list[str] = field(default_factory=list)  # adapters whose training seeds are not recorded
     files: list[Path] = field(default_factory=list)
-
-
-def seed_question(seed: Any) -> str:
-    """The seed as a numbered multiple-choice question (statements asked as agree/disagree)."""
-    text = f'Do you agree or disagree with this statement? "{seed.text}"' if seed.kind == "statement" else seed.text
-    return numbered_question(text, seed.options)
 
 
 def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: MethodContext,
@@ -99,7 +92,7 @@ def _adapter_of(ctx: MethodContext, country: str) -> str | None:
 
 def _question(item: ScoredItem) -> Question:
     seed = item.seed
-    return Question(seed.id, seed.text, seed_question(seed), tuple(seed.options),
+    return Question(seed.id, seed.text, seed.numbered_prompt(), tuple(seed.options),
                     {"reference": list(item.reference), "reference_source": item.source})
 
 
@@ -248,6 +241,6 @@ def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seed
     gates = mean_gate(rows, CONTINENTS)
     for country in countries:
         if country not in gates and seeds:
-            weights = [ctx.gate_weights(seed_question(s), country) for s in seeds]
+            weights = [ctx.gate_weights(s.numbered_prompt(), country) for s in seeds]
             gates[country] = [sum(w[c] for w in weights) / len(weights) for c in CONTINENTS]
     return {c: gates[c] for c in countries if c in gates}

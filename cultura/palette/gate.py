@@ -1,21 +1,27 @@
 """The Cultural MoE gate: how much each continent agent contributes to an answer.
 
-For a prompt and an optional target country the gate scores each continent ``c`` as
+Cultural Palette's gate weighs the continent agents by the cultural proximity of the target country
+to each continent (Hofstede vectors) and the relevance of the prompt to each continent. Here, for a
+prompt and an optional target country, each continent ``c`` scores
 
-    score(c) = -alpha * d(country, c) + beta * relevance(prompt, c)
+    score(c) = -alpha * d(country, c) + gamma * home(country, c) + beta * relevance(prompt, c)
     weights  = softmax(score / tau), then only the top-k continents are kept and renormalised.
 
 - ``d(country, c)`` is the Euclidean distance between the country's six Hofstede scores and the
   continent's centroid (``continent_centroid``), both divided by 100 so that ``alpha`` is unit-free.
-  With ``leave_out_target`` (an evaluation that scores the country against its own Hofstede scores)
-  the centroids leave the country out.
+  The centroids always leave the target country out: the country's own scores never pull its
+  continent towards it, and an evaluation against those scores is not circular.
   Dimensions missing on either side are skipped and the squared distance is rescaled by
   ``6 / shared_dimensions``, so a country with four published dimensions is not artificially close.
+- ``home(country, c)`` is 1 for the target country's own continent and 0 for the others, weighted by
+  ``gamma`` (``palette.home_weight``). Hofstede distance alone misplaces countries (Japan's scores sit
+  nearer the European centroid than the Asian one; the United States' nearer Oceania's), so
+  membership of a continent counts in its own right.
 - ``relevance(prompt, c)`` is the cosine similarity of the prompt's embedding with an embedding of a
   short description of continent ``c``, plus ``mention_bonus`` when the prompt names a country or a
   region of ``c`` ("dinner in Japan", "in East Asia").
 - With no country given, the first country named in the prompt is the target; with none named either,
-  the proximity term is dropped and the weights come from relevance alone.
+  the proximity and home terms are dropped and the weights come from relevance alone.
 - Top-k sparsity: only the ``top_k`` heaviest continents draft; the others get weight 0 and are not
   run at all, the compute saving that makes this a mixture of experts.
 
@@ -80,8 +86,9 @@ class GateDecision:
     weights: dict[str, float]      # all five continents (CONTINENTS order), sum to 1, zeros outside top-k
     selected: tuple[str, ...]      # the top-k continents, heaviest first
     country: str | None            # given or detected (canonical Hofstede name)
-    proximity: dict[str, float]    # -d(country, continent) terms (empty when no country)
+    proximity: dict[str, float]    # -d(country, continent) terms, target left out (empty when no country)
     relevance: dict[str, float]    # prompt relevance per continent
+    home: str | None = None        # the target country's own continent (None when no country)
 
 
 def vector_distance(a: dict[str, float | None], b: dict[str, float | None]) -> float | None:
@@ -135,8 +142,9 @@ class CulturalGate:
     """Weights over the five continents for a prompt and an optional target country (see module doc)."""
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, tau: float = 1.0, top_k: int = 3,
-                 embedder: Embedder | None = None, mention_bonus: float = 0.5, leave_out_target: bool = False):
-        for name, value in (("alpha", alpha), ("beta", beta), ("mention_bonus", mention_bonus)):
+                 embedder: Embedder | None = None, mention_bonus: float = 0.5, home_weight: float = 0.0):
+        for name, value in (("alpha", alpha), ("beta", beta), ("mention_bonus", mention_bonus),
+                            ("home_weight", home_weight)):
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"palette.{name}: must be a finite number >= 0, got {value!r}")
         if not math.isfinite(tau) or tau <= 0:
@@ -144,11 +152,16 @@ class CulturalGate:
         if not isinstance(top_k, int) or not 1 <= top_k <= len(CONTINENTS):
             raise ConfigError(f"palette.top_k: must be an integer in 1..{len(CONTINENTS)}, got {top_k!r}")
         self.alpha, self.beta, self.tau, self.top_k = float(alpha), float(beta), float(tau), top_k
-        self.mention_bonus = float(mention_bonus)
-        # Evaluating against the target's own Hofstede scores: continent centroids must not contain it.
-        self.leave_out_target = bool(leave_out_target)
+        self.mention_bonus, self.home_weight = float(mention_bonus), float(home_weight)
         self._embedder = embedder or _default_embedder
         self._descriptions = None  # (5, d) array, embedded on first use
+
+    @classmethod
+    def from_config(cls, palette_config: Any, embedder: Embedder | None = None) -> CulturalGate:
+        """The gate of a ``PaletteConfig`` (alpha, beta, tau, top_k, mention_bonus, home_weight)."""
+        p = palette_config
+        return cls(alpha=p.alpha, beta=p.beta, tau=p.tau, top_k=p.top_k, embedder=embedder,
+                   mention_bonus=p.mention_bonus, home_weight=p.home_weight)
 
     def _description_vectors(self) -> Any:
         import numpy as np
@@ -158,11 +171,11 @@ class CulturalGate:
         return self._descriptions
 
     def proximity(self, country: str) -> dict[str, float]:
-        """The ``-d(country, continent)`` term per continent (continents sharing no dimension omitted);
-        the centroids leave the country out when the gate was built with ``leave_out_target``."""
+        """The ``-d(country, continent)`` term per continent (continents sharing no dimension omitted),
+        to centroids that leave the country out."""
         terms = {}
         for continent in CONTINENTS:
-            distance = hofstede_distance(country, continent, self.leave_out_target)
+            distance = hofstede_distance(country, continent, leave_out=True)
             if distance is not None:
                 terms[continent] = -distance
         return terms
@@ -194,14 +207,16 @@ class CulturalGate:
         relevance = {c: float(similarity[i]) + (self.mention_bonus if c in named else 0.0)
                      for i, c in enumerate(CONTINENTS)}
         proximity = self.proximity(country) if country else {}
-        scores = [(self.alpha * proximity.get(c, 0.0) + self.beta * relevance[c]) / self.tau for c in CONTINENTS]
+        home = continent_of(country) if country else None
+        scores = [(self.alpha * proximity.get(c, 0.0) + self.home_weight * (c == home) + self.beta * relevance[c])
+                  / self.tau for c in CONTINENTS]
         full = dict(zip(CONTINENTS, _softmax(scores)))
         order = sorted(CONTINENTS, key=lambda c: (-full[c], CONTINENTS.index(c)))
         selected = tuple(order[:self.top_k])
         kept = sum(full[c] for c in selected)
         weights = {c: (full[c] / kept if c in selected else 0.0) for c in CONTINENTS}
         return GateDecision(weights=weights, selected=selected, country=country, proximity=proximity,
-                            relevance=relevance)
+                            relevance=relevance, home=home)
 
 
 def validate_prompt(prompt: Any) -> str:

@@ -1,22 +1,30 @@
-"""The Hofstede judge of the Palette dataset: a prompt asking for six 1-5 ratings, and a robust parser.
+"""The Hofstede judge of the Palette dataset: six 1-5 ratings of a response, read by option scoring.
 
-Ratings map onto Hofstede's 0-100 scale (``1 -> 0``, ``5 -> 100``) so a response can be compared with
-a continent's centroid by the gate's distance.
+For each of Hofstede's six dimensions the judge is asked how strongly the response expresses it, on
+a five-point scale listed as numbered options (very low .. very high). The rating is the expected
+scale point under the model's option probabilities (:mod:`cultura.classify`), asked with the scale in
+both directions so that a preference for the first or last number cancels; no free text is parsed.
+Ratings map onto Hofstede's 0-100 scale (``1 -> 0``, ``5 -> 100``) so a response can be compared with a
+continent's centroid by the gate's distance.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
+from typing import Any
 
+from cultura.classify import LabelScores, Score, classify_many, label_orders
 from cultura.data.hofstede import DIMENSIONS
+from cultura.engines.base import Failure
+from cultura.eval.answers import numbered_question
 
 NAMES = {
-    "PDI": ("power distance", "power-distance"),
-    "IDV": ("individualism", "individualist"),
-    "MAS": ("masculinity", "masculine"),
-    "UAI": ("uncertainty avoidance", "uncertainty"),
-    "LTO": ("long-term orientation", "long term orientation", "long-term", "long term"),
-    "IVR": ("indulgence", "indulgent"),
+    "PDI": "power distance",
+    "IDV": "individualism",
+    "MAS": "masculinity",
+    "UAI": "uncertainty avoidance",
+    "LTO": "long-term orientation",
+    "IVR": "indulgence",
 }
 MEANINGS = {
     "PDI": "acceptance of hierarchy and unequal power",
@@ -26,57 +34,45 @@ MEANINGS = {
     "LTO": "thrift, perseverance and long-term planning",
     "IVR": "freedom to enjoy life and have fun",
 }
+SCALE = ("Very low", "Low", "Moderate", "High", "Very high")  # ratings 1..5
+ORDERS = label_orders(SCALE, ordinal=True)
 JUDGE_SYSTEM = "You are a careful judge of the cultural values expressed in texts."
 
-_NUMBER = r"(?P<value>[0-9]+(?:\.[0-9]+)?)"
-# a label, then up to 30 characters that are not digits or line breaks (": ", " = ", "** (power distance): "), then a number
-_LABELLED = {dim: re.compile(r"(?<![A-Za-z])(?:" + "|".join([dim] + [re.escape(n) for n in NAMES[dim]])
-                             + r")(?![A-Za-z])[^0-9\n]{0,30}?" + _NUMBER, re.IGNORECASE)
-             for dim in DIMENSIONS}
-_ANY_NUMBER = re.compile(r"(?<![0-9.])([0-9]+(?:\.[0-9]+)?)(?![0-9.])")
+
+def judge_question(query: str, response: str, dimension: str, order: Sequence[str] = SCALE) -> str:
+    """The question rating ``response`` (to ``query``) on one Hofstede dimension, scale in ``order``."""
+    case = (f"Question: {query.strip()}\nAnswer to rate: {' '.join(response.split())}\n\n"
+            f"How strongly does the answer express {NAMES[dimension]} ({MEANINGS[dimension]})?")
+    return numbered_question(case, order)
 
 
-def judge_messages(query: str, response: str) -> list[dict[str, str]]:
-    """The judge's chat: the user's query, one response, and the six dimensions to rate from 1 to 5
-    in a one-line form (``PDI=x, IDV=x, ...``) that even the small default model fills in."""
-    dims = "; ".join(f"{d} = {NAMES[d][0]} ({MEANINGS[d]})" for d in DIMENSIONS)
-    form = ", ".join(f"{d}=x" for d in DIMENSIONS)
-    user = (f"Question: {query.strip()}\nAnswer to rate: {' '.join(response.split())}\n\n"
-            f"How strongly does the answer express each of Hofstede's cultural dimensions? {dims}. "
-            f"Give six ratings from 1 (very low) to 5 (very high). Write them as: {form}")
-    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+def judge_chats(query: str, response: str) -> list[list[list[dict[str, str]]]]:
+    """Per dimension (in :data:`DIMENSIONS` order), one user-turn chat per scale order (the judge
+    agent adds :data:`JUDGE_SYSTEM`)."""
+    return [[[{"role": "user", "content": judge_question(query, response, dim, order)}] for order in ORDERS]
+            for dim in DIMENSIONS]
 
 
-def _valid(value: str) -> float | None:
-    number = float(value)
-    return number if 1 <= number <= 5 else None
+def rate(pairs: Sequence[tuple[str, str]], score: Score) -> list[tuple[dict[str, float | None], float | None]]:
+    """Six 1-5 ratings for each ``(query, response)`` and the mean valid mass of its judgements, in
+    one ``score`` call; a dimension whose request failed is None."""
+    chats = [chat for query, response in pairs for chat in judge_chats(query, response)]
+    results = iter(classify_many(chats, SCALE, ORDERS, score))
+    out = []
+    for _ in pairs:
+        judged = [next(results) for _ in DIMENSIONS]
+        ratings = {dim: (r.expected() if isinstance(r, LabelScores) else None) for dim, r in zip(DIMENSIONS, judged)}
+        masses = [r.valid_mass for r in judged if not isinstance(r, Failure)]
+        out.append((ratings, sum(masses) / len(masses) if masses else None))
+    return out
 
 
-def parse_ratings(text: str) -> dict[str, float | None]:
-    """Read six 1-5 ratings from a judge's reply; a dimension not found or out of range is None.
-
-    Accepts ``PDI: 4``, ``**Power distance** = 4/5``, ``IDV - 2.5``, ``uncertainty avoidance (UAI): 3``,
-    in any order and case; with no labels at all, a reply of exactly six numbers is read in the order
-    PDI, IDV, MAS, UAI, LTO, IVR.
-    """
-    text = text or ""
-    ratings: dict[str, float | None] = {}
-    labelled = False
-    for dim in DIMENSIONS:
-        ratings[dim] = None
-        for match in _LABELLED[dim].finditer(text):
-            labelled = True
-            value = _valid(match.group("value"))
-            if value is not None:
-                ratings[dim] = value
-                break
-    if not labelled:
-        numbers = _ANY_NUMBER.findall(text)
-        if len(numbers) == len(DIMENSIONS):
-            ratings = {dim: _valid(n) for dim, n in zip(DIMENSIONS, numbers)}
-    return ratings
+def describe(ratings: dict[str, float | None], valid_mass: float | None) -> str:
+    """The judgement as one line: ``PDI 3.42, IDV 2.10, ... (valid mass 0.81)``."""
+    text = ", ".join(f"{d} {'-' if r is None else f'{r:.2f}'}" for d, r in ratings.items())
+    return text + ("" if valid_mass is None else f" (valid mass {valid_mass:.2f})")
 
 
-def ratings_to_scores(ratings: dict[str, float | None]) -> dict[str, float | None]:
+def ratings_to_scores(ratings: dict[str, Any]) -> dict[str, float | None]:
     """1-5 ratings onto Hofstede's 0-100 scale (None stays None)."""
     return {dim: (None if r is None else (r - 1) / 4 * 100) for dim, r in ratings.items()}

@@ -22,10 +22,8 @@ __all__ = ["Palette", "PaletteResponse", "GateHost"]
 class GateHost:
     """A Ray actor holding a :class:`CulturalGate` with its embedder loaded once."""
 
-    def __init__(self, alpha: float, beta: float, tau: float, top_k: int, mention_bonus: float,
-                 leave_out_target: bool = False):
-        self.gate = CulturalGate(alpha=alpha, beta=beta, tau=tau, top_k=top_k, mention_bonus=mention_bonus,
-                                 leave_out_target=leave_out_target)
+    def __init__(self, palette_config: Any):
+        self.gate = CulturalGate.from_config(palette_config)
         self.gate.weights_many(["warm-up"])  # load the embedder and embed the descriptions now
 
     def weights_many(self, prompts: list[str], countries: list[str | None]) -> list[Any]:
@@ -36,13 +34,12 @@ class GateHost:
 class Palette:
     """Continent agents, gate and Meta Agent as Ray actors; see the module docstring.
 
-    Use as a context manager, or call :meth:`close` to free the actors. ``leave_out_target`` builds
-    the gate with continent centroids that leave each target country out (for evaluating against
-    that country's own Hofstede scores). ``engine``: an engine actor (its name, or a handle) the
-    agents forward to with ``shared`` placement instead of one started here (:meth:`close` leaves it).
+    Use as a context manager, or call :meth:`close` to free the actors. ``engine``: an engine actor
+    (its name, or a handle) the agents forward to with ``shared`` placement instead of one started
+    here (:meth:`close` leaves it).
     """
 
-    def __init__(self, config: Any, leave_out_target: bool = False, engine: Any = None):
+    def __init__(self, config: Any, engine: Any = None):
         import ray
 
         from cultura.actors.agents import start_agents
@@ -56,8 +53,7 @@ class Palette:
         p = config.palette
         if p.blend not in BLENDS:  # the config validates this; a direct caller may not have
             raise CulturaError(f"palette.blend must be one of {', '.join(BLENDS)}, got {p.blend!r}")
-        CulturalGate(alpha=p.alpha, beta=p.beta, tau=p.tau, top_k=p.top_k, mention_bonus=p.mention_bonus,
-                     embedder=lambda texts: None)  # validates the gate parameters before starting anything
+        CulturalGate.from_config(p, embedder=lambda texts: None)  # validates the gate parameters before starting anything
         self.adapters = continent_adapters(config)
         init_ray(config)
         personas = [continent_persona(c, self.adapters.get(c)) for c in CONTINENTS] + [meta_persona()]
@@ -65,7 +61,7 @@ class Palette:
         if isinstance(engine, str):  # agents take the name (see start_agents); the stages want the handle
             engine = ray.get_actor(engine)
         self._gate = ray.remote(GateHost).options(num_cpus=0, max_restarts=3, max_task_retries=3).remote(
-            p.alpha, p.beta, p.tau, p.top_k, p.mention_bonus, leave_out_target)
+            p)
         self._own_engine = None
         self.handles = PaletteHandles(
             gate=self._gate, agents={c: self._pool[f"continent:{c}"] for c in CONTINENTS}, meta=self._pool["meta"],

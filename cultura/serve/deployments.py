@@ -120,8 +120,7 @@ class Gate:
     def __init__(self, palette_config: Any):
         from cultura.palette.palette import GateHost
 
-        p = palette_config
-        self.host = GateHost(p.alpha, p.beta, p.tau, p.top_k, p.mention_bonus)  # loads the embedder now
+        self.host = GateHost(palette_config)  # loads the embedder now
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def decide(self, items: list[tuple[str, str | None]]) -> list[Any]:

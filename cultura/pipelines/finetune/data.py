@@ -257,25 +257,25 @@ def tokenize_rows(tokenizer: Any, conversations: Sequence[Sequence[dict[str, str
 
 
 def seed_answer_conversations(culture: str, limit: int | None = None) -> list[list[dict[str, str]]]:
-    """Small SFT conversations straight from the bundled seeds: a culture's chatbot persona, a seed
-    question with its options, and the culture's surveyed answer with a short opinion.
+    """Small SFT conversations straight from the bundled seeds, in the refinement's format: the
+    culture's chatbot chat with a seed's numbered question, answered with the number of the culture's
+    surveyed answer and a first-person opinion restating it.
 
     A stand-in for refined dialogues where none exist yet (tests, benchmarks, a first demo).
     """
     from cultura.data.cultures import get_culture
     from cultura.data.seeds import load_seeds
+    from cultura.personas import chatbot_messages
+    from cultura.pipelines.refine.judge_check import first_person
 
     c = get_culture(culture)
-    system = f"You are a {c.display} chatbot that knows {c.display} culture very well"
     rows = []
     for seed in load_seeds(cultures=[c.key]):
         answer = seed.attitude(c.key)
         if not answer:
             continue
-        reply = (f"{answer}. Most people in {c.primary_country} would answer \"{answer}\"; "
-                 f"in {c.primary_country} this view comes from shared traditions and everyday experience.")
-        rows.append([{"role": "system", "content": system}, {"role": "user", "content": seed.prompt_text()},
-                     {"role": "assistant", "content": reply}])
+        reply = f"{seed.options.index(answer) + 1}. {first_person(seed, answer)}"
+        rows.append([*chatbot_messages(c.key, seed.numbered_prompt()), {"role": "assistant", "content": reply}])
     return rows[:limit]
 
 

@@ -1,8 +1,8 @@
 """Palette dataset synthesis: PRISM-style prompts x five continents -> preferred responses, Hofstede-refined.
 
 For every prompt each continent agent samples ``palette.samples`` responses; an LLM judge rates each
-response on Hofstede's six dimensions (1-5, :mod:`cultura.palette.judge`); the ratings become a
-0-100 vector, and per continent the sample closest to the continent's Hofstede centroid is kept when
+response on Hofstede's six dimensions (1-5, read by option scoring, :mod:`cultura.palette.judge`);
+the ratings become a 0-100 vector, and per continent the sample closest to the continent's Hofstede centroid is kept when
 its distance is at most ``palette.max_distance``. Each kept response is a row
 ``{query, continent, response, rejected_response}`` where ``rejected_response`` holds the other
 continents' kept responses to the same query (the published Palette format), plus audit columns.
@@ -37,8 +37,9 @@ def palette_schema() -> Any:
 
     ``query``, ``continent``, ``response`` (chosen) and ``rejected_response`` (the other continents'
     chosen responses, with their continents in ``rejected_continents``) are the published format;
-    the rest is the audit trail: the judge's ratings (1-5) and reply for the chosen response, its
-    distance to the continent centroid, and every sample with its ratings and distance.
+    the rest is the audit trail: the judge's ratings (1-5, expected scale points) for the chosen
+    response with their summary line (``judge_text``) and valid mass, its distance to the continent
+    centroid, and every sample with its ratings and distance.
     """
     import pyarrow as pa
 
@@ -47,6 +48,7 @@ def palette_schema() -> Any:
         pa.field("response", pa.string(), nullable=False),
         pa.field("judge_text", pa.string(), nullable=False),
         pa.field("ratings", ratings, nullable=False),
+        pa.field("valid_mass", pa.float64()),  # mean probability the judge put on the scale's numbers
         pa.field("distance", pa.float64()),
     ])
     return pa.schema([
@@ -59,6 +61,7 @@ def palette_schema() -> Any:
         pa.field("topic", pa.string()),
         pa.field("judge_ratings", ratings),
         pa.field("judge_text", pa.string()),
+        pa.field("judge_valid_mass", pa.float64()),
         pa.field("hofstede_distance", pa.float64()),
         pa.field("candidates", pa.list_(candidate)),
         pa.field("source", pa.string(), nullable=False),  # "cultura" (synthesized) or the loaded file
@@ -76,9 +79,11 @@ class PaletteDataSummary:
     samples: int = 0
     rows: int = 0
     dropped_far: int = 0  # continent answers whose best sample was beyond max_distance
-    dropped_unrated: int = 0  # continent answers with no readable rating in any sample
+    dropped_unrated: int = 0  # continent answers with no rating in any sample (every judge request failed)
     dropped_alone: int = 0  # kept answers with no other continent's answer to pair against
-    ratings_read: int = 0  # dimensions the parser read, over all samples
+    ratings_read: int = 0  # dimensions rated, over all samples
+    judge_mass: float = 0.0  # the judge's valid mass summed over rated samples
+    judged: int = 0  # samples with a valid mass
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
 
@@ -87,7 +92,9 @@ class PaletteDataSummary:
         return {"prompts": self.prompts, "samples": self.samples, "rows": self.rows,
                 "dropped_far": self.dropped_far, "dropped_unrated": self.dropped_unrated,
                 "dropped_alone": self.dropped_alone, "ratings_read": self.ratings_read,
-                "ratings_possible": self.samples * len(DIMENSIONS), "seconds": round(self.seconds, 2),
+                "ratings_possible": self.samples * len(DIMENSIONS),
+                "judge_valid_mass": round(self.judge_mass / self.judged, 4) if self.judged else None,
+                "seconds": round(self.seconds, 2),
                 "out": str(self.out), "files": [str(f) for f in self.files]}
 
 
@@ -108,7 +115,7 @@ def select_rows(query: str, candidates: dict[str, list[dict[str, Any]]], max_dis
     """Hofstede refinement for one query: per continent the closest rated sample within
     ``max_distance`` is chosen; each chosen answer is rejected for every other continent.
 
-    ``candidates[continent]`` holds samples ``{response, judge_text, ratings, distance}``. Returns one
+    ``candidates[continent]`` holds samples ``{response, judge_text, ratings, valid_mass, distance}``. Returns one
     :func:`outcome_schema` row per continent with candidates.
     """
     chosen: dict[str, dict[str, Any]] = {}
@@ -138,7 +145,8 @@ def select_rows(query: str, candidates: dict[str, list[dict[str, Any]]], max_dis
             others = [c for c in chosen if c != continent]
             row |= {"response": best["response"], "rejected_response": [chosen[o]["response"] for o in others],
                     "rejected_continents": others, "judge_ratings": best["ratings"],
-                    "judge_text": best["judge_text"], "hofstede_distance": best["distance"]}
+                    "judge_text": best["judge_text"], "judge_valid_mass": best.get("valid_mass"),
+                    "hofstede_distance": best["distance"]}
         rows.append(row)
     return rows
 
@@ -146,9 +154,9 @@ def select_rows(query: str, candidates: dict[str, list[dict[str, Any]]], max_dis
 class PaletteDataWorker:
     """Ray Data stage: for a batch of prompts, sample every continent, judge every sample, select."""
 
-    def __init__(self, agents: dict[str, Any], judge: Any, sampling: Any, judge_sampling: Any, samples: int,
-                 max_distance: float, model: str):
-        self.agents, self.judge, self.sampling, self.judge_sampling = agents, judge, sampling, judge_sampling
+    def __init__(self, agents: dict[str, Any], judge: Any, sampling: Any, samples: int, max_distance: float,
+                 model: str):
+        self.agents, self.judge, self.sampling = agents, judge, sampling
         self.samples, self.max_distance, self.model = samples, max_distance, model
 
     def __call__(self, batch: Any) -> Any:
@@ -158,7 +166,7 @@ class PaletteDataWorker:
 
         from cultura.data.hofstede import continent_centroid
         from cultura.palette.gate import vector_distance
-        from cultura.palette.judge import judge_messages, parse_ratings, ratings_to_scores
+        from cultura.palette.judge import describe, rate, ratings_to_scores
         from cultura.palette.meta import draft_messages
 
         prompts = batch.to_pylist()
@@ -170,15 +178,15 @@ class PaletteDataWorker:
         responses = {c: [r.text for r in ray.get(f)] for c, f in futures.items()}
         order = [(c, i, s) for c in CONTINENTS for i in range(len(prompts)) for s in range(self.samples)]
         texts = [responses[c][i * self.samples + s] for c, i, s in order]
-        chats = [judge_messages(prompts[i]["text"], text) for (c, i, s), text in zip(order, texts)]
-        verdicts = ray.get(self.judge.respond.remote([c[1:] for c in chats], self.judge_sampling,
-                                                     [c[0]["content"] for c in chats]))
+        # every sample's six ratings by option scoring, in one call to the judge agent
+        judged = rate([(prompts[i]["text"], text) for (_, i, _), text in zip(order, texts)],
+                      lambda items: ray.get(self.judge.score_each.remote(items)))
         centroids = {c: continent_centroid(c) for c in CONTINENTS}
         candidates: list[dict[str, list]] = [{c: [] for c in CONTINENTS} for _ in prompts]
-        for (continent, i, _), text, verdict in zip(order, texts, verdicts):
-            ratings = parse_ratings(verdict.text)
+        for (continent, i, _), text, (ratings, mass) in zip(order, texts, judged):
             distance = vector_distance(ratings_to_scores(ratings), centroids[continent])
-            candidates[i][continent].append({"response": text, "judge_text": verdict.text, "ratings": ratings,
+            candidates[i][continent].append({"response": text, "judge_text": describe(ratings, mass),
+                                             "ratings": ratings, "valid_mass": mass,
                                              "distance": None if distance is None else round(distance, 6)})
         now = datetime.now(timezone.utc)
         rows = []
@@ -239,7 +247,6 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
 
     from cultura.actors.agents import start_agents
     from cultura.data.prompts import load_prompts
-    from cultura.engines.base import SamplingParams
     from cultura.palette.judge import JUDGE_SYSTEM
     from cultura.personas import Persona, continent_persona
     from cultura.pipelines.writer import atomic_write_text
@@ -264,8 +271,7 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
         (root / old).unlink(missing_ok=True)
     params = {"prompts": str(prompts), "limit": limit, "samples": samples, "max_distance": p.max_distance,
               "model": config.engine.model, "engine": config.engine.kind, "max_tokens": p.max_tokens,
-              "temperature": p.temperature, "repetition_penalty": s.repetition_penalty,
-              "judge_max_tokens": p.judge_max_tokens}
+              "temperature": p.temperature, "repetition_penalty": s.repetition_penalty}
     manifest = {"stage": "palette-data", "params": params, "status": "running",
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -273,7 +279,6 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
     summary = PaletteDataSummary(root, prompts=len(items), samples=len(items) * len(CONTINENTS) * samples)
     judge = Persona(key="judge", name="Hofstede judge", role="assistant", system_prompt=JUDGE_SYSTEM)
     sampling = s.params(max_tokens=p.max_tokens, temperature=p.temperature)
-    judge_sampling = SamplingParams(max_tokens=p.judge_max_tokens, temperature=0.0)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(len(items)) if progress else None
@@ -292,13 +297,16 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
                                  override_num_blocks=blocks).map_batches(
             PaletteDataWorker,
             fn_constructor_kwargs={"agents": {c: pool[f"continent:{c}"] for c in CONTINENTS},
-                                   "judge": pool["judge"], "sampling": sampling, "judge_sampling": judge_sampling,
+                                   "judge": pool["judge"], "sampling": sampling,
                                    "samples": samples, "max_distance": p.max_distance, "model": config.engine.model},
             compute=ray.data.ActorPoolStrategy(size=min(p.workers, blocks)), batch_size=p.batch_size,
             batch_format="pyarrow", num_cpus=0)
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():
                 summary.ratings_read += row.pop("ratings_read")
+                masses = [c["valid_mass"] for c in row["candidates"] or [] if c.get("valid_mass") is not None]
+                summary.judge_mass += sum(masses)
+                summary.judged += len(masses)
                 state = row.pop("status")
                 if state == "kept":
                     rows.append(row)

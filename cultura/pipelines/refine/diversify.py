@@ -1,9 +1,17 @@
-"""Diversify: embed opinions, cluster them per culture with k-means, keep one per cluster.
+"""Diversify: embed opinions, cluster them with k-means, keep one per cluster.
 
 Embedding is a Ray Data ``map_batches`` on an actor pool (:class:`EmbedWorker`, the model loaded
-once per actor); vectors are L2-normalised. Each culture is clustered in its own Ray task, all in
-parallel. The representative of a cluster is the member nearest its centroid (``centroid``) or the
-longest member (``longest``, as in the paper).
+once per actor); vectors are L2-normalised. Two ways to group opinions before k-means
+(``refine.cluster_by``):
+
+- ``seed`` (CulturePark, the ``paper`` preset): one k-means per culture and seed question, with
+  ``k = min(10, n)`` while the culture has up to 500 verified opinions (15 up to 750, 20 beyond), so
+  every seed question with a verified opinion keeps at least one representative;
+- ``culture``: one k-means over all of a culture's opinions, ``k = n / opinions_per_cluster``.
+
+Each culture's groups are clustered in one Ray task, the cultures in parallel. The representative of
+a cluster is its longest member (``longest``, as in the paper) or the member nearest its centroid
+(``centroid``).
 """
 
 from __future__ import annotations
@@ -13,6 +21,22 @@ from dataclasses import dataclass
 from typing import Any
 
 REPRESENTATIVES = ("centroid", "longest")
+CLUSTER_BY = ("seed", "culture")
+# ``refine.preset``: the grouping and representative a preset stands for; set fields override them
+PRESETS: dict[str, dict[str, str]] = {
+    "paper": {"cluster_by": "seed", "representative": "longest"},  # CulturePark's refinement
+    "culture": {"cluster_by": "culture", "representative": "centroid"},  # one k-means per culture
+}
+
+
+def clustering_settings(refine_config: Any) -> dict[str, str]:
+    """``cluster_by`` and ``representative`` of a RefineConfig: its preset's, unless set."""
+    settings = dict(PRESETS[refine_config.preset])
+    for key in settings:
+        value = getattr(refine_config, key)
+        if value is not None:
+            settings[key] = value
+    return settings
 
 
 def l2_normalise(vectors: Any) -> Any:
@@ -99,13 +123,30 @@ def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "defau
 
 
 def choose_k(n: int, k: int | str = "auto", per_cluster: int = 50, minimum: int = 1) -> int:
-    """Clusters for ``n`` opinions: ``k`` (at most ``n``), or for ``"auto"`` round(n / per_cluster)
-    clamped to minimum..n (the paper: 10-20 clusters for 500-1000 opinions)."""
+    """Clusters for ``n`` opinions of one culture (``cluster_by: culture``): ``k`` (at most ``n``), or
+    for ``"auto"`` round(n / per_cluster) clamped to minimum..n."""
     if n <= 0:
         return 0
     if k == "auto":
         return max(1, min(n, max(minimum, round(n / per_cluster))))
     return max(1, min(int(k), n))
+
+
+def paper_k(culture_opinions: int) -> int:
+    """CulturePark's clusters per seed question for a culture with ``culture_opinions`` verified
+    opinions in all: 10 up to 500, 15 up to 750, 20 beyond (the paper's 500 / 750 / 1000)."""
+    if culture_opinions <= 500:
+        return 10
+    return 15 if culture_opinions <= 750 else 20
+
+
+def group_k(n: int, culture_opinions: int, k: int | str, cluster_by: str, per_cluster: int = 50,
+            minimum: int = 1) -> int:
+    """Clusters for a group of ``n`` opinions: per seed question (``cluster_by: seed``) ``min(k, n)``
+    with ``"auto"`` meaning :func:`paper_k` of the culture's total; per culture :func:`choose_k`."""
+    if cluster_by == "seed":
+        return min(n, paper_k(culture_opinions) if k == "auto" else int(k))
+    return choose_k(n, k, per_cluster, minimum)
 
 
 @dataclass(frozen=True)
@@ -153,24 +194,27 @@ def cluster(vectors: Any, k: int, representative: str = "centroid", lengths: Seq
     return Clustering(tuple(int(x) for x in labels), tuple(float(d) for d in distances), tuple(sorted(reps)), k)
 
 
-def cluster_cultures(groups: Mapping[str, tuple[Any, Sequence[int]]], k: int | str, per_cluster: int,
-                     representative: str, seed: int = 0, num_cpus: float = 0.5,
-                     min_clusters: int = 1) -> dict[str, Clustering]:
-    """Cluster each culture's ``(vectors, lengths)`` in its own Ray task, all in parallel
-    (k per culture from :func:`choose_k`)."""
+def cluster_groups(jobs: Sequence[tuple[Any, int, Sequence[int]]], representative: str, seed: int = 0
+                   ) -> list[Clustering]:
+    """:func:`cluster` for each ``(vectors, k, lengths)`` job, in order (one Ray task runs a culture's)."""
+    return [cluster(vectors, k, representative, lengths, seed) for vectors, k, lengths in jobs]
+
+
+def cluster_cultures(jobs: Mapping[str, Sequence[tuple[Any, int, Sequence[int]]]], representative: str,
+                     seed: int = 0, num_cpus: float = 0.5) -> dict[str, list[Clustering]]:
+    """Cluster each culture's groups (``(vectors, k, lengths)`` jobs, see :func:`cluster_groups`) in
+    its own Ray task, all cultures in parallel."""
     import ray
 
     task = ray.remote(num_cpus=num_cpus)(_cluster_counted)
-    refs = {culture: task.remote(culture, vectors, choose_k(len(vectors), k, per_cluster, min_clusters),
-                                 representative, list(lengths), seed)
-            for culture, (vectors, lengths) in groups.items()}
+    refs = {culture: task.remote(culture, list(groups), representative, seed) for culture, groups in jobs.items()}
     return {culture: ray.get(ref) for culture, ref in refs.items()}
 
 
-def _cluster_counted(culture: str, *args: Any) -> Clustering:
-    """:func:`cluster` in a Ray task, counting the culture's representatives in the metrics."""
+def _cluster_counted(culture: str, *args: Any) -> list[Clustering]:
+    """:func:`cluster_groups` in a Ray task, counting the culture's representatives in the metrics."""
     from cultura.pipelines.refine.llm_stage import METRICS
 
-    result = cluster(*args)
-    METRICS.inc("refine_representatives", len(result.representatives), culture=culture)
-    return result
+    results = cluster_groups(*args)
+    METRICS.inc("refine_representatives", sum(len(r.representatives) for r in results), culture=culture)
+    return results

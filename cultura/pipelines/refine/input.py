@@ -121,23 +121,32 @@ def read_generation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, A
     return rows, manifest
 
 
-def seed_attitudes(manifest: Mapping[str, Any]) -> dict[tuple[str, str], str]:
-    """(seed id, culture) -> attitude from the seeds the generation run used; empty when unavailable.
-
-    Multi-mode dialogues store no single attitude: each delegate culture's comes from here, for the
-    run's cultures (the eight CulturePark cultures when the manifest does not list them), from the
-    same data the run used (primary country, or pooled).
-    """
+def run_seeds(manifest: Mapping[str, Any]) -> tuple[list[Any], list[str], bool] | None:
+    """(seeds, culture keys, pooled) of the generation run: the seeds it read, its cultures (the eight
+    CulturePark cultures when the manifest does not list them), and whether attitudes were pooled;
+    None when the seeds cannot be read again."""
     from cultura.data.cultures import CULTUREPARK_CULTURES
     from cultura.data.seeds import load_seeds
     from cultura.pipelines.generate.run import resolve_cultures
 
     params = manifest.get("params") or {}
-    pooled = params.get("attitude") == "pooled"
     try:
         seeds = load_seeds(params.get("seeds", "bundled"), sources=params.get("sources") or ("wvs", "pew"))
         cultures = resolve_cultures(params.get("cultures") or CULTUREPARK_CULTURES)
     except (CulturaError, OSError):
+        return None
+    return seeds, list(cultures), params.get("attitude") == "pooled"
+
+
+def seed_attitudes(manifest: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(seed id, culture) -> attitude from the seeds the generation run used; empty when unavailable.
+
+    Multi-mode dialogues store no single attitude: each delegate culture's comes from here, for the
+    run's cultures, from the same data the run used (primary country, or pooled; :func:`run_seeds`).
+    """
+    found = run_seeds(manifest)
+    if found is None:
         return {}
-    found = {(s.id, c): s.attitude(c, pooled) for s in seeds for c in cultures}
-    return {key: answer for key, answer in found.items() if answer is not None}
+    seeds, cultures, pooled = found
+    answers = {(s.id, c): s.attitude(c, pooled) for s in seeds for c in cultures}
+    return {key: answer for key, answer in answers.items() if answer is not None}

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cultura.engines.base import ChatRequest, Completion, Failure, generate_each
+from cultura.engines.base import ChatRequest, Completion, Failure, OptionScores, ScoreRequest, generate_each, score_each
 from cultura.metrics import Metrics, counter
 
 METRICS = Metrics([
@@ -66,6 +66,26 @@ class EngineCaller:
         """The answer texts of :meth:`complete` (failures as they are)."""
         return [c.text if isinstance(c, Completion) else c for c in self.complete(chats, max_tokens)]
 
+    def close(self) -> None:
+        """Stop an engine built here and close its event loop (an actor handle is left running)."""
+        if self._engine is not None:
+            self._loop.run_until_complete(self._engine.close())
+            self._loop.run_until_complete(asyncio.sleep(0))  # let the cancelled batching tasks finish
+            self._loop.close()
+            self._engine = None
+
+    def score(self, items: Sequence[tuple[Sequence[Mapping[str, str]], Sequence[str]]]) -> list[OptionScores | Failure]:
+        """Option scores of every ``(chat, options)`` item, in one engine call; an item whose request
+        fails gives a :class:`~cultura.engines.base.Failure` in its place."""
+        requests = [ScoreRequest.of(chat, options) for chat, options in items]
+        if not requests:
+            return []
+        if self._engine is not None:
+            return self._loop.run_until_complete(score_each(self._engine, requests))
+        import ray
+
+        return ray.get(self._handle.score_each.remote(requests))
+
 
 class ExtractWorker:
     """Ray Data callable: extraction units in (``unit_schema``), ``extraction_schema`` rows out."""
@@ -101,9 +121,9 @@ class ExtractWorker:
 class VerifyWorker:
     """Ray Data callable: opinion rows in, the same rows with the verification columns filled."""
 
-    def __init__(self, caller: Mapping[str, Any], verify_tokens: int, rewrite_tokens: int, min_words: int):
+    def __init__(self, caller: Mapping[str, Any], rewrite_tokens: int, min_words: int):
         self.caller = EngineCaller(**caller)
-        self.verify_tokens, self.rewrite_tokens, self.min_words = verify_tokens, rewrite_tokens, min_words
+        self.rewrite_tokens, self.min_words = rewrite_tokens, min_words
 
     def __call__(self, batch: Any) -> Any:
         """Label, rewrite and re-verify the batch's opinions (at most three engine calls)."""
@@ -113,12 +133,37 @@ class VerifyWorker:
         from cultura.pipelines.refine.verify import verify_opinions
 
         rows = batch.to_pylist()
-        results = verify_opinions(rows, self.caller.ask, self.verify_tokens, self.rewrite_tokens, self.min_words)
+        results = verify_opinions(rows, self.caller.score, self.caller.ask, self.rewrite_tokens, self.min_words)
         for row, result in zip(rows, results):
             METRICS.inc("refine_labels", culture=row["culture"], label=result.get("label") or "none")
             if result.get("rewrite") is not None:
                 METRICS.inc("refine_rewrites", culture=row["culture"], decision=result.get("decision"))
         return pa.Table.from_pylist([row | result for row, result in zip(rows, results)], schema=opinion_schema())
+
+
+class JudgeWorker:
+    """Ray Data callable: labelled check items in, the same rows with the judge's ``label``,
+    ``probs`` and ``valid_mass`` (or the ``error`` of a failed request)."""
+
+    def __init__(self, caller: Mapping[str, Any]):
+        self.caller = EngineCaller(**caller)
+
+    def __call__(self, batch: Any) -> Any:
+        """Judge the batch's items (one engine call)."""
+        import pyarrow as pa
+
+        from cultura.pipelines.refine.judge_check import judged_schema
+        from cultura.pipelines.refine.verify import judge
+
+        rows = batch.to_pylist()
+        out = []
+        for row, scores in zip(rows, judge(rows, self.caller.score)):
+            if isinstance(scores, Failure):
+                out.append(row | {"label": None, "probs": None, "valid_mass": None, "error": scores.error})
+            else:
+                out.append(row | {"label": scores.label, "probs": list(scores.probs), "valid_mass": scores.valid_mass,
+                                  "error": None})
+        return pa.Table.from_pylist(out, schema=judged_schema())
 
 
 def caller_settings(config: Any, engine_handle: Any) -> tuple[dict[str, Any], dict[str, float]]:

@@ -2,9 +2,9 @@
 
 An *extraction unit* is one dialogue and one delegate culture: in ``cross`` mode the delegate's turns,
 in ``in`` mode both delegates' turns (one culture), in ``multi`` mode one unit per delegate culture.
-The model is asked for a numbered list of opinions, each a full sentence attributed to the culture
-("People in Germany ...") without pronouns; :func:`parse_opinions` reads whatever comes back
-(numbered, bulleted or plain lines, chatter around the list, nothing at all).
+The model is asked for a numbered list of opinions, each a full first-person sentence as the delegate
+would say it ("I think ..."), the form CulturePark fine-tunes on; :func:`parse_opinions` reads
+whatever comes back (numbered, bulleted or plain lines, chatter around the list, nothing at all).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 EXTRACT_SYSTEM = (
-    "You list the opinions in a text. Each opinion is one full sentence about what people in a country "
-    "think, with no pronouns. You answer with a numbered list only."
+    "You list the opinions a person expresses in a text. Each opinion is one full sentence in the first "
+    "person, as the person would say it, that makes sense on its own. You answer with a numbered list only."
 )
 # One worked example: small models follow a shown format far better than a described one.
 EXAMPLE_USER = ('Country: Italy\nTopic: "How important is work in your life?"\n'
                 'Text: "Work matters to me, sure, but my evenings with friends matter more. We work to live."\n'
                 "Opinions:")
-EXAMPLE_ANSWER = ("1. People in Italy think that work matters but time with friends matters more.\n"
-                  "2. People in Italy work in order to live, not live in order to work.")
+EXAMPLE_ANSWER = ("1. I think work matters, but my time with friends matters more.\n"
+                  "2. I work in order to live, not live in order to work.")
 
 _MARKER = re.compile(  # "1." "2)" "(3)" "4:" | "-" "*" "•" ... followed by a space | "a)" "b." followed by a space
     r"^\s*(?:\(?\d{1,3}\s*[.):\]]\s*|[-*+\u2022\u00b7\u2023\u25aa\u25cf\u2013\u2014]\s+|\(?[a-hA-H][.)]\s+)")

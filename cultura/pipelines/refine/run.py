@@ -37,7 +37,8 @@ OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.
 
 @dataclass
 class RefineSummary:
-    """What a refinement run did: per-culture counts per stage, seconds per stage, files written."""
+    """What a refinement run did: per-culture counts per stage, the verification labels and their
+    valid mass, the judge check, the clustering settings, seconds per stage, files written."""
 
     out: Path | str  # a local folder, or the URI the output was copied to
     stages: str
@@ -45,22 +46,34 @@ class RefineSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     sft_files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    clustering: dict[str, str] = field(default_factory=dict)
+    judge: dict[str, Any] | None = None  # the verification check (JudgeScore.as_dict), when it ran
 
-    def totals(self) -> dict[str, int]:
-        """The integer counts summed over cultures."""
+    def totals(self) -> dict[str, Any]:
+        """The integer counts summed over cultures, and the mean valid mass over every judgement."""
         total: Counter = Counter()
         for counts in self.cultures.values():
             total.update({k: v for k, v in counts.items() if isinstance(v, int)})
-        return dict(total)
+        out: dict[str, Any] = dict(total)
+        judged = [(c["judgements"], c["valid_mass"]) for c in self.cultures.values()
+                  if c.get("judgements") and c.get("valid_mass") is not None]
+        if judged:
+            out["valid_mass"] = sum(n * m for n, m in judged) / sum(n for n, _ in judged)
+        return out
 
     def table(self) -> list[dict[str, Any]]:
-        """One row per culture (and a total): how many items survived each stage that ran."""
+        """One row per culture (and a total): how many items survived each stage that ran, the
+        verification labels with their mean valid mass, and the seed questions kept."""
         ran = STAGES[: STAGES.index(self.stages) + 1]
         rows = []
         for culture, c in [*sorted(self.cultures.items()), ("total", self.totals())]:
             row = {"culture": culture, "dialogues": c.get("dialogues", 0), "extracted": c.get("extracted", 0)}
-            row["verified"] = c.get("verified", 0) if "verify" in ran else None
+            for key in ("entail", "contradict", "irrelevant", "verified"):
+                row[key] = c.get(key, 0) if "verify" in ran else None
+            mass = c.get("valid_mass") if "verify" in ran else None
+            row["valid_mass"] = round(mass, 3) if mass is not None else None
             row["diversified"] = c.get("diversified", 0) if "diversify" in ran else None
+            row["seeds"] = f"{c.get('seeds_kept', 0)}/{c.get('seeds_verified', 0)}" if "diversify" in ran else None
             row["sft"] = c.get("sft", 0)
             rows.append(row)
         return rows
@@ -68,6 +81,7 @@ class RefineSummary:
     def as_dict(self) -> dict[str, Any]:
         """Plain values for ``summary.json`` and the manifest."""
         return {"stages": self.stages, "cultures": self.cultures, "totals": self.totals(),
+                "clustering": self.clustering, "judge": self.judge,
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
                 "sft_files": [str(p) for p in self.sft_files], "notes": self.notes, "out": str(self.out)}
 
@@ -183,45 +197,99 @@ def _count_extraction(summary: RefineSummary, units: Sequence[Mapping[str, Any]]
 
 
 def _count_verification(summary: RefineSummary, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Per culture: the first verification's labels, rewrites, survivors, failures, and the mean valid
+    mass over every judgement (first verifications and re-verifications of rewrites)."""
+    masses: dict[str, list[float]] = {}
     for c in summary.cultures.values():
-        c.update(entail=0, contradict=0, irrelevant=0, unrecognised=0, rewritten=0, rewrite_kept=0,
-                 no_attitude=0, verification_failed=0, verified=0)
+        c.update(entail=0, contradict=0, irrelevant=0, rewritten=0, rewrite_kept=0, no_attitude=0,
+                 verification_failed=0, verified=0, judgements=0, valid_mass=None)
     for r in rows:
         c = summary.cultures[r["culture"]]
         c["verification_failed"] += int(r["decision"] == "failed")
         if r["label"]:
             c[r["label"].lower()] += 1
-        c["unrecognised"] += r["unrecognised"] or 0
         c["rewritten"] += int(r["rewrite"] is not None)
         c["rewrite_kept"] += int(r["decision"] == "kept-rewrite")
         c["no_attitude"] += int(r["decision"] == "dropped-no-attitude")
         c["verified"] += int(bool(r["verified"]))
+        masses.setdefault(r["culture"], []).extend(s["valid_mass"] for s in r["audit"] or []
+                                                   if s.get("valid_mass") is not None)
+    for culture, values in masses.items():
+        if values:
+            summary.cultures[culture].update(judgements=len(values), valid_mass=sum(values) / len(values))
+
+
+def _judge_check(config: Any, summary: RefineSummary, manifest: Mapping[str, Any], caller: Mapping[str, Any],
+                 resources: Mapping[str, float], progress: bool) -> None:
+    """Score the verification judge on labelled items built from the run's seeds (``refine.judge_check``
+    items); the result goes to ``summary.judge`` and, when the judge is at chance, a note."""
+    import pyarrow as pa
+
+    from cultura.pipelines.refine.input import run_seeds
+    from cultura.pipelines.refine.judge_check import culture_attitudes, judged_schema, labelled_items, score_rows
+    from cultura.pipelines.refine.llm_stage import JudgeWorker, map_table
+
+    r = config.refine
+    found = run_seeds(manifest)
+    items = labelled_items(culture_attitudes(*found), r.judge_check) if found else []
+    if not items:
+        summary.notes.append("verification check skipped: the run's seeds could not be read again")
+        return
+    table = pa.Table.from_pylist([i | {"label": None, "probs": None, "valid_mass": None, "error": None} for i in items],
+                                 schema=judged_schema())
+    judged = map_table(table, JudgeWorker, {"caller": caller}, judged_schema(), workers=r.workers,
+                       batch_size=r.batch_size, resources=resources,
+                       progress="check" if progress else None).to_pylist()
+    score = score_rows(judged)
+    if score is None:
+        summary.notes.append("verification check: every request failed")
+        return
+    summary.judge = score.as_dict()
+    if score.at_chance:
+        summary.notes.append(score.sentence())
 
 
 def _diversify(config: Any, summary: RefineSummary, rows: list[dict[str, Any]]) -> None:
-    """Embed the verified opinions, cluster each culture, mark the representatives (in place)."""
-    from cultura.pipelines.refine.diversify import cluster_cultures, embed_texts
+    """Embed the verified opinions, cluster them per (culture, seed question) or per culture (the
+    preset's ``cluster_by``), mark the representatives (in place). Cluster numbers run on across a
+    culture's groups, so (culture, cluster) names one cluster."""
+    from cultura.pipelines.refine.diversify import cluster_cultures, clustering_settings, embed_texts, group_k
 
     r = config.refine
+    settings = clustering_settings(r)
     keep = [row for row in rows if row["verified"]]
     for c in summary.cultures.values():
-        c.update(clusters=0, diversified=0)
+        c.update(clusters=0, diversified=0, seeds_verified=0, seeds_kept=0)
+    summary.clustering = settings
     if not keep:
         return
     vectors = embed_texts([row["opinion_id"] for row in keep], [row["text"] for row in keep], r.embedder,
                           workers=r.embed_workers, batch_size=r.embed_batch_size, num_cpus=r.embed_num_cpus)
-    members: dict[str, list[int]] = {}
+    members: dict[str, dict[str, list[int]]] = {}  # culture -> group (seed id, or all) -> rows of keep
     for i, row in enumerate(keep):
-        members.setdefault(row["culture"], []).append(i)
-    groups = {culture: (vectors[idx], [len(keep[i]["text"]) for i in idx]) for culture, idx in members.items()}
-    results = cluster_cultures(groups, r.k, r.opinions_per_cluster, r.representative, r.seed, r.cluster_num_cpus,
-                               r.min_clusters)
-    for culture, idx in members.items():
-        result = results[culture]
-        reps = set(result.representatives)
-        for j, i in enumerate(idx):
-            keep[i].update(cluster=result.labels[j], distance=result.distances[j], representative=j in reps)
-        summary.cultures[culture].update(clusters=result.k, diversified=len(reps))
+        group = row["seed_id"] if settings["cluster_by"] == "seed" else ""
+        members.setdefault(row["culture"], {}).setdefault(group, []).append(i)
+    jobs = {}
+    for culture, groups in members.items():
+        total = sum(len(idx) for idx in groups.values())
+        jobs[culture] = [(vectors[idx], group_k(len(idx), total, r.k, settings["cluster_by"], r.opinions_per_cluster,
+                                                r.min_clusters), [len(keep[i]["text"]) for i in idx])
+                         for idx in groups.values()]
+    results = cluster_cultures(jobs, settings["representative"], r.seed, r.cluster_num_cpus)
+    for culture, groups in members.items():
+        offset = 0
+        for idx, result in zip(groups.values(), results[culture]):
+            reps = set(result.representatives)
+            for j, i in enumerate(idx):
+                keep[i].update(cluster=offset + result.labels[j], distance=result.distances[j],
+                               representative=j in reps)
+            offset += result.k
+        c = summary.cultures[culture]
+        c.update(clusters=offset, diversified=sum(bool(keep[i]["representative"]) for idx in groups.values()
+                                                   for i in idx))
+        seeds = {keep[i]["seed_id"] for idx in groups.values() for i in idx}
+        c.update(seeds_verified=len(seeds),
+                 seeds_kept=len({keep[i]["seed_id"] for idx in groups.values() for i in idx if keep[i]["representative"]}))
 
 
 def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool = False, engine: Any = None,
@@ -297,12 +365,16 @@ def _refine(config: Any, source_spec: str | Path, out: Path, out_spec: str | Pat
             start = time.perf_counter()
             opinions = map_table(
                 pa.Table.from_pylist(opinions, schema=opinion_schema()), VerifyWorker,
-                {"caller": caller, "verify_tokens": r.verify_max_tokens, "rewrite_tokens": r.rewrite_max_tokens,
-                 "min_words": r.min_words}, opinion_schema(), workers=r.workers, batch_size=r.batch_size,
+                {"caller": caller, "rewrite_tokens": r.rewrite_max_tokens, "min_words": r.min_words},
+                opinion_schema(), workers=r.workers, batch_size=r.batch_size,
                 resources=resources, progress="verify" if progress else None).to_pylist()
             opinions.sort(key=lambda o: (o["unit_id"], o["index"]))
             summary.seconds["verify"] = time.perf_counter() - start
             _count_verification(summary, opinions)
+            if r.judge_check and opinions:
+                start = time.perf_counter()
+                _judge_check(config, summary, manifest, caller, resources, progress)
+                summary.seconds["check"] = time.perf_counter() - start
         if owned is not None:
             stop_actors([owned])  # free its CPUs (or GPU) for the embedding actors
             owned = None
@@ -316,10 +388,14 @@ def _refine(config: Any, source_spec: str | Path, out: Path, out_spec: str | Pat
             o["selected"] = chosen(o)
         atomic_write_parquet(pa.Table.from_pylist(extractions, schema=extraction_schema()), out / "extractions.parquet")
         atomic_write_parquet(pa.Table.from_pylist(opinions, schema=opinion_schema()), out / "opinions.parquet")
-        counts = write_sft_sets(out / "sft", [o for o in opinions if o["selected"]])
+        counts, skipped = write_sft_sets(out / "sft", [o for o in opinions if o["selected"]])
         for culture, n in counts.items():
             summary.cultures[culture]["sft"] = n
             summary.sft_files += [out / "sft" / f"{culture}.jsonl", out / "sft" / f"{culture}.parquet"]
+        if skipped:
+            summary.notes.append("left out of the SFT sets, their seed attitude being unknown or not one of the "
+                                 "options (no option number to answer with): "
+                                 + ", ".join(f"{c} {n}" for c, n in sorted(skipped.items())))
         failed = {k: v for k, v in summary.totals().items() if k.endswith("_failed") and v}
         if failed:
             summary.notes.append("requests that failed (rows written with their reason in the 'error' column): "

@@ -61,15 +61,17 @@ def extraction_schema():
 
 @functools.cache
 def audit_type():
-    """One step of an opinion's verification: verify, rewrite or reverify (the rewrite's verification)."""
+    """One step of an opinion's verification: verify, rewrite or reverify (the rewrite's verification).
+    Verify steps carry the label probabilities from option scoring; a rewrite step the model's answer."""
     import pyarrow as pa
 
     return pa.struct([
         pa.field("step", pa.string(), nullable=False),
         pa.field("input", pa.string(), nullable=False),  # the text judged or rewritten
-        pa.field("output", pa.string(), nullable=False),  # the model's raw answer
-        pa.field("label", pa.string()),  # parsed label (verify steps)
-        pa.field("recognised", pa.bool_()),  # False: the answer named no label and counts as Irrelevant
+        pa.field("output", pa.string(), nullable=False),  # the rewrite's raw answer; a verify step's label probabilities
+        pa.field("label", pa.string()),  # the most probable label (verify steps)
+        pa.field("probs", pa.list_(pa.float64())),  # each label's probability, Entail / Contradict / Irrelevant
+        pa.field("valid_mass", pa.float64()),  # probability the model put on the label options at all
     ])
 
 
@@ -94,7 +96,7 @@ def opinion_schema():
         pa.field("verified", pa.bool_()),
         pa.field("decision", pa.string()),  # kept, kept-rewrite, dropped-irrelevant, dropped-rewrite-*, failed, ...
         pa.field("error", pa.string()),  # why a verification step failed (decision "failed"); else null
-        pa.field("unrecognised", pa.int32()),  # verification answers that named no label
+        pa.field("valid_mass", pa.float64()),  # of the opinion's verification (mean over the label orders)
         pa.field("audit", pa.list_(audit_type())),
         pa.field("text", pa.string(), nullable=False),  # what goes to fine-tuning: the opinion or its rewrite
         pa.field("cluster", pa.int32()),

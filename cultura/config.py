@@ -43,6 +43,15 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    def over_preset(self, preset: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``preset`` in which every key this section sets (not None) takes the section's value."""
+        values = dict(preset)
+        for key in values:
+            value = getattr(self, key)
+            if value is not None:
+                values[key] = value
+        return values
+
 
 class EngineConfig(Section):
     """Which LLM engine runs the agents and how."""

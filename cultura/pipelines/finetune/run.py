@@ -60,11 +60,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 def hyperparameters(cfg: Any) -> dict[str, Any]:
     """The preset's values with every field set in ``cfg`` (a FinetuneConfig) overriding them."""
-    hp = dict(PRESETS[cfg.preset])
-    for key in hp:
-        value = getattr(cfg, key)
-        if value is not None:
-            hp[key] = value
+    hp = cfg.over_preset(PRESETS[cfg.preset])
     hp.update(seed=cfg.seed, evaluations=cfg.evaluations)
     return hp
 

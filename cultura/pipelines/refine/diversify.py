@@ -31,12 +31,7 @@ PRESETS: dict[str, dict[str, str]] = {
 
 def clustering_settings(refine_config: Any) -> dict[str, str]:
     """``cluster_by`` and ``representative`` of a RefineConfig: its preset's, unless set."""
-    settings = dict(PRESETS[refine_config.preset])
-    for key in settings:
-        value = getattr(refine_config, key)
-        if value is not None:
-            settings[key] = value
-    return settings
+    return refine_config.over_preset(PRESETS[refine_config.preset])
 
 
 def l2_normalise(vectors: Any) -> Any:

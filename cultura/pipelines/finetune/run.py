@@ -369,16 +369,19 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
     remote ``out`` gets its adapters and registry copied there at the end, and its Ray Train
     checkpoints written there directly (``OUT/_runs``, unless ``finetune.storage_path`` says otherwise).
     """
-    from cultura.storage import fetch, is_uri, staged_output
+    from cultura.storage import display, fetch, is_uri, staged_output
 
+    remote = is_uri(out)
     with staged_output(out, keep=(REGISTRY_FILE,)) as local_out:
         plan = plan_finetune(config, fetch(data), per, local_out, only)
-        if is_uri(out) and not config.finetune.storage_path:
+        if remote and not config.finetune.storage_path:
             plan.storage = f"{str(out).rstrip('/')}/{RUNS_DIR}"
         summary = _run_plan(config, plan, out, progress, echo)
-    if is_uri(out):
+    if remote:  # the summary names where the adapters were copied, not the local staging folder
         from dataclasses import replace
 
+        summary.out = display(out)
+        summary.registry = f"{summary.out}/{REGISTRY_FILE}"
         summary.adapters = [replace(e, path=f"{summary.out}/{e.name}") for e in summary.adapters]
     return summary
 
@@ -390,7 +393,7 @@ def _run_plan(config: Any, plan: FinetunePlan, out_spec: str | Path, progress: b
 
     from cultura.ray_utils import init_ray
     from cultura.registry import registry_path
-    from cultura.storage import display, is_uri, warn_if_local
+    from cultura.storage import warn_if_local
 
     echo = echo or (lambda line: None)
     started = time.time()
@@ -429,9 +432,7 @@ def _run_plan(config: Any, plan: FinetunePlan, out_spec: str | Path, progress: b
             raise
         pool.shutdown()
     entries.sort(key=lambda e: e.name)
-    shown = display(out_spec) if is_uri(out_spec) else plan.out
-    return FinetuneSummary(entries, failures, time.time() - started, shown,
-                           f"{shown}/{REGISTRY_FILE}" if is_uri(out_spec) else registry_path(plan.out), slots,
+    return FinetuneSummary(entries, failures, time.time() - started, plan.out, registry_path(plan.out), slots,
                            plan.notes, timings)
 
 

@@ -26,6 +26,10 @@ QUESTION = "What should I bring when visiting a friend's family for dinner?"
 MIN_TRAIN_ROWS = 16
 CLUSTERS_PER_SEED = 1
 EXTRACT_TOKENS = 80
+# The verification judge's labelled check: 10 items per label show the default model at chance as
+# plainly as 20 do (README, bench/judge.py) and take half the time.
+JUDGE_CHECK_ITEMS = 30
+ANSWER_TOKENS = 48  # the Palette answer's length
 
 
 @click.command()
@@ -35,8 +39,8 @@ EXTRACT_TOKENS = 80
 @click.option("--seeds", "max_seeds", type=click.IntRange(1, 200), default=32, show_default=True,
               help="Seed questions per culture.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True, help="Dialogue rounds.")
-@click.option("--max-tokens", type=click.IntRange(8, 1024), default=48, show_default=True,
-              help="Most tokens per utterance and per answer.")
+@click.option("--max-tokens", type=click.IntRange(8, 1024), default=32, show_default=True,
+              help="Most tokens per dialogue utterance (short turns keep the demo within six minutes on 2 cores).")
 @click.option("--country", default="Japan", show_default=True, help="Target country of the Palette question.")
 @click.option("--port", type=click.IntRange(1024, 65535), default=8000, show_default=True,
               help="Port of the Serve app on 127.0.0.1.")
@@ -71,13 +75,13 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     step("generate", ["generate", "--cultures", cultures, "--max-seeds", str(max_seeds), "--rounds", str(rounds),
                       "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
     step("refine", ["refine", "--in", str(gen), "--out", str(ref), "--k", str(CLUSTERS_PER_SEED),
-                    "--max-tokens", str(EXTRACT_TOKENS)])
+                    "--max-tokens", str(EXTRACT_TOKENS), "--judge-check", str(JUDGE_CHECK_ITEMS)])
     step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
     step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "base,prompted,adapter",
                   "--adapters", str(adapters), "--report", str(report)])
     click.secho(f"\n== serve: the Cultural Palette API on http://127.0.0.1:{port}/v1", bold=True)
     t = time.perf_counter()
-    answer = _ask_palette(port, country, max_tokens)
+    answer = _ask_palette(port, country, ANSWER_TOKENS)
     timings["serve"] = time.perf_counter() - t
     click.echo(f"Q ({country}): {QUESTION}\nA: {answer['text']}")
     click.echo("gate weights: " + ", ".join(f"{c} {w:.2f}" for c, w in answer["weights"].items()))

@@ -40,7 +40,7 @@ ANSWER_TOKENS = 48  # the Palette answer's length
               help="Seed questions per culture.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True, help="Dialogue rounds.")
 @click.option("--max-tokens", type=click.IntRange(8, 1024), default=32, show_default=True,
-              help="Most tokens per dialogue utterance (short turns keep the demo within six minutes on 2 cores).")
+              help="Most tokens per dialogue utterance (short turns keep the demo near six minutes on 2 cores).")
 @click.option("--country", default="Japan", show_default=True, help="Target country of the Palette question.")
 @click.option("--port", type=click.IntRange(1024, 65535), default=8000, show_default=True,
               help="Port of the Serve app on 127.0.0.1.")

@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print one clear line and exit 2, never a traceback; an unexpected
     failure after Ray started prints one line and where its traceback went (see :func:`_unexpected`)."""
     from cultura.errors import CulturaError
+    from cultura.ray_utils import polite_threads
 
+    polite_threads()
     _show_cluster_warnings()
     try:
         cli.main(args=argv, prog_name="cultura", standalone_mode=False)

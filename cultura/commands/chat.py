@@ -26,7 +26,8 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
     """Ask QUESTION to a persona of a culture and print the answer."""
     import time
 
-    from cultura.engines import ChatRequest, create_engine
+    from cultura.api import create_engine
+    from cultura.engines import ChatRequest
     from cultura.engines.base import run_sync
     from cultura.errors import CulturaError
     from cultura.personas import culture_persona
@@ -44,7 +45,7 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
                              repetition_penalty=config.sampling.repetition_penalty)
 
     async def ask():
-        engine = create_engine(config.engine)
+        engine = create_engine(config)
         try:
             start = time.perf_counter()
             [completion] = await engine.generate([request])

@@ -37,7 +37,7 @@ def repetition_penalty_option(func: Callable) -> Callable:
 def build_config(config_path: str | None, profile: str | None = None, engine: str | None = None,
                  model: str | None = None, address: str | None = None, **extra: Any):
     """Load the configuration with the common flags applied as overrides (dotted keys in ``extra``)."""
-    from cultura.config import load_config
+    from cultura.api import load_config
 
     overrides = {"profile": profile, "engine.kind": engine, "engine.model": model, "ray.address": address}
     overrides.update(extra)
@@ -47,6 +47,11 @@ def build_config(config_path: str | None, profile: str | None = None, engine: st
 def pop_config_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Remove the common config flags from a command's keyword arguments and return them."""
     return {k: kwargs.pop(k) for k in ("config_path", "profile", "engine", "model", "address")}
+
+
+def csv_list(value: str | None) -> list[str] | None:
+    """A comma-separated flag as a list of its non-empty, stripped items (None stays None)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:

@@ -2,8 +2,8 @@
 
 Generate dialogues for two cultures -> refine -> fine-tune one adapter per culture -> Hofstede
 alignment before (base, prompted) and after (adapter) -> start the Serve app -> one Cultural Palette
-question through the OpenAI API -> shut down. Every step is the same subcommand a user would run,
-invoked in this process so Ray starts once.
+question through the OpenAI API -> shut down. Every step is the same API verb the subcommand a user
+would run calls (:mod:`cultura.api`), in this process so Ray starts once, and prints what it prints.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+
+from cultura.errors import CulturaError
 
 MARKER = ".cultura-demo"
 QUESTION = "What should I bring when visiting a friend's family for dinner?"
@@ -46,15 +49,18 @@ ANSWER_TOKENS = 48  # the Palette answer's length
               help="Port of the Serve app on 127.0.0.1.")
 def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, country: str, port: int) -> None:
     """Run generate, refine, finetune, eval, serve and one API call on the default model."""
-    from cultura.cli import cli
+    from cultura import api
+    from cultura.commands import eval as eval_command, finetune as finetune_command
+    from cultura.commands import generate as generate_command, refine as refine_command
+    from cultura.commands.common import build_config
     from cultura.data.hofstede import resolve_country
-    from cultura.errors import CulturaError
-
     from cultura.pipelines.generate.run import resolve_cultures
 
     resolve_country(country)
-    if len(resolve_cultures(cultures.split(","))) < 2:
+    names = [c.strip() for c in cultures.split(",") if c.strip()]
+    if len(resolve_cultures(names)) < 2:
         raise CulturaError(f"the demo needs two or more cultures, got {cultures!r}")
+    config = build_config(None, **{"serve.port": port})
     root = Path(out)
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
@@ -66,22 +72,38 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    def step(title: str, args: list[str]) -> None:
-        click.secho(f"\n== {title}: cultura {' '.join(args)}", bold=True)
-        t = time.perf_counter()
-        cli.main(args=args, prog_name="cultura", standalone_mode=False)
-        timings[title] = time.perf_counter() - t
+    def step(title: str, call: str) -> float:
+        click.secho(f"\n== {title}: {call}", bold=True)
+        return time.perf_counter()
 
-    step("generate", ["generate", "--cultures", cultures, "--max-seeds", str(max_seeds), "--rounds", str(rounds),
-                      "--per-seed", "1", "--max-tokens", str(max_tokens), "--out", str(gen)])
-    step("refine", ["refine", "--in", str(gen), "--out", str(ref), "--k", str(CLUSTERS_PER_SEED),
-                    "--max-tokens", str(EXTRACT_TOKENS), "--judge-check", str(JUDGE_CHECK_ITEMS)])
-    step("finetune", ["finetune", "--data", str(ref), "--per", "culture", "--out", str(adapters)])
-    step("eval", ["eval", "hofstede", "--cultures", cultures, "--methods", "base,prompted,adapter",
-                  "--adapters", str(adapters), "--report", str(report)])
+    t = step("generate", f"cultura.generate(out={str(gen)!r}, cultures={names}, max_seeds={max_seeds}, "
+                         f"rounds={rounds}, per_seed=1, sampling={{'max_tokens': {max_tokens}}})")
+    generated = api.generate(config, out=gen, cultures=names, max_seeds=max_seeds, rounds=rounds, per_seed=1,
+                             sampling={"max_tokens": max_tokens}, progress=True)
+    generate_command.echo_summary(generated, config.generate.format)
+    if generated.failures:
+        raise CulturaError(f"{len(generated.failures)} dialogues failed; the demo stops here")
+    timings["generate"] = time.perf_counter() - t
+    t = step("refine", f"cultura.refine(source={str(gen)!r}, out={str(ref)!r}, k={CLUSTERS_PER_SEED}, "
+                       f"extract_max_tokens={EXTRACT_TOKENS}, judge_check={JUDGE_CHECK_ITEMS})")
+    refine_command.echo_summary(api.refine(config, source=gen, out=ref, k=CLUSTERS_PER_SEED,
+                                           extract_max_tokens=EXTRACT_TOKENS, judge_check=JUDGE_CHECK_ITEMS,
+                                           progress=True))
+    timings["refine"] = time.perf_counter() - t
+    t = step("finetune", f"cultura.finetune(data={str(ref)!r}, out={str(adapters)!r}, per='culture')")
+    trained = api.finetune(config, data=ref, out=adapters, per="culture", progress=True, echo=click.echo)
+    finetune_command.echo_summary(trained)
+    if trained.failures:
+        raise CulturaError(f"{len(trained.failures)} adapter(s) failed; the demo stops here")
+    timings["finetune"] = time.perf_counter() - t
+    t = step("eval", f"cultura.evaluate(evaluation='hofstede', cultures={names}, "
+                     f"methods='base,prompted,adapter', adapters={str(adapters)!r}, report={str(report)!r})")
+    eval_command.echo_hofstede(api.evaluate(config, "hofstede", cultures=names, methods="base,prompted,adapter",
+                                            adapters=str(adapters), report=report))
+    timings["eval"] = time.perf_counter() - t
     click.secho(f"\n== serve: the Cultural Palette API on http://127.0.0.1:{port}/v1", bold=True)
     t = time.perf_counter()
-    answer = _ask_palette(port, country, ANSWER_TOKENS)
+    answer = _ask_palette(config, country, ANSWER_TOKENS)
     timings["serve"] = time.perf_counter() - t
     click.echo(f"Q ({country}): {QUESTION}\nA: {answer['text']}")
     click.echo("gate weights: " + ", ".join(f"{c} {w:.2f}" for c, w in answer["weights"].items()))
@@ -116,15 +138,13 @@ def _smoke_run_note(adapters: Path) -> None:
     click.echo(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "))
 
 
-def _ask_palette(port: int, country: str, max_tokens: int) -> dict:
+def _ask_palette(config: Any, country: str, max_tokens: int) -> dict:
     """Start the Serve app, ask one Palette question with the OpenAI client, then shut Serve down."""
     from openai import OpenAI
     from ray import serve
 
-    from cultura.commands.common import build_config
-    from cultura.serve.app import start
+    from cultura.api import serve as start
 
-    config = build_config(None, **{"serve.port": port})
     base_url = start(config)
     try:
         client = OpenAI(base_url=base_url, api_key="demo")

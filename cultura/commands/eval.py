@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -39,33 +37,24 @@ def eval_options(default_methods: str, default_report: str) -> Callable:
     return decorate
 
 
-def _setup(kwargs: dict[str, Any]) -> tuple[Any, list, Any, Path]:
-    """Config, methods and method context from the shared options (validated before any model loads).
-    The context carries the command's engine pool (``ctx.engines``; its actors start on first use)."""
-    from cultura.eval.context import build_context
-    from cultura.eval.methods import get_methods
-    from cultura.eval.runner import EnginePool
+def _run(evaluation: str, kwargs: dict[str, Any], **options: Any) -> Any:
+    """Build the configuration from the shared flags and run ``evaluation`` through the API verb."""
+    from cultura.api import evaluate
 
-    methods = get_methods(kwargs.pop("methods"))
     sample = kwargs.pop("sample")
-    extra = {"eval.actors": kwargs.pop("actors"), "eval.seed": kwargs.pop("seed"),
-             "eval.mode": "sample" if sample else None, "eval.samples": sample}
-    adapters = kwargs.pop("adapters")
-    report = Path(kwargs.pop("report"))
-    config = build_config(**pop_config_args(kwargs), **extra)
-    ctx = build_context(config, adapters)
-    ctx.engines = EnginePool(config, ctx.adapters)
-    return config, methods, ctx, report
+    config = build_config(**pop_config_args(kwargs), **{
+        "eval.actors": kwargs.pop("actors"), "eval.seed": kwargs.pop("seed"),
+        "eval.mode": "sample" if sample else None, "eval.samples": sample})
+    return evaluate(config, evaluation, methods=kwargs.pop("methods"), report=kwargs.pop("report"),
+                    adapters=kwargs.pop("adapters"), **options)
 
 
-def _finish(rows: list[dict[str, Any]], files: list[Path], report: Path, started: float, ctx: Any) -> None:
-    seconds = time.perf_counter() - started
-    answered = sum(1 for r in rows if r["status"] == "ok")
-    skipped = sum(1 for r in rows if r["status"] != "ok")
-    click.echo(f"{answered} answers ({skipped} not applicable, unreadable or failed) in {seconds:.1f} s "
-               f"({answered / seconds if seconds else 0:.2f} rows/s); {len(files)} files in {report}/ "
-               f"(open {report / 'report.md'})")
-    click.echo(ctx.engines.summary())
+def _finish(done: Any) -> None:
+    """The closing lines every evaluation prints: rows answered, time, files, the engine actors."""
+    click.echo(f"{done.answered} answers ({done.skipped} not applicable, unreadable or failed) in {done.seconds:.1f} s "
+               f"({done.answered / done.seconds if done.seconds else 0:.2f} rows/s); {len(done.files)} files in "
+               f"{done.report}/ (open {done.report / 'report.md'})")
+    click.echo(done.engines)
 
 
 @click.group(name="eval")
@@ -91,20 +80,21 @@ def methods() -> None:
 @eval_options("base,prompted", "reports/hofstede")
 def hofstede(cultures: str, **kwargs: Any) -> None:
     """Hofstede alignment: answer the 24 VSM 2013 items as each culture; distance to Hofstede's scores."""
-    from cultura.eval.vsm_eval import MEAN_COLUMNS, MIN_TARGETS_FOR_R, resolve_targets, run_hofstede
+    echo_hofstede(_run("hofstede", kwargs, cultures=cultures))
 
-    started = time.perf_counter()
-    targets = resolve_targets(cultures)
-    config, methods_, ctx, report = _setup(kwargs)
-    with ctx.engines:
-        result = run_hofstede(config, targets, methods_, ctx, report)
+
+def echo_hofstede(done: Any) -> None:
+    """Print a Hofstede evaluation: distances per target and method, means with r, the closing lines."""
+    from cultura.eval.vsm_eval import MEAN_COLUMNS, MIN_TARGETS_FOR_R
+
+    result = done.result
     echo_table(result.summary, ["target", "method", "items", "PDI", "IDV", "MAS", "UAI", "LTO", "IVR", "distance"])
     click.echo("")
     echo_table(result.by_method, MEAN_COLUMNS)
     if len(result.shared_targets) < MIN_TARGETS_FOR_R:
         click.echo(f"r_*: Pearson r per dimension across targets needs {MIN_TARGETS_FOR_R} or more targets "
                    f"(here {len(result.shared_targets)})")
-    _finish(result.rows, result.files, report, started, ctx)
+    _finish(done)
 
 
 @eval_.command()
@@ -127,21 +117,14 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
              allow_overlap: bool, **kwargs: Any) -> None:
     """Opinion alignment per country: 1 - Jensen-Shannon distance and top-option agreement, next to the
     uniform, global-majority and global-mean baselines (leave-one-out), with each method's valid mass."""
-    from cultura.data.seed_files import read_seeds
-    from cultura.data.seeds import select_seeds
-    from cultura.eval.countries import resolve_countries
     from cultura.eval.baselines import BASELINES
-    from cultura.eval.opinions import MEAN_COLUMNS, run_opinions
+    from cultura.eval.opinions import MEAN_COLUMNS
 
-    started = time.perf_counter()
-    names = resolve_countries(countries)
-    config, methods_, ctx, report = _setup(kwargs)
-    loaded = read_seeds(questions, sources=[s.strip() for s in sources.split(",") if s.strip()])
-    seeds = select_seeds(loaded.seeds, None if split == "all" else split, config.data.eval_fraction)[:limit]
-    click.echo(f"questions: {len(seeds)} of the {split} split; {loaded.summary()}")
-    with ctx.engines:
-        result = run_opinions(config, names, seeds, methods_, ctx, report, proxy=proxy, allow_overlap=allow_overlap,
-                              data_note=loaded.summary())
+    done = _run("opinions", kwargs, countries=countries, questions=questions,
+                sources=[s.strip() for s in sources.split(",") if s.strip()], split=split, limit=limit, proxy=proxy,
+                allow_overlap=allow_overlap)
+    result = done.result
+    click.echo(f"questions: {len(done.inputs.seeds)} of the {split} split; {done.inputs.note}")
     echo_table([s for s in result.summary if s["method"] not in BASELINES],
                ["country", "method", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
                 "alignment_pct", "valid_mass"])
@@ -149,7 +132,7 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
     echo_table(result.by_method, MEAN_COLUMNS)
     if result.no_data:
         click.echo(f"no data (not scored): {', '.join(result.no_data)}")
-    _finish(result.rows, result.files, report, started, ctx)
+    _finish(done)
 
 
 @eval_.command()
@@ -179,21 +162,12 @@ def moderation(tasks: str, text_column: str | None, label_column: str | None, po
                template: str | None, dev_fraction: float, cultures: str, limit: int | None, **kwargs: Any) -> None:
     """Content moderation: P(yes) of culture-prompted yes/no templates, thresholded on a dev split; macro-F1
     and ROC AUC per task and culture next to the constant-label baselines."""
-    from cultura.eval.moderation import run_moderation
-    from cultura.eval.moderation_tasks import TaskFormat, column_option, load_tasks
-    from cultura.eval.vsm_eval import resolve_targets
-
-    started = time.perf_counter()
-    fmt = TaskFormat(text_column=column_option(text_column) or "text",
-                     label_column=column_option(label_column) or "label", positive_label=positive_label,
-                     template=template)
-    loaded = load_tasks(tasks, limit, fmt)
-    targets = resolve_targets(cultures)
-    config, methods_, ctx, report = _setup(kwargs)
-    with ctx.engines:
-        result = run_moderation(config, loaded, targets, methods_, ctx, report, dev_fraction)
+    done = _run("moderation", kwargs, tasks=tasks, text_column=text_column, label_column=label_column,
+                positive_label=positive_label, template=template, dev_fraction=dev_fraction, cultures=cultures,
+                limit=limit)
+    result = done.result
     echo_table(result.summary, ["task", "target", "method", "dev", "examples", "threshold", "macro_f1", "accuracy",
                                 "roc_auc", "best_baseline", "baseline_macro_f1", "lift"])
     click.echo("")
     echo_table(result.by_method)
-    _finish(result.rows, result.files, report, started, ctx)
+    _finish(done)

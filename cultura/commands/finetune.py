@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from cultura.commands.common import build_config, config_options, pop_config_args
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+from cultura.commands.common import build_config, config_options, csv_list, pop_config_args
 
 
 def _on_node(node_id: str | None) -> str:
@@ -70,7 +67,7 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
     `cultura chat --adapter OUT/<name>` or by name with engine.adapter_registry=OUT.
     Exits 1 when some adapters failed.
     """
-    from cultura.pipelines.finetune.run import finetune as run_finetune
+    from cultura.api import finetune as run_finetune
 
     config_args = pop_config_args(kwargs)
     prefix = "finetune."
@@ -78,7 +75,7 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
         "preset": kwargs["preset"], "workers": kwargs["workers"], "use_gpu": kwargs["use_gpu"],
         "cpus_per_worker": kwargs["cpus_per_worker"], "max_concurrent": kwargs["max_concurrent"],
         "storage_path": kwargs["storage"], "lora_r": kwargs["lora_r"], "lora_alpha": kwargs["lora_alpha"],
-        "lora_dropout": kwargs["lora_dropout"], "target_modules": _csv(kwargs["target_modules"]),
+        "lora_dropout": kwargs["lora_dropout"], "target_modules": csv_list(kwargs["target_modules"]),
         "learning_rate": kwargs["lr"], "lr_scheduler": kwargs["scheduler"], "warmup_ratio": kwargs["warmup"],
         "epochs": kwargs["epochs"], "max_steps": kwargs["max_steps"], "max_grad_norm": kwargs["max_grad_norm"],
         "batch_size": kwargs["batch_size"], "grad_accum": kwargs["grad_accum"], "max_length": kwargs["max_length"],
@@ -86,7 +83,17 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
         "evaluations": kwargs["evaluations"], "max_rows": kwargs["max_rows"], "seed": kwargs["seed"],
     }
     config = build_config(**config_args, **{prefix + k: v for k, v in overrides.items()})
-    s = run_finetune(config, data, per, out, only=_csv(only), progress=True, echo=click.echo)
+    s = run_finetune(config, data=data, out=out, per=per, only=csv_list(only), progress=True, echo=click.echo)
+    echo_summary(s)
+    if s.failures:
+        for name, err in s.failures:
+            click.echo(f"  failed {name}: {err}", err=True)
+        click.echo(f"{len(s.failures)} adapter(s) failed; see the Ray Train logs under {s.out}", err=True)
+        sys.exit(1)
+
+
+def echo_summary(s: Any) -> None:
+    """Print a fine-tuning run's summary: each adapter's losses, rows, steps and folder, the registry."""
     click.echo(f"adapters     {len(s.adapters)} trained, {len(s.failures)} failed, {s.concurrent} at a time")
     for e in s.adapters:
         t = s.timings.get(e.name, {})
@@ -95,8 +102,3 @@ def finetune(data: str, per: str, out: str, only: str | None, **kwargs) -> None:
                    f"{t.get('samples_per_second', 0):.2f} samples/s{_on_node(t.get('node_id'))})  {e.path}")
     click.echo(f"wall time    {s.seconds:.1f} s")
     click.echo(f"registry     {s.registry}")
-    if s.failures:
-        for name, err in s.failures:
-            click.echo(f"  failed {name}: {err}", err=True)
-        click.echo(f"{len(s.failures)} adapter(s) failed; see the Ray Train logs under {s.out}", err=True)
-        sys.exit(1)

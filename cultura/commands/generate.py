@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
-from cultura.commands.common import build_config, config_options, pop_config_args, repetition_penalty_option
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+from cultura.commands.common import (build_config, config_options, csv_list, pop_config_args,
+                                     repetition_penalty_option)
 
 
 @click.command()
@@ -62,12 +60,12 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
     Every dialogue is written exactly once; a run stopped midway is finished with --resume.
     Exits 1 when some dialogues failed (they are not written; --resume retries them).
     """
-    from cultura.pipelines.generate.run import generate_dialogues
+    from cultura.api import generate as run_generate
 
     config_args = pop_config_args(kwargs)
     overrides = {
-        "generate.cultures": _csv(kwargs["cultures"]), "generate.seeds": kwargs["seeds"],
-        "generate.sources": _csv(kwargs["sources"]), "generate.max_seeds": kwargs["max_seeds"],
+        "generate.cultures": csv_list(kwargs["cultures"]), "generate.seeds": kwargs["seeds"],
+        "generate.sources": csv_list(kwargs["sources"]), "generate.max_seeds": kwargs["max_seeds"],
         "generate.split": kwargs["split"], "generate.attitude": kwargs["attitude"],
         "generate.mode": kwargs["mode"], "generate.script": kwargs["script"], "generate.rounds": kwargs["rounds"],
         "generate.per_seed": kwargs["per_seed"], "generate.calibration": kwargs["calibration"],
@@ -78,8 +76,18 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
         "sampling.temperature": kwargs["temperature"], "sampling.repetition_penalty": kwargs["repetition_penalty"],
     }
     config = build_config(**config_args, **overrides)
-    summary = generate_dialogues(config, out, resume=resume, overwrite=overwrite, limit=limit, progress=True)
-    s = summary
+    s = run_generate(config, out=out, resume=resume, overwrite=overwrite, limit=limit, progress=True)
+    echo_summary(s, config.generate.format)
+    if s.failures:
+        for did, err in s.failures[:5]:
+            click.echo(f"  failed {did}: {err}", err=True)
+        click.echo(f"{len(s.failures)} dialogues failed and were not written; run again with --resume to retry them",
+                   err=True)
+        sys.exit(1)
+
+
+def echo_summary(s: Any, fmt: str) -> None:
+    """Print a generation run's summary: dialogues, turns, tokens, throughput, nodes, failures, output."""
     click.echo(f"dialogues         {s.dialogues} written now, {s.already_written} before, {s.planned} planned"
                + (f" ({s.skipped_no_attitude} seed/culture pairs skipped: attitude unknown)"
                   if s.skipped_no_attitude else ""))
@@ -90,10 +98,4 @@ def generate(out: str, limit: int | None, resume: bool, overwrite: bool, **kwarg
         click.echo("nodes             " + ", ".join(f"{node[:12]} {n} dialogues" for node, n in
                                                     sorted(s.nodes.items(), key=lambda kv: -kv[1])))
     click.echo(f"failures          {len(s.failures)}")
-    click.echo(f"output            {s.out}/dialogues ({config.generate.format}); manifest {s.out}/manifest.json")
-    if s.failures:
-        for did, err in s.failures[:5]:
-            click.echo(f"  failed {did}: {err}", err=True)
-        click.echo(f"{len(s.failures)} dialogues failed and were not written; run again with --resume to retry them",
-                   err=True)
-        sys.exit(1)
+    click.echo(f"output            {s.out}/dialogues ({fmt}); manifest {s.out}/manifest.json")

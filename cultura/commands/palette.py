@@ -122,12 +122,13 @@ def palette_data(prompts: str, out: str, limit: int | None, samples: int | None,
     Rows: query, continent, response (chosen), rejected_response (the other continents' chosen answers),
     plus the judge's ratings as audit columns.
     """
-    from cultura.pipelines.palette_data.synthesize import synthesize_palette
+    from cultura.api import synthesize_palette
 
     config = build_config(**pop_config_args(kwargs), **{
         "palette.max_distance": kwargs["max_distance"], "palette.max_tokens": kwargs["max_tokens"],
         "palette.workers": kwargs["workers"], "palette.batch_size": kwargs["batch_size"]})
-    s = synthesize_palette(config, out, prompts, limit=limit, samples=samples, overwrite=overwrite, progress=True)
+    s = synthesize_palette(config, out=out, prompts=prompts, limit=limit, samples=samples, overwrite=overwrite,
+                           progress=True)
     click.echo(f"prompts           {s.prompts}")
     click.echo(f"samples judged    {s.samples} (ratings read {s.ratings_read} of {s.samples * 6})")
     click.echo(f"rows              {s.rows} (dropped: {s.dropped_far} too far, {s.dropped_unrated} unrated, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cultura.commands.common import build_config, config_options, echo_table, pop_config_args
@@ -62,7 +64,7 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
 
     Prints how many items survived each stage, per culture. Empty results are reported, not errors.
     """
-    from cultura.pipelines.refine.run import refine as run_refine
+    from cultura.api import refine as run_refine
 
     config_args = pop_config_args(kwargs)
     overrides = {
@@ -75,7 +77,11 @@ def refine(source: str, out: str, overwrite: bool, **kwargs) -> None:
         "refine.extract_max_tokens": kwargs["max_tokens"],
     }
     config = build_config(**config_args, **overrides)
-    summary = run_refine(config, source, out, overwrite=overwrite, progress=True)
+    echo_summary(run_refine(config, source=source, out=out, overwrite=overwrite, progress=True))
+
+
+def echo_summary(summary: Any) -> None:
+    """Print a refinement's summary: per-culture counts, verification labels, the judge check, clustering."""
     echo_table(summary.table(), ["culture", "dialogues", "extracted", "entail", "contradict", "irrelevant",
                                  "valid_mass", "verified", "diversified", "seeds", "sft"])
     totals = summary.totals()

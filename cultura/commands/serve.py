@@ -42,7 +42,8 @@ def _run(config, blocking: bool) -> None:
     """Start the app, print where it listens and what it serves, and wait for Ctrl-C when blocking."""
     import time
 
-    from cultura.serve.app import api_key, start
+    from cultura.api import serve as start
+    from cultura.serve.app import api_key
     from cultura.serve.catalog import culture_adapters, listed_models
 
     s = config.serve

@@ -40,7 +40,7 @@ def main() -> None:
     args = parse_args()
     from cultura.config import EngineConfig
     from cultura.data.cultures import get_culture
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.engines.base import Failure
     from cultura.pipelines.refine.judge_check import labelled_items, score_judge, seed_attitudes_of
     from cultura.pipelines.refine.llm_stage import EngineCaller

@@ -25,7 +25,7 @@ import time
 def synthetic_opinions(n: int) -> list[str]:
     """``n`` distinct opinion-like sentences from the bundled seeds and Hofstede countries."""
     from cultura.data.hofstede import countries
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
 
     seeds = load_seeds("bundled")
     names = countries()

@@ -146,7 +146,7 @@ def child(args: argparse.Namespace) -> None:
 
     from cultura.actors.agents import start_agents
     from cultura.config import load_config
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.engines.base import ChatRequest
     from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues, sampling_params
     from cultura.ray_utils import init_ray

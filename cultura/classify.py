@@ -63,7 +63,7 @@ def combine(labels: Sequence[str], orders: Sequence[Sequence[str]], scores: Sequ
     """The :class:`LabelScores` of one item asked in each of ``orders`` (``scores[j]`` scored the
     option numbers of ``orders[j]``): each order's option distribution mapped back onto the labels
     and averaged."""
-    from cultura.eval.metrics import softmax
+    from cultura.choices import softmax
 
     totals = dict.fromkeys(labels, 0.0)
     for order, score in zip(orders, scores, strict=True):
@@ -80,7 +80,7 @@ def classify_many(chats: Sequence[Sequence[Chat]], labels: Sequence[str], orders
     ``chats[i][j]`` asks item ``i`` with its labels numbered in ``orders[j]``. An item any of whose
     requests failed gives that :class:`~cultura.engines.base.Failure`; the others their scores.
     """
-    from cultura.eval.answers import option_numbers
+    from cultura.choices import option_numbers
 
     numbers = option_numbers(len(labels))
     flat = [(chat, numbers) for item in chats for chat in item]

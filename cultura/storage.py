@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.errors import ClusterWarning, CulturaError
+from cultura.paths import cultura_home
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
@@ -207,8 +208,6 @@ def _remote_files(loc: Location) -> dict[str, tuple[int, int]]:
 
 
 def _cache_folder(kind: str, uri: str) -> Path:
-    from cultura.config import cultura_home
-
     return cultura_home() / kind / hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
 
 

@@ -25,8 +25,8 @@ from cultura.data.hofstede import (
     resolve_country,
 )
 from cultura.data.prompts import load_prompts
-from cultura.data.seed_files import read_seeds
-from cultura.data.seeds import Seed, load_seeds, seed_split
+from cultura.data.seed_files import load_seeds, read_seeds
+from cultura.data.seeds import Seed, seed_split
 from cultura.errors import CulturaError, DataError, UnknownNameError
 
 # --- Hofstede table ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def scoring_requests():
     shared within the batch), a question asked with and without a persona, multi-token options, an
     adapter, the same chat with two option sets, and a chat that extends another."""
     from cultura.engines import ScoreRequest
-    from cultura.eval.answers import numbered_question, option_numbers
+    from cultura.choices import numbered_question, option_numbers
 
     persona = "You are Jonas, from Germany. Jonas shares the values and customs common in Germany."
     questions = [numbered_question("How important is family in your life?", ["Very", "Rather", "Not very", "Not at all"]),
@@ -239,7 +239,7 @@ def test_valid_mass_is_the_probability_on_the_options(engine):
     number, low when nothing invites one."""
     import math
 
-    from cultura.eval.answers import numbered_question, option_numbers
+    from cultura.choices import numbered_question, option_numbers
 
     options = option_numbers(5)
     question = numbered_question("Is family important to you?", ["Very", "Rather", "Somewhat", "Not very", "Not at all"])

@@ -173,7 +173,7 @@ def overlapping_registry(tmp_path_factory, adapter_registry):
     """The german test adapter registered as trained on one eval seed of the fixture."""
     from dataclasses import replace
 
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.registry import load_registry, register_adapter
 
     root = tmp_path_factory.mktemp("overlap")
@@ -265,7 +265,7 @@ def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):
     out = tmp_path / "s1"
     run_eval("opinions", "--countries", "Germany", "--limit", "2", "--methods", "base", "--sample", "2",
              "--report", str(out))
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
 
     rows = [r for r in check_report(out, ("similarity_by_method.png",)) if r["method"] == "base"]
     assert len(rows) == sum("Germany" in s.attitudes for s in load_seeds(split="eval")[:2]) > 0
@@ -284,7 +284,7 @@ def test_a_row_that_fails_fails_alone_and_the_rest_of_its_batch_is_answered(ray_
     """One batch holding a chat over the context window, a lone surrogate and a malformed plan: those
     rows fail with their reasons, the others are answered."""
     from cultura.config import load_config
-    from cultura.eval.answers import numbered_question
+    from cultura.choices import numbered_question
     from cultura.eval.methods import Component, Plan
     from cultura.eval.runner import EnginePool
 

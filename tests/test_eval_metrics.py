@@ -10,9 +10,9 @@ import random
 import pytest
 
 from cultura.errors import CulturaError, DataError, UnknownNameError
-from cultura.eval.answers import numbered_question, parse_choice
+from cultura.choices import numbered_question, parse_choice, softmax
 from cultura.eval.metrics import (expected_option, jensen_shannon_distance, jsd_similarity, macro_f1, mixture,
-                                  softmax, top_option)
+                                  top_option)
 
 
 def test_option_scoring_expectation_from_log_probabilities():
@@ -292,7 +292,7 @@ def test_the_adapter_method_asks_exactly_as_the_fine_tuning_rows_ask():
     """One function builds the chat of a training row and of the ``adapter`` method's question:
     CulturePark's chatbot prompt and the seed's numbered question; the row answers with the option
     number and a first-person opinion."""
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.eval.methods import METHODS, MethodContext, country_target
     from cultura.pipelines.finetune.data import seed_answer_conversations
     from cultura.pipelines.refine.sft import sft_record

@@ -92,7 +92,7 @@ def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
 def test_adapter_changes_greedy_output_and_loads_by_registry_name(trained):
     from cultura.config import EngineConfig
     from cultura.engines import ChatRequest, create_engine
-    from cultura.engines.adapters import check_adapter_folder
+    from cultura.adapters import check_adapter_folder
 
     conversation = demo_rows("german")[0][:2]
     engine = create_engine(EngineConfig(adapter_registry=str(trained.out)))

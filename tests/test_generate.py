@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cultura.config import load_config
-from cultura.data.seeds import load_seeds
+from cultura.data.seed_files import load_seeds
 from cultura.errors import CulturaError
 from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues
 from cultura.pipelines.generate.schema import dialogue_schema

@@ -40,7 +40,7 @@ def write_generation_run(folder: Path, engine, seed_file: Path) -> Path:
     the default model writes now: two cross dialogues per seed (german, chinese) and one multi."""
     import ray
 
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.engines import ChatRequest
     from cultura.pipelines.generate.run import CALIBRATION, delegate, dialogue_id
     from cultura.pipelines.generate.schema import to_table

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, SamplingParams,
-                                  ScoreRequest, score_each)
+from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, ScoreRequest, score_each
 from cultura.personas import Persona
+from cultura.sampling import SamplingParams
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
 

@@ -54,11 +54,11 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     from cultura.commands import generate as generate_command, refine as refine_command
     from cultura.commands.common import build_config
     from cultura.data.hofstede import resolve_country
-    from cultura.pipelines.generate.run import resolve_cultures
+    from cultura.data.cultures import culture_keys
 
     resolve_country(country)
     names = [c.strip() for c in cultures.split(",") if c.strip()]
-    if len(resolve_cultures(names)) < 2:
+    if len(culture_keys(names)) < 2:
         raise CulturaError(f"the demo needs two or more cultures, got {cultures!r}")
     config = build_config(None, **{"serve.port": port})
     root = Path(out)

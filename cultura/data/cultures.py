@@ -8,6 +8,7 @@ the eight.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +124,14 @@ def culture_of_country(country: str) -> Culture:
         if canonical in culture.countries:
             return culture
     return _country_culture(canonical)
+
+
+def culture_keys(names: Iterable[str]) -> list[str]:
+    """The canonical culture keys of ``names`` (keys, display names or countries), without repeats.
+
+    An unknown name raises UnknownNameError with the closest known names; no names is an error too.
+    """
+    keys = [get_culture(str(name).strip()).key for name in names]
+    if not keys:
+        raise DataError("no cultures given")
+    return list(dict.fromkeys(keys))

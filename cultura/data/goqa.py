@@ -23,7 +23,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cultura.errors import CulturaError, UnknownNameError
+from cultura.data.hofstede import resolve_country
+from cultura.data.seeds import Seed, SeedSet
+from cultura.errors import CulturaError, DataError, UnknownNameError
+from cultura.paths import cultura_home
 
 GOQA_NAME = "globalopinionqa"
 GOQA_COLUMNS = ("question", "selections", "options", "source")
@@ -42,8 +45,6 @@ _QUALIFIER = re.compile(r"^(?P<name>.*?)\s*\((?P<qualifier>[^()]*)\)\s*$")
 
 def goqa_path() -> Path:
     """Where ``cultura data get globalopinionqa`` puts the CSV: ``$CULTURA_HOME/data/global_opinions.csv``."""
-    from cultura.config import cultura_home
-
     return cultura_home() / "data" / "global_opinions.csv"
 
 
@@ -98,45 +99,39 @@ def country_sample(name: str) -> tuple[str, str, int]:
 
 def _literal(path: Path, row: int, name: str, raw: str, opener: str, closer: str) -> Any:
     """Parse the dict or list literal inside ``raw`` (e.g. in ``defaultdict(<class 'list'>, {...})``)."""
-    from cultura.data.seed_files import fail
-
     start, end = raw.find(opener), raw.rfind(closer)
     if start < 0 or end < start:
-        raise fail(path, row, name, f"no {opener}...{closer} literal found")
+        raise DataError.at(path, row, name, f"no {opener}...{closer} literal found")
     try:
         return ast.literal_eval(raw[start:end + 1])
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise fail(path, row, name, f"cannot parse the literal ({exc.__class__.__name__})") from None
+        raise DataError.at(path, row, name, f"cannot parse the literal ({exc.__class__.__name__})") from None
 
 
 def load_goqa(path: Path, rows: Iterable[tuple[int, dict[str, str]]]) -> tuple[list[tuple[int, Any]], Any]:
     """Parse GlobalOpinionQA rows into seeds keyed by canonical country; returns ((row, Seed) pairs,
     a :class:`~cultura.data.seeds.SeedSet` counting the countries and regions not used)."""
-    from cultura.data.hofstede import resolve_country
-    from cultura.data.seed_files import fail
-    from cultura.data.seeds import Seed, SeedSet
-
     skipped = SeedSet([])
     seen: dict[str, int] = {}
     pairs: list[tuple[int, Any]] = []
     for row, record in rows:
         question = (record.get("question") or "").strip()
         if not question:
-            raise fail(path, row, "question", "must not be empty")
+            raise DataError.at(path, row, "question", "must not be empty")
         options = _literal(path, row, "options", record.get("options") or "", "[", "]")
         if not isinstance(options, list) or len(options) < 2:
-            raise fail(path, row, "options", "must be a list of at least two options")
+            raise DataError.at(path, row, "options", "must be a list of at least two options")
         options = [str(o).strip() for o in options]
         selections = _literal(path, row, "selections", record.get("selections") or "", "{", "}")
         if not isinstance(selections, dict):
-            raise fail(path, row, "selections", "must be a mapping country -> shares")
+            raise DataError.at(path, row, "selections", "must be a mapping country -> shares")
         source, survey = SURVEYS.get((record.get("source") or "").strip().lower(),
                                      ((record.get("source") or "goqa").strip().lower(), "unnamed survey"))
         best: dict[str, tuple[int, list[float], str]] = {}
         for written, shares in selections.items():
             if (not isinstance(shares, (list, tuple)) or len(shares) != len(options)
                     or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in shares)):
-                raise fail(path, row, "selections", f"{written}: needs one number per option ({len(options)})")
+                raise DataError.at(path, row, "selections", f"{written}: needs one number per option ({len(options)})")
             name, qualifier, rank = country_sample(str(written))
             if name in REGIONS:
                 skipped.regions[name] = skipped.regions.get(name, 0) + 1

@@ -149,7 +149,7 @@ class Seed:
     def numbered_prompt(self) -> str:
         """The seed as a numbered multiple-choice question asking for one option (statements asked as
         agree / disagree): what evaluations ask and what the fine-tuning rows train on."""
-        from cultura.eval.answers import numbered_question
+        from cultura.choices import numbered_question
 
         text = f'Do you agree or disagree with this statement? "{self.text}"' if self.kind == "statement" else self.text
         return numbered_question(text, self.options)
@@ -227,14 +227,3 @@ def select_seeds(seeds: Iterable[Seed], split: str | None = None, eval_fraction:
         keys = [get_culture(c).key for c in cultures]
         chosen = [s for s in chosen if any(s.culture_attitude(k, pooled) for k in keys)]
     return chosen
-
-
-def load_seeds(spec: str | Path = "bundled", cultures: Iterable[str] | None = None,
-               sources: Iterable[str] = ("wvs", "pew"), split: str | None = None,
-               eval_fraction: float = EVAL_FRACTION, pooled: bool = False) -> list[Seed]:
-    """Load seeds (see :func:`cultura.data.seed_files.read_seeds`), keeping one split (``train`` /
-    ``eval``; None: all) and, when ``cultures`` is given, the seeds with an attitude for at least one of them."""
-    from cultura.data.seed_files import read_seeds
-
-    return select_seeds(read_seeds(spec, sources).seeds, split, eval_fraction, cultures, pooled)
-

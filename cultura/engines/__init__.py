@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, SamplingParams, ScoreRequest
+from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, ScoreRequest
+from cultura.sampling import SamplingParams
 
 __all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "ScoreRequest", "create_engine",
            "describe", "ENGINE_KINDS"]

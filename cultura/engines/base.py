@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cultura.errors import CulturaError, last_line
+from cultura.sampling import SamplingParams, sampling_problem
 
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 VALID_ROLES = ("system", "user", "assistant")
-SEED_RANGE = (-(2**63), 2**63 - 1)  # a signed 64-bit integer: what torch, vLLM and OpenAI clients take
-MAX_REPETITION_PENALTY = 2.0  # beyond this the penalty garbles answers rather than guarding them
 
 
 class InvalidRequest(CulturaError):
@@ -35,68 +34,6 @@ class InvalidRequest(CulturaError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # keeps code and param through Ray's pickling
         return type(self), (str(self), self.code, self.param)
-
-
-def sampling_problem(sampling: Any) -> str | None:
-    """What is wrong with a sampling value (``max_tokens``, ``temperature``, ``top_p``, ``seed``,
-    ``stop``, ``repetition_penalty``), or None. Checked again by the engines: a pickled object skips
-    its constructor."""
-    max_tokens, temperature, top_p, seed = sampling.max_tokens, sampling.temperature, sampling.top_p, sampling.seed
-    if not _is_int(max_tokens) or max_tokens < 1:
-        return f"sampling.max_tokens must be an integer >= 1, got {max_tokens!r}"
-    if not _is_real(temperature) or not 0 <= temperature < math.inf:
-        return f"sampling.temperature must be a finite number >= 0, got {temperature!r}"
-    if not _is_real(top_p) or not 0 < top_p <= 1:
-        return f"sampling.top_p must be in (0, 1], got {top_p!r}"
-    if seed is not None and (not _is_int(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]):
-        return f"sampling.seed must be a 64-bit signed integer, got {str(seed)[:40]}"
-    if not isinstance(sampling.stop, (tuple, list)) or not all(isinstance(s, str) and s for s in sampling.stop):
-        return "sampling.stop must be non-empty strings"
-    penalty = sampling.repetition_penalty
-    if not _is_real(penalty) or not 0 < penalty <= MAX_REPETITION_PENALTY:
-        return f"sampling.repetition_penalty must be in (0, {MAX_REPETITION_PENALTY:g}], got {penalty!r}"
-    return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to sample one completion. ``temperature == 0`` means greedy decoding.
-
-    ``repetition_penalty`` is the repetition guard, as vLLM and transformers define it: the logit of
-    every token already in the prompt or the answer is divided by it (multiplied when negative)
-    before sampling; 1.0 is off, about 1.1 keeps a small model's answers from looping.
-    """
-
-    max_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    repetition_penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        from cultura.errors import ConfigError
-
-        problem = sampling_problem(self)
-        if problem:
-            raise ConfigError(problem)
-
-    @property
-    def greedy(self) -> bool:
-        """True when decoding is deterministic (temperature 0)."""
-        return self.temperature == 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (for Arrow rows and JSON)."""
-        return asdict(self) | {"stop": list(self.stop)}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cultura.engines.base import SamplingParams
+from cultura.sampling import SamplingParams
 from cultura.engines.prefix_cache import CachedPrefix
 from cultura.engines.repetition import RepetitionGuard
 

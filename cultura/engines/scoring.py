@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cultura.engines.base import SamplingParams
+from cultura.sampling import SamplingParams
 from cultura.engines.decode import DecodeRow, Totals, forward_logits, prefill_groups, prompt_batch
 from cultura.engines.prefix_cache import CachedPrefix, PrefixCache, common_prefix_length
 

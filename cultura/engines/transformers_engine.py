@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cultura.engines.adapters import resolve_adapter
+from cultura.adapters import resolve_adapter
 from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
                                   checked_score_prompt)
 from cultura.engines.batcher import MicroBatcher, Pending

@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cultura.engines.adapters import check_adapter_folder, resolve_adapter
+from cultura.adapters import check_adapter_folder, resolve_adapter
 from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
                                   checked_score_prompt)
 from cultura.errors import CulturaError
@@ -278,7 +278,7 @@ class VllmEngine:
     # ----- adapters -------------------------------------------------------------------------
     def add_adapter(self, name: str, path: str) -> None:
         """Register the LoRA folder ``path`` under ``name``; vLLM loads it on first use."""
-        from cultura.engines.adapters import validate_adapter_name
+        from cultura.adapters import validate_adapter_name
 
         if not self.enable_lora:
             raise CulturaError("this vllm engine was started without LoRA support (enable_lora=False)")

@@ -16,7 +16,7 @@ from cultura.eval.methods import MethodContext
 
 def build_context(config: Any, adapters_dir: str | None = None) -> MethodContext:
     """The adapters and gate the evaluation methods use, from the configuration."""
-    from cultura.engines.adapters import resolve_adapter
+    from cultura.adapters import resolve_adapter
     from cultura.palette.adapters import canonical_continent
     from cultura.registry import known_adapters, load_registry
 

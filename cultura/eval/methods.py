@@ -214,7 +214,7 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
 
 
 def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.eval.answers import choice_messages
+    from cultura.choices import choice_messages
 
     answer = ctx.palette_answers.get((question, target.country))
     if answer is None:

@@ -11,18 +11,6 @@ from collections.abc import Sequence
 from cultura.errors import CulturaError
 
 
-def softmax(logprobs: Sequence[float]) -> list[float]:
-    """Normalise option log-probabilities into a distribution over the options (sums to 1)."""
-    if not logprobs:
-        raise CulturaError("no option log-probabilities to normalise")
-    top = max(logprobs)
-    if math.isinf(top) and top < 0:
-        raise CulturaError("every option has log-probability -inf")
-    weights = [math.exp(x - top) for x in logprobs]
-    total = sum(weights)
-    return [w / total for w in weights]
-
-
 def expected_option(probs: Sequence[float]) -> float:
     """The expected answer on a 1..K scale: ``sum_i p_i * i`` (option 1 first)."""
     _check_distribution(probs)

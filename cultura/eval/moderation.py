@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cultura.eval.answers import numbered_question
+from cultura.choices import numbered_question
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target
 from cultura.eval.metrics import accuracy, macro_f1, roc_auc

@@ -14,7 +14,7 @@ every country, continent agents serve several methods) are scored once, and the 
 engine reads shared prefixes once (:mod:`cultura.engines.scoring`).
 
 Answers come from option scoring (softmax over the log-probabilities of the option numbers) or, in
-``sample`` mode, from N sampled answers read by :func:`cultura.eval.answers.parse_choice`; an
+``sample`` mode, from N sampled answers read by :func:`cultura.choices.parse_choice`; an
 unreadable answer is re-asked up to ``max_reasks`` times and counted, never replaced by a default.
 A row the engine refuses or fails (a chat over the context window, text that is not UTF-8) is
 answered with its reason in ``error`` and no distribution; the rest of its batch is answered.
@@ -33,8 +33,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.eval.answers import option_numbers, parse_choice, reask_messages
-from cultura.eval.metrics import mixture, softmax
+from cultura.choices import option_numbers, parse_choice, reask_messages
+from cultura.choices import softmax
+from cultura.eval.metrics import mixture
 from cultura.metrics import Metrics, counter, histogram
 
 METRICS = Metrics([

@@ -23,7 +23,7 @@ def continent_adapters(config: Any) -> dict[str, str]:
     its entries of kind ``continent``, newest per continent; then ``palette.continent_adapters``
     (continent -> a registered adapter name or an adapter folder).
     """
-    from cultura.engines.adapters import check_adapter_folder, resolve_adapter
+    from cultura.adapters import check_adapter_folder, resolve_adapter
     from cultura.registry import known_adapters, load_registry
 
     found: dict[str, str] = {}

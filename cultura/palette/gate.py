@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.choices import softmax
 from cultura.data.hofstede import (CONTINENTS, DIMENSIONS, continent_centroid, continent_of, country_scores,
                                    find_countries_in_text, resolve_country)
 from cultura.errors import ConfigError, CulturaError
@@ -125,13 +126,6 @@ def mentioned_continents(text: str) -> set[str]:
     return found
 
 
-def _softmax(values: Sequence[float]) -> list[float]:
-    top = max(values)
-    exps = [math.exp(v - top) for v in values]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 def _default_embedder(texts: list[str]) -> Any:
     from cultura.embeddings import embed
 
@@ -210,7 +204,7 @@ class CulturalGate:
         home = continent_of(country) if country else None
         scores = [(self.alpha * proximity.get(c, 0.0) + self.home_weight * (c == home) + self.beta * relevance[c])
                   / self.tau for c in CONTINENTS]
-        full = dict(zip(CONTINENTS, _softmax(scores)))
+        full = dict(zip(CONTINENTS, softmax(scores)))
         order = sorted(CONTINENTS, key=lambda c: (-full[c], CONTINENTS.index(c)))
         selected = tuple(order[:self.top_k])
         kept = sum(full[c] for c in selected)

@@ -16,7 +16,7 @@ from typing import Any
 from cultura.classify import LabelScores, Score, classify_many, label_orders
 from cultura.data.hofstede import DIMENSIONS
 from cultura.engines.base import Failure
-from cultura.eval.answers import numbered_question
+from cultura.choices import numbered_question
 
 NAMES = {
     "PDI": "power distance",

@@ -43,7 +43,7 @@ class Palette:
         import ray
 
         from cultura.actors.agents import start_agents
-        from cultura.config import cultura_home
+        from cultura.paths import cultura_home
         from cultura.palette.adapters import continent_adapters
         from cultura.palette.meta import meta_persona
         from cultura.personas import continent_persona
@@ -66,7 +66,7 @@ class Palette:
         self.handles = PaletteHandles(
             gate=self._gate, agents={c: self._pool[f"continent:{c}"] for c in CONTINENTS}, meta=self._pool["meta"],
             adapters=dict(self.adapters), engine=self._pool.engine or engine, base_model=config.engine.model,
-            merge_cache=str(cultura_home(config) / "palette" / "merged"), merge_round=p.merge_round)
+            merge_cache=str(cultura_home(config.home) / "palette" / "merged"), merge_round=p.merge_round)
 
     # ----- settings -------------------------------------------------------------------------
     def settings(self, blend: str | None = None) -> StageSettings:

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cultura.data.hofstede import CONTINENTS
-from cultura.engines.base import ChatRequest, SamplingParams
+from cultura.engines.base import ChatRequest
+from cultura.sampling import SamplingParams
 from cultura.palette.meta import aggregation_messages, blended_messages, draft_messages, final_answer
 
 BLENDS = ("aggregate", "select", "weighted-merge")

@@ -40,9 +40,9 @@ from typing import Any
 
 from ray import serve
 
-from cultura.engines.base import (ChatRequest, Completion, InvalidRequest, SamplingParams, checked_prompt,
-                                  failure_reason)
+from cultura.engines.base import ChatRequest, Completion, InvalidRequest, checked_prompt, failure_reason
 from cultura.errors import CulturaError
+from cultura.sampling import SamplingParams
 from cultura.serve.cancel import Calls, cancel_in
 from cultura.serve.metrics import SERVE_METRICS
 from cultura.serve.openai_api import Conversation

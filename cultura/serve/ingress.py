@@ -30,7 +30,8 @@ from typing import Any
 from ray import serve
 from starlette.requests import Request  # at module level: FastAPI resolves the routes' annotations here
 
-from cultura.engines.base import SamplingParams, check_context, failure_reason
+from cultura.engines.base import check_context, failure_reason
+from cultura.sampling import SamplingParams
 from cultura.errors import CulturaError, UnknownNameError, last_line
 from cultura.serve.cancel import cancel_in
 from cultura.serve.catalog import ModelRef, parse_model

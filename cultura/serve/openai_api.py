@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
 
-from cultura.engines.base import MAX_REPETITION_PENALTY, SEED_RANGE
+from cultura.sampling import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, MAX_TOKENS, SEED_RANGE
 from cultura.errors import clip
 
 ROLES = ("system", "developer", "user", "assistant")
@@ -105,9 +105,9 @@ class StreamOptions(_Lenient):
 class SamplingFields(_Lenient):
     """Sampling fields shared by ``/v1/chat/completions`` and ``/v1/palette``."""
 
-    max_tokens: StrictInt | None = Field(None, ge=1)
-    max_completion_tokens: StrictInt | None = Field(None, ge=1)
-    temperature: StrictFloat | None = Field(None, ge=0, le=2)
+    max_tokens: StrictInt | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1, le=MAX_TOKENS)
+    temperature: StrictFloat | None = Field(None, ge=0, le=MAX_TEMPERATURE)
     top_p: StrictFloat | None = Field(None, gt=0, le=1)
     seed: StrictInt | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stop: Text | list[Text] | None = None

@@ -159,7 +159,7 @@ def test_batched_scores_equal_one_at_a_time_scores(engine, adapter_dir):
     single- and multi-token options, an adapter) gives each the scores it gets alone; a refused
     request fails alone."""
     from cultura.engines.base import Failure, ScoreRequest, score_each
-    from cultura.eval.answers import numbered_question, option_numbers
+    from cultura.choices import numbered_question, option_numbers
 
     engine.add_adapter("tiny", str(adapter_dir))
     persona = {"role": "system", "content": "You are Jonas, from Germany. Jonas shares the values common in Germany."}
@@ -184,7 +184,7 @@ def test_valid_mass_is_the_probability_on_the_options(engine):
     prompt asks for an option number, low when nothing invites one."""
     import math
 
-    from cultura.eval.answers import numbered_question, option_numbers
+    from cultura.choices import numbered_question, option_numbers
 
     question = numbered_question("Is family important to you?", ["Very", "Rather", "Somewhat", "Not very", "Not at all"])
     asked, unasked = (run(engine.score_options([{"role": "user", "content": text}], option_numbers(5)))

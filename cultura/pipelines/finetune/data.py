@@ -110,7 +110,7 @@ def _culture_files(data: Path) -> dict[str, Path]:
 
 def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[SftSet]:
     """One :class:`SftSet` per culture file of a refinement output folder."""
-    from cultura.engines.adapters import validate_adapter_name
+    from cultura.adapters import validate_adapter_name
 
     files = _culture_files(data)
     for name in only or ():
@@ -264,7 +264,7 @@ def seed_answer_conversations(culture: str, limit: int | None = None) -> list[li
     A stand-in for refined dialogues where none exist yet (tests, benchmarks, a first demo).
     """
     from cultura.data.cultures import get_culture
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.personas import chatbot_messages
     from cultura.pipelines.refine.judge_check import first_person
 

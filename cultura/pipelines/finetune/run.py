@@ -113,7 +113,7 @@ def plan_finetune(config: Any, data: str | Path, per: str, out: str | Path,
 
     Raises a :class:`CulturaError` subclass for anything wrong with the input.
     """
-    from cultura.engines.adapters import validate_adapter_name
+    from cultura.adapters import validate_adapter_name
     from cultura.models import resolve_model
     from cultura.pipelines.finetune.data import load_sft_sets, split_rows, tokenize_rows
 
@@ -337,7 +337,7 @@ def export_adapter(checkpoint: Any, target: Path) -> Path:
     ``target``, replacing a previous adapter there in one rename."""
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
-    from cultura.engines.adapters import check_adapter_folder
+    from cultura.adapters import check_adapter_folder
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}"

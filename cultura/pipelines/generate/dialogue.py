@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from cultura.engines.base import Completion, SamplingParams, failure_reason
+from cultura.engines.base import Completion, failure_reason
+from cultura.sampling import SamplingParams
 from cultura.metrics import Metrics, counter, histogram
 from cultura.pipelines.generate.scripts import TurnPlan, conversation_for, plan_turns
 

@@ -76,19 +76,6 @@ def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: i
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
 
 
-def resolve_cultures(names: Sequence[str]) -> list[str]:
-    """Culture keys for ``names`` (keys, display names or countries), without repeats.
-
-    An unknown name raises UnknownNameError with the closest known names.
-    """
-    from cultura.data.cultures import get_culture
-
-    keys = [get_culture(name.strip()).key for name in names]
-    if not keys:
-        raise CulturaError("no cultures given")
-    return list(dict.fromkeys(keys))
-
-
 def delegate(culture: str, name_index: int, language: str, adapter: str | None = None, extra: str = "") -> Persona:
     """A delegate persona whose key is unique per culture and name (one agent actor each)."""
     from dataclasses import replace
@@ -138,7 +125,7 @@ def plan_dialogues(gen: Any, seeds: Sequence[Any], model: str, engine: str) -> P
     ``gen.attitude == "pooled"``); a seed without one skips that culture. Each row records the
     attitude and the country whose data gave it (``attitude_country``).
     """
-    cultures = resolve_cultures(gen.cultures)
+    cultures = gen.cultures  # canonical keys: the config validated them
     contact = main_contact_persona(gen.main_contact, gen.main_contact_description)
     pooled = gen.attitude == "pooled"
     plan = Plan()
@@ -196,14 +183,14 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
     :class:`~cultura.actors.agents.AgentPool` to use instead of starting one (it is not stopped).
     ``on_part`` is called with each part file once it is in place.
     """
-    from cultura.data.seeds import load_seeds
+    from cultura.data.seed_files import load_seeds
     from cultura.pipelines.generate.schema import dialogue_schema
     from cultura.pipelines.writer import read_parts
 
     if limit is not None and limit < 1:
         raise CulturaError(f"limit must be >= 1, got {limit}")
     gen = config.generate
-    cultures = resolve_cultures(gen.cultures)
+    cultures = gen.cultures  # canonical keys: the config validated them
     if gen.mode == "multi" and len(cultures) < 2:
         raise CulturaError("mode 'multi' needs at least two cultures")
     if gen.delegate_adapter:  # fail here, not inside the engine actor once Ray and the agents are up

@@ -126,13 +126,13 @@ def run_seeds(manifest: Mapping[str, Any]) -> tuple[list[Any], list[str], bool] 
     CulturePark cultures when the manifest does not list them), and whether attitudes were pooled;
     None when the seeds cannot be read again."""
     from cultura.data.cultures import CULTUREPARK_CULTURES
-    from cultura.data.seeds import load_seeds
-    from cultura.pipelines.generate.run import resolve_cultures
+    from cultura.data.seed_files import load_seeds
+    from cultura.data.cultures import culture_keys
 
     params = manifest.get("params") or {}
     try:
         seeds = load_seeds(params.get("seeds", "bundled"), sources=params.get("sources") or ("wvs", "pew"))
-        cultures = resolve_cultures(params.get("cultures") or CULTUREPARK_CULTURES)
+        cultures = culture_keys(params.get("cultures") or CULTUREPARK_CULTURES)
     except (CulturaError, OSError):
         return None
     return seeds, list(cultures), params.get("attitude") == "pooled"

@@ -21,7 +21,7 @@ from typing import Any
 
 from cultura.classify import LabelScores, Score, classify_many, label_orders
 from cultura.engines.base import Failure
-from cultura.eval.answers import numbered_question
+from cultura.choices import numbered_question
 from cultura.pipelines.refine.opinions import parse_opinions
 
 ENTAIL, CONTRADICT, IRRELEVANT = "Entail", "Contradict", "Irrelevant"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cultura.errors import CulturaError, UnknownNameError
+from cultura.storage import fetch, is_uri
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -24,8 +25,6 @@ def check_adapter_folder(path: str | Path) -> Path:
 
     ``path`` may be a filesystem URI (``s3://``, ``gs://``, ``file://``): the folder is fetched first.
     """
-    from cultura.storage import fetch
-
     folder = fetch(path).resolve()
     if not folder.is_dir():
         raise CulturaError(f"adapter folder not found: {folder}")
@@ -51,8 +50,6 @@ def resolve_adapter(ref: str, known: Mapping[str, str]) -> tuple[str, Path]:
     """
     if ref in known:
         return ref, check_adapter_folder(known[ref])
-    from cultura.storage import is_uri
-
     if is_uri(ref):
         return ref, check_adapter_folder(ref)
     candidate = Path(ref).expanduser()

@@ -1,4 +1,6 @@
-"""Multiple-choice prompts and a robust parser for sampled answers.
+"""Ground-level prompt formats for multiple-choice questions: numbered options, the answer strings
+scored for them, the softmax that turns their log-probabilities into a distribution, and a robust
+parser for sampled answers.
 
 Option scoring reads the model's distribution from the log-probabilities of the option numbers
 ("1".."K", one token each in common tokenizers), so prompts number their options. Sampled answers
@@ -8,8 +10,11 @@ and counted, never replaced by a default.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+
+from cultura.errors import CulturaError
 
 ANSWER_INSTRUCTION = "Answer with the number of one option only."
 REASK = "Please answer with only the number of one option, from 1 to {k}."
@@ -63,6 +68,18 @@ def reask_messages(messages: Sequence[dict[str, str]], bad_answer: str, k: int) 
     """The conversation extended by the unreadable answer and a request to answer by number only."""
     return [*map(dict, messages), {"role": "assistant", "content": bad_answer or "(no answer)"},
             {"role": "user", "content": REASK.format(k=k)}]
+
+
+def softmax(logprobs: Sequence[float]) -> list[float]:
+    """Normalise option log-probabilities into a distribution over the options (sums to 1)."""
+    if not logprobs:
+        raise CulturaError("no option log-probabilities to normalise")
+    top = max(logprobs)
+    if math.isinf(top) and top < 0:
+        raise CulturaError("every option has log-probability -inf")
+    weights = [math.exp(x - top) for x in logprobs]
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 def _words(text: str) -> str:

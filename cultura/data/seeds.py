@@ -149,10 +149,10 @@ class Seed:
     def numbered_prompt(self) -> str:
         """The seed as a numbered multiple-choice question asking for one option (statements asked as
         agree / disagree): what evaluations ask and what the fine-tuning rows train on."""
-        from cultura.eval.answers import numbered_question
+        from cultura.eval.answers import SURVEY_INSTRUCTION, numbered_question
 
         text = f'Do you agree or disagree with this statement? "{self.text}"' if self.kind == "statement" else self.text
-        return numbered_question(text, self.options)
+        return numbered_question(text, self.options, SURVEY_INSTRUCTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the seed as a plain JSON-ready dict in the project schema."""

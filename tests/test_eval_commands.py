@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,11 +148,11 @@ def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_r
 
 def _fixture_references() -> dict[tuple[str, str], list[float]]:
     """(question, canonical country) -> the fixture's own distribution (the country's best sample),
-    read straight from the CSV."""
+    read straight from the CSV, over its substantive options ("DK/Refused" left out, renormalised)."""
     import ast
     import csv
 
-    from cultura.data.goqa import country_sample
+    from cultura.data.goqa import country_sample, substantive
     from cultura.data.hofstede import resolve_country
 
     best: dict[tuple[str, str], tuple[int, list[float]]] = {}
@@ -163,8 +164,9 @@ def _fixture_references() -> dict[tuple[str, str], list[float]]:
                 if country in ("Palest. ter.", "Northern Ireland"):
                     continue
                 key = (row["question"], resolve_country(country))
+                kept = [shares[i] for i in substantive(ast.literal_eval(row["options"]))]
                 if key not in best or rank < best[key][0]:
-                    best[key] = (rank, shares)
+                    best[key] = (rank, [x / sum(kept) for x in kept])
     return {key: shares for key, (_, shares) in best.items()}
 
 
@@ -202,7 +204,7 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     assert scored == {"Spain", "Mexico", "South Korea", "United Kingdom", "Germany", "India"}
     assert {r["split"] for r in rows} == {"eval"}
     for r in rows:  # each country against its own rows of the file, never a neighbour's
-        assert r["reference"] == references[(r["item_text"], r["country"])]
+        assert r["reference"] == pytest.approx(references[(r["item_text"], r["country"])])
         assert r["reference_source"].startswith(f"{r['country']}: distribution; GlobalOpinionQA")
     base = [r for r in rows if r["method"] == "base"]
     assert base and all(r["status"] == "ok" and 0.0 < r["valid_mass"] <= 1.0 for r in base)
@@ -216,12 +218,25 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     assert "No data (not scored, left out of every mean): Brazil" in report
     assert "Adapter `german` was trained on 1 of the scored seeds" in report
     assert "Palest. ter." in report and "valid_mass" in report and "| global-mean |" in report
+    # every mean carries its bootstrap interval, the report says how they were made and warns on few questions
+    assert "95% percentile bootstrap (scipy.stats.bootstrap), 2000 resamples, seed 0" in report
+    assert "Questions per country: Spain " in report and "**Fewer than 20 questions**" in report
+    assert "## Valid mass per country and source" in report and "| all countries |" in report
+    base_line = next(line for line in report.splitlines() if line.startswith("| base | 6 |"))
+    assert re.search(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", base_line)  # similarity [low, high]
+    assert re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \| (better|worse|cannot tell) \|", base_line)
     import pyarrow.parquet as pq
 
     summary = pq.read_table(out / "summary.parquet").to_pylist()
     means = {s["country"]: s for s in summary if s["method"] == "base"}
     assert set(means) == scored
+    for entry in summary:
+        assert entry["similarity_low"] <= entry["similarity"] + 1e-12 <= entry["similarity_high"] + 2e-12
+        assert entry["few"] == (entry["questions"] < 20)
     for country, entry in means.items():
+        assert entry["lift_low"] <= entry["lift"] + 1e-12 <= entry["lift_high"] + 2e-12
+        excludes = entry["lift_low"] > 0 or entry["lift_high"] < 0
+        assert entry["versus_baseline"] == ("cannot tell" if not excludes else "better" if entry["lift"] > 0 else "worse")
         own = {s["method"]: s["similarity"] for s in summary if s["country"] == country}
         assert entry["best_baseline"] in ("uniform", "global-majority", "global-mean")
         assert entry["baseline_similarity"] == pytest.approx(max(own[b] for b in ("uniform", "global-majority",

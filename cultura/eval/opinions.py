@@ -26,16 +26,24 @@ from cultura.eval.methods import Method, MethodContext, NotApplicable, country_t
 from cultura.eval.metrics import expected_option, jsd_similarity, top_option
 from cultura.eval.references import ScoredItem, scored_items
 from cultura.errors import CulturaError
+from cultura.intervals import MIN_ITEMS, Interval, mean_interval, paired_difference
 
 LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
+# Every mean has its 95% bootstrap interval (cultura.intervals) in <name>_low / <name>_high; ``lift`` is
+# the paired difference with the best baseline over the same questions, and ``versus_baseline`` says
+# whether its interval excludes zero (better / worse) or not (cannot tell).
+INTERVAL_FIGURES = ("similarity", "alignment_pct", "lift", "valid_mass")
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("country", "string"), ("continent", "string"), ("method", "string"), ("questions", "int32"),
-    ("similarity", "double"), ("alignment_pct", "double"), ("best_baseline", "string"),
-    ("baseline_similarity", "double"), ("baseline_alignment_pct", "double"), ("lift", "double"),
-    ("valid_mass", "double"), ("low_mass_rows", "int32"), ("reference", "string"), ("note", "string"),
+    ("similarity", "double"), ("similarity_low", "double"), ("similarity_high", "double"),
+    ("alignment_pct", "double"), ("alignment_pct_low", "double"), ("alignment_pct_high", "double"),
+    ("best_baseline", "string"), ("baseline_similarity", "double"), ("baseline_alignment_pct", "double"),
+    ("lift", "double"), ("lift_low", "double"), ("lift_high", "double"), ("versus_baseline", "string"),
+    ("valid_mass", "double"), ("valid_mass_low", "double"), ("valid_mass_high", "double"),
+    ("low_mass_rows", "int32"), ("few", "bool"), ("reference", "string"), ("note", "string"),
 )
 MEAN_COLUMNS = ["method", "countries", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
-                "alignment_pct", "baseline_alignment_pct", "valid_mass", "low_mass_rows"]
+                "versus_baseline", "alignment_pct", "baseline_alignment_pct", "valid_mass", "low_mass_rows"]
 
 
 @dataclass
@@ -147,8 +155,7 @@ def _scores(rows: Sequence[dict[str, Any]], method: str, keys: set[tuple[str, st
 def _figures(by_country: dict[str, list[dict[str, Any]]]) -> tuple[float | None, float | None]:
     """(macro mean similarity, macro mean top-option agreement %) over countries."""
     sims = [_mean([r["similarity"] for r in rs]) for rs in by_country.values()]
-    hits = [100.0 * _mean([float(r["top_option"] - 1 == top_option(r["reference"])) for r in rs])
-            for rs in by_country.values()]
+    hits = [_mean([_hit(r) for r in rs]) for rs in by_country.values()]
     return _mean(sims), _mean(hits)
 
 
@@ -160,18 +167,62 @@ def best_baseline(rows: Sequence[dict[str, Any]], keys: set[tuple[str, str]]) ->
     return max(scored, key=lambda s: s[1]) if scored else (None, None, None)
 
 
+def macro_values(by_country: dict[str, list[float]]) -> list[float]:
+    """Per-question values rescaled so that their plain mean is the macro mean over countries.
+
+    A value of a country with ``n_c`` of the ``N`` questions is multiplied by ``N / (C * n_c)`` (``C``
+    countries): every country then counts the same in the mean, and a bootstrap over the rescaled
+    values (resampling (country, question) pairs) gives the macro mean's interval. One country: unchanged.
+    """
+    total, count = sum(len(v) for v in by_country.values()), len(by_country)
+    return [x * total / (count * len(v)) for v in by_country.values() for x in v]
+
+
+def _hit(row: dict[str, Any]) -> float:
+    """100 when the row's most likely option is the reference's top option, else 0."""
+    return 100.0 * float(row["top_option"] - 1 == top_option(row["reference"]))
+
+
+def _with_interval(entry: dict[str, Any], name: str, interval: Interval | None) -> None:
+    """Put an interval's mean and bounds into ``entry`` under ``name``, ``name_low``, ``name_high``."""
+    empty = interval is None or interval.n == 0
+    entry[name] = None if empty else interval.mean
+    entry[f"{name}_low"] = None if empty else interval.low
+    entry[f"{name}_high"] = None if empty else interval.high
+
+
+def versus(lift: Interval) -> str:
+    """``better`` / ``worse`` when the lift's interval excludes zero, else ``cannot tell``."""
+    if not lift.excludes_zero:
+        return "cannot tell"
+    return "better" if lift.mean > 0 else "worse"
+
+
 def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Figures of a method over its answered rows ``mine`` next to the best baseline over the same items."""
-    similarity, alignment = _figures(mine)
+    """Figures of a method over its answered rows ``mine`` (macro means over countries with their
+    bootstrap intervals) next to the best baseline over the same items, with the paired lift."""
     answered = [r for rs in mine.values() for r in rs]
     masses = [r["valid_mass"] for r in answered if r.get("valid_mass") is not None]
-    entry = {"method": method, "questions": len(answered), "similarity": similarity, "alignment_pct": alignment,
-             "best_baseline": None, "baseline_similarity": None, "baseline_alignment_pct": None, "lift": None,
-             "valid_mass": _mean(masses), "low_mass_rows": sum(1 for m in masses if m < LOW_MASS) if masses else None}
+    entry: dict[str, Any] = {"method": method, "questions": len(answered), "best_baseline": None,
+                             "baseline_similarity": None, "baseline_alignment_pct": None, "versus_baseline": None,
+                             "low_mass_rows": sum(1 for m in masses if m < LOW_MASS) if masses else None,
+                             "few": len(answered) < MIN_ITEMS}
+    _with_interval(entry, "similarity", mean_interval(macro_values(
+        {c: [r["similarity"] for r in rs] for c, rs in mine.items()})))
+    _with_interval(entry, "alignment_pct", mean_interval(macro_values({c: [_hit(r) for r in rs] for c, rs in mine.items()})))
+    _with_interval(entry, "valid_mass", mean_interval(masses) if masses else None)
+    _with_interval(entry, "lift", None)
     if method not in BASELINES and answered:
         name, sim, align = best_baseline(rows, {(r["country"], r["item_id"]) for r in answered})
-        entry.update(best_baseline=name, baseline_similarity=sim, baseline_alignment_pct=align,
-                     lift=None if sim is None else similarity - sim)
+        entry.update(best_baseline=name, baseline_similarity=sim, baseline_alignment_pct=align)
+        if name is not None:
+            theirs = {(r["country"], r["item_id"]): r["similarity"] for r in rows
+                      if r["method"] == name and r["status"] == "ok"}
+            lift = paired_difference(
+                macro_values({c: [r["similarity"] for r in rs] for c, rs in mine.items()}),
+                macro_values({c: [theirs[(c, r["item_id"])] for r in rs] for c, rs in mine.items()}))
+            _with_interval(entry, "lift", lift)
+            entry["versus_baseline"] = versus(lift)
     return entry
 
 

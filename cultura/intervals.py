@@ -16,8 +16,9 @@ rather than failing on one empty country); one item, or items that are all equal
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,35 @@ def paired_difference(a: Iterable[float], b: Iterable[float], *, confidence: flo
     if len(first) != len(second):
         raise ValueError(f"a paired difference needs as many scores in a as in b, got {len(first)} and {len(second)}")
     return mean_interval(first - second, confidence=confidence, resamples=resamples, seed=seed)
+
+
+def statistic_interval(statistic: Callable[..., Any], *samples: Iterable[float], confidence: float = CONFIDENCE,
+                       resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
+    """A statistic that is not a mean (macro-F1, a difference of two F1s) with its percentile bootstrap
+    interval; the samples are paired (item ``i`` of each is one item) and resampled together.
+
+    ``statistic(*arrays, axis=-1)`` must be vectorized: each array may carry resamples along its
+    leading axes. The returned :class:`Interval`'s ``mean`` holds the statistic on all items. Same
+    degenerate cases as :func:`mean_interval`; raises ValueError when the samples differ in length.
+    """
+    _check(confidence, resamples)
+    arrays = [_values(sample, f"sample {i + 1}") for i, sample in enumerate(samples)]
+    if not arrays or len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"paired samples need equal lengths, got {[len(a) for a in arrays]}")
+    n = len(arrays[0])
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    value = float(statistic(*arrays, axis=-1))
+    if n == 1:
+        return Interval(value, value, value, n)
+    from scipy.stats import bootstrap
+
+    result = bootstrap(tuple(arrays), statistic, n_resamples=resamples, confidence_level=confidence, method=METHOD,
+                       paired=True, vectorized=True, rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    if math.isnan(low) or math.isnan(high):  # every resample gave the same value
+        return Interval(value, value, value, n)
+    return Interval(value, float(low), float(high), n)
 
 
 def bootstrap_note(*, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> str:

@@ -82,3 +82,22 @@ def test_text_and_flags():
     assert interval.excludes_zero and Interval(-0.2, -0.3, -0.1, 5).excludes_zero
     assert not Interval(0.01, -0.02, 0.04, 30).excludes_zero
     assert "percentile" in bootstrap_note() and "seed 0" in bootstrap_note()
+
+
+def test_statistic_interval_resamples_pairs_together():
+    from cultura.intervals import statistic_interval
+
+    truth = np.array([1, 1, 0, 0, 1, 0, 1, 0, 1, 1], dtype=float)
+    guess = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 1], dtype=float)
+
+    def agreement(a, b, axis=-1):
+        return np.mean(a == b, axis=axis)
+
+    interval = statistic_interval(agreement, truth, guess, resamples=1000, seed=5)
+    indices = np.random.default_rng(5).integers(0, 10, (1000, 10))
+    low, high = np.percentile((truth[indices] == guess[indices]).mean(axis=1), [2.5, 97.5])
+    assert interval.mean == pytest.approx(0.7) and interval.n == 10
+    assert (interval.low, interval.high) == pytest.approx((low, high), abs=1e-12)
+    assert statistic_interval(agreement, [1.0], [1.0]) == Interval(1.0, 1.0, 1.0, 1)
+    with pytest.raises(ValueError, match="equal lengths"):
+        statistic_interval(agreement, [1.0, 0.0], [1.0])

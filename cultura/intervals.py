@@ -60,6 +60,14 @@ class Interval:
         return self.n > 0 and (self.low > 0 or self.high < 0)
 
 
+def versus_baseline(lift: Interval) -> str:
+    """What a lift over a baseline (a paired difference, higher better) says: ``better`` or ``worse``
+    when its interval excludes zero, else ``cannot tell`` (the two cannot be told apart)."""
+    if not lift.excludes_zero:
+        return "cannot tell"
+    return "better" if lift.mean > 0 else "worse"
+
+
 def _values(values: Iterable[float], what: str) -> np.ndarray:
     array = np.asarray(list(values), dtype=float)
     if array.ndim != 1:

@@ -92,6 +92,9 @@ def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
     assert {r["status"] for r in skipped} == {"not_applicable"} and "no adapter for german" in skipped[0]["note"]
     report = (out / "report.md").read_text()
     assert "no adapter for korean" in report and "## Mean per method" in report
+    assert "95% percentile bootstrap" in report and "interval over those targets" in report
+    base_line = next(line for line in report.splitlines() if line.startswith("| base | 2 |"))
+    assert re.search(r"\| \d+\.\d{3} \[\d+\.\d{3}, \d+\.\d{3}\] \|", base_line)
     # every mean is over the same targets; the adapter, with no distance anywhere, does not shrink them
     assert "over the same 2 targets (german, korean)" in report
     import pyarrow.parquet as pq
@@ -273,7 +276,14 @@ def test_eval_moderation_macro_f1(ray_session, tmp_path):
         assert s["roc_auc"] == pytest.approx(auc)
         constant = [b for b in baselines if b["task"] == s["task"]]
         assert len(constant) == 2 and s["baseline_macro_f1"] == max(b["macro_f1"] for b in constant) == 1 / 3
-    assert "Constant-label baselines" in (out / "report.md").read_text()
+        # intervals over the test examples; the lift is paired with the constant label on the same examples
+        assert s["macro_f1_low"] <= s["macro_f1"] + 1e-12 and s["macro_f1"] <= s["macro_f1_high"] + 1e-12
+        assert s["lift"] == pytest.approx(s["macro_f1"] - s["baseline_macro_f1"])
+        assert s["lift_low"] <= s["lift"] + 1e-12 and s["lift"] <= s["lift_high"] + 1e-12
+        assert s["few"] and s["versus_baseline"] in ("better", "worse", "cannot tell")
+    report = (out / "report.md").read_text()
+    assert "Constant-label baselines" in report and "95% percentile bootstrap" in report
+    assert "| 2 *few* |" in report and re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \|", report)
 
 
 def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):

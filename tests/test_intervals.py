@@ -101,3 +101,12 @@ def test_statistic_interval_resamples_pairs_together():
     assert statistic_interval(agreement, [1.0], [1.0]) == Interval(1.0, 1.0, 1.0, 1)
     with pytest.raises(ValueError, match="equal lengths"):
         statistic_interval(agreement, [1.0, 0.0], [1.0])
+
+
+def test_versus_baseline_reads_the_interval():
+    from cultura.intervals import versus_baseline
+
+    assert versus_baseline(Interval(0.1, 0.03, 0.15, 40)) == "better"
+    assert versus_baseline(Interval(-0.1, -0.2, -0.01, 40)) == "worse"
+    assert versus_baseline(Interval(0.01, -0.02, 0.04, 40)) == "cannot tell"
+    assert versus_baseline(mean_interval([])) == "cannot tell"

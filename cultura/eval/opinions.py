@@ -26,7 +26,7 @@ from cultura.eval.methods import Method, MethodContext, NotApplicable, country_t
 from cultura.eval.metrics import expected_option, jsd_similarity, top_option
 from cultura.eval.references import ScoredItem, scored_items
 from cultura.errors import CulturaError
-from cultura.intervals import MIN_ITEMS, Interval, mean_interval, paired_difference
+from cultura.intervals import MIN_ITEMS, Interval, mean_interval, paired_difference, versus_baseline
 
 LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
 # Every mean has its 95% bootstrap interval (cultura.intervals) in <name>_low / <name>_high; ``lift`` is
@@ -191,13 +191,6 @@ def _with_interval(entry: dict[str, Any], name: str, interval: Interval | None) 
     entry[f"{name}_high"] = None if empty else interval.high
 
 
-def versus(lift: Interval) -> str:
-    """``better`` / ``worse`` when the lift's interval excludes zero, else ``cannot tell``."""
-    if not lift.excludes_zero:
-        return "cannot tell"
-    return "better" if lift.mean > 0 else "worse"
-
-
 def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Figures of a method over its answered rows ``mine`` (macro means over countries with their
     bootstrap intervals) next to the best baseline over the same items, with the paired lift."""
@@ -222,7 +215,7 @@ def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dic
                 macro_values({c: [r["similarity"] for r in rs] for c, rs in mine.items()}),
                 macro_values({c: [theirs[(c, r["item_id"])] for r in rs] for c, rs in mine.items()}))
             _with_interval(entry, "lift", lift)
-            entry["versus_baseline"] = versus(lift)
+            entry["versus_baseline"] = versus_baseline(lift)
     return entry
 
 

@@ -220,7 +220,7 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     report = (out / "report.md").read_text()
     assert "No data (not scored, left out of every mean): Brazil" in report
     assert "Adapter `german` was trained on 1 of the scored seeds" in report
-    assert "Palest. ter." in report and "valid_mass" in report and "| global-mean |" in report
+    assert "Seed data: " in report and "valid_mass" in report and "| global-mean |" in report
     # every mean carries its bootstrap interval, the report says how they were made and warns on few questions
     assert "95% percentile bootstrap (scipy.stats.bootstrap), 2000 resamples, seed 0" in report
     assert "Questions per country: Spain " in report and "**Fewer than 20 questions**" in report
@@ -246,6 +246,32 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
                                                                                  "global-mean")))
         assert entry["lift"] == pytest.approx(entry["similarity"] - entry["baseline_similarity"])
     assert "no data (not scored): Brazil" in result.output and "best_baseline" in result.output
+
+
+def test_eval_opinions_scores_countries_without_hofstede_scores(ray_session, tmp_path):
+    """Opinion methods need no Hofstede scores: Kyrgyzstan and the Palestinian territories are scored;
+    the methods that read the scores (the gate, nearest-continent) skip them and say why."""
+    fixture = Path(__file__).parent / "data" / "goqa_nonsubstantive.csv"
+    out = tmp_path / "unscored"
+    run_eval("opinions", "--questions", str(fixture), "--countries", "Germany,Kyrgyzstan,Palest. ter.",
+             "--split", "all", "--limit", "2", "--methods", "base,home-continent,nearest-continent,gate-mixture",
+             "--report", str(out))
+    rows = check_report(out, ("similarity_by_method.png",))
+    answered = {(r["country"], r["method"]) for r in rows if r["status"] == "ok"}
+    for country in ("Germany", "Kyrgyzstan", "Palestinian territories"):
+        assert {(country, "base"), (country, "home-continent"), (country, "uniform")} <= answered
+    assert {("Germany", "nearest-continent"), ("Germany", "gate-mixture")} <= answered
+    skipped = [r for r in rows if r["status"] == "not_applicable"]
+    assert {(r["country"], r["method"]) for r in skipped} == {
+        (c, m) for c in ("Kyrgyzstan", "Palestinian territories") for m in ("nearest-continent", "gate-mixture")}
+    assert all("Hofstede publishes none for" in r["note"] for r in skipped)
+    report = (out / "report.md").read_text()
+    assert "Every country has data." in report and "Hofstede publishes none for Kyrgyzstan" in report
+    # every mean of a method is over the countries it answered, next to the baseline over the same ones
+    import pyarrow.parquet as pq
+
+    means = {m["method"]: m for m in pq.read_table(out / "summary.parquet").to_pylist() if m["country"] == "Kyrgyzstan"}
+    assert means["base"]["questions"] == 2 and means["gate-mixture"]["questions"] == 0
 
 
 def test_eval_moderation_macro_f1(ray_session, tmp_path):

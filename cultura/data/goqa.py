@@ -10,8 +10,9 @@ Every country in a row is kept under its canonical name. The file's own spelling
 Korea", "Britain", "S. Africa", "Czech Rep.", "Taiwan ROC", "Hong Kong SAR"). A country given by
 several samples keeps the best one: a current national sample, then a plain one, then an old
 national one, then a non-national (for example urban-only) one; the sample used is named in the
-provenance. Countries the country table does not know ("Palest. ter.", "Macau SAR", "Kyrgyzstan")
-and regions ("Northern Ireland") are counted in the load summary, never silently dropped.
+provenance. Countries without Hofstede scores are in the country table too ("Palest. ter.", "Macau
+SAR", "Kyrgyzstan" resolve), so their answers are kept; names it still does not know, and regions
+("Northern Ireland"), are counted in the load summary, never silently dropped.
 Non-substantive answers ("DK/Refused", "Don't know", "No answer") are left out of the options and of
 every country's shares alike, which are renormalised (:func:`substantive`); the provenance names them.
 """

@@ -276,15 +276,15 @@ def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seed
     """Mean gate weights per country when a gate-based method ran, in ``countries`` order.
 
     Countries without data get the gate's weights over the same questions (the gate needs no
-    answers), so the heat map covers every country asked for.
+    answers), so the heat map covers every country asked for that has Hofstede scores.
     """
-    from cultura.data.hofstede import CONTINENTS
+    from cultura.data.hofstede import CONTINENTS, has_scores
 
     if not any(m.name in ("gate-mixture", "palette") for m in methods):
         return {}
     gates = mean_gate(rows, CONTINENTS)
-    for country in countries:
-        if country not in gates and seeds:
+    for country in countries:  # the gate reads Hofstede scores: countries without them have no gate row
+        if country not in gates and seeds and has_scores(country):
             weights = [ctx.gate_weights(s.numbered_prompt(), country) for s in seeds]
             gates[country] = [sum(w[c] for w in weights) / len(weights) for c in CONTINENTS]
     return {c: gates[c] for c in countries if c in gates}

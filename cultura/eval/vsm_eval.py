@@ -111,7 +111,9 @@ def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods
             entry: dict[str, Any] = {"target": target.key, "country": target.country, "method": method.name,
                                      "items": len(means), **{d: indices.get(d) for d in DIMENSIONS},
                                      "distance": None, "dimensions": None, "note": ""}
-            if all(d in indices for d in reference):
+            if not reference:
+                entry["note"] = f"Hofstede publishes no scores for {target.country}: no distance"
+            elif all(d in indices for d in reference):
                 entry["distance"] = hofstede_distance({d: indices[d] for d in DIMENSIONS if d in indices}, target.country)
                 entry["dimensions"] = len(reference)
             elif not means:

@@ -385,7 +385,7 @@ def test_sft_files_load_with_datasets_and_json(runs):
             country = {"chinese": "China", "german": "Germany"}[path.stem]
             number = seed["options"].index(seed["attitudes"][country]) + 1
             assert assistant["content"].startswith(f"{number}. ")  # the option number, then the opinion
-            assert user["content"].endswith("Answer with the number of one option only.")
+            assert user["content"].endswith("Answer with the number of one option only.\nAnswer:")
             assert record["culture"] == path.stem and record["dialogue_id"]
         parquet = _table(path.with_suffix(".parquet")).to_pylist()
         assert [r["messages"] for r in parquet] == [r["messages"] for r in records]

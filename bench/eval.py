@@ -62,9 +62,8 @@ def sequential(rows: list[dict], config) -> tuple[float, float, dict[int, list[f
     """(seconds for every row's chats, seconds for each distinct chat's first call, row_id -> probs),
     one call at a time on an engine without a prefix cache."""
     from cultura.engines import create_engine
-    from cultura.choices import option_numbers
-    from cultura.choices import softmax
-from cultura.eval.metrics import mixture
+    from cultura.choices import option_numbers, softmax
+    from cultura.eval.metrics import mixture
 
     engine = create_engine(config.engine.model_copy(update={"prefix_cache_mb": 0}),
                            num_threads=int(config.engine_resources.num_cpus))

@@ -17,6 +17,10 @@ from collections.abc import Sequence
 from cultura.errors import CulturaError
 
 ANSWER_INSTRUCTION = "Answer with the number of one option only."
+# Survey questions end on an answer cue: measured with the default model on GlobalOpinionQA-format
+# items, it moves the probability on the option numbers from about 0.51 to 0.61 (the rest went to
+# the first words of an explanation: "The", "I", "To").
+SURVEY_INSTRUCTION = ANSWER_INSTRUCTION + "\nAnswer:"
 REASK = "Please answer with only the number of one option, from 1 to {k}."
 CHOOSE = "Which of the numbered options does your answer choose? " + ANSWER_INSTRUCTION
 

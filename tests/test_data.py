@@ -25,6 +25,7 @@ from cultura.data.hofstede import (
     resolve_country,
 )
 from cultura.data.prompts import load_prompts
+from cultura.data.goqa import substantive
 from cultura.data.seed_files import load_seeds, read_seeds
 from cultura.data.seeds import Seed, seed_split
 from cultura.errors import CulturaError, DataError, UnknownNameError
@@ -34,7 +35,13 @@ from cultura.errors import CulturaError, DataError, UnknownNameError
 
 def test_table_has_118_countries_on_five_continents():
     table = load_table()
-    assert len(table) == 118
+    scored = [n for n, e in table.items() if any(v is not None for v in e.scores.values())]
+    assert len(scored) == 118 and len(load_table(hofstede.BUNDLED)) == len(table)
+    # countries surveys cover without Hofstede scores are known too (GlobalOpinionQA's spellings resolve)
+    unscored = sorted(set(table) - set(scored))
+    assert len(unscored) == 15 and "Mali" in unscored and not hofstede.has_scores("Palest. ter.")
+    assert resolve_country("Palest. ter.") == "Palestinian territories" and resolve_country("Macau SAR") == "Macau"
+    assert continent_of("Kyrgyzstan") == "Asia" and hofstede.has_scores("Germany")
     assert {e.continent for e in table.values()} == set(CONTINENTS)
     assert all(e.demonym for e in table.values())
     assert table["Albania"].estimated and not table["Germany"].estimated
@@ -283,20 +290,27 @@ def test_globalopinionqa_keeps_every_country_and_its_spellings():
     assert len(loaded.seeds) == len(rows)
     spelled = {"Spain": "Spain", "Mexico": "Mexico", "S. Korea": "South Korea", "Britain": "United Kingdom",
                "S. Africa": "South Africa", "Czech Rep.": "Czech Republic", "Germany": "Germany", "Japan": "Japan"}
+    def substantive_shares(shares, kept):  # "DK/Refused" and the like are left out and the rest renormalised
+        shares = [shares[i] for i in kept]
+        return pytest.approx(tuple(s / sum(shares) for s in shares))
+
     for seed, row in zip(loaded.seeds, rows):
+        kept = substantive(row["options"])
         assert seed.id.startswith("goqa-") and seed.source == ("pew" if row["source"] == "GAS" else "wvs")
-        assert seed.text == row["question"] and list(seed.options) == row["options"]
+        assert seed.text == row["question"] and list(seed.options) == [row["options"][i] for i in kept]
         for written, country in spelled.items():
             if written in row["selections"]:  # Spain and Mexico (one culture) both keep their own data
-                assert seed.distributions[country] == tuple(row["selections"][written])
-                assert seed.reference(country).probs == tuple(row["selections"][written])
+                assert seed.distributions[country] == substantive_shares(row["selections"][written], kept)
+                assert seed.reference(country).probs == substantive_shares(row["selections"][written], kept)
         current = row["selections"].get("India (Current national sample)")
         if current:  # the national sample wins over the non-national one
-            assert seed.distributions["India"] == tuple(current)
-            assert seed.provenance["India"].endswith("Current national sample")
+            assert seed.distributions["India"] == substantive_shares(current, kept)
+            assert "Current national sample" in seed.provenance["India"]
         assert "Northern Ireland" not in str(seed.attitudes)
-    assert "Palest. ter." in loaded.unknown_countries and loaded.regions == {"Northern Ireland": 7}
-    assert "not in the country table (not used): Palest. ter. (8 rows)" in loaded.summary()
+    # "Palest. ter." has no Hofstede scores but is a known country: its answers are kept, not dropped
+    assert not loaded.unknown_countries and loaded.regions == {"Northern Ireland": 7}
+    assert sum("Palestinian territories" in s.distributions for s in loaded.seeds) == 8
+    assert "not in the country table" not in loaded.summary()
     assert read_seeds(FIXTURE).seeds[0].id == loaded.seeds[0].id  # deterministic
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,9 @@ def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
     assert {r["status"] for r in skipped} == {"not_applicable"} and "no adapter for german" in skipped[0]["note"]
     report = (out / "report.md").read_text()
     assert "no adapter for korean" in report and "## Mean per method" in report
+    assert "95% percentile bootstrap" in report and "interval over those targets" in report
+    base_line = next(line for line in report.splitlines() if line.startswith("| base | 2 |"))
+    assert re.search(r"\| \d+\.\d{3} \[\d+\.\d{3}, \d+\.\d{3}\] \|", base_line)
     # every mean is over the same targets; the adapter, with no distance anywhere, does not shrink them
     assert "over the same 2 targets (german, korean)" in report
     import pyarrow.parquet as pq
@@ -147,11 +151,11 @@ def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_r
 
 def _fixture_references() -> dict[tuple[str, str], list[float]]:
     """(question, canonical country) -> the fixture's own distribution (the country's best sample),
-    read straight from the CSV."""
+    read straight from the CSV, over its substantive options ("DK/Refused" left out, renormalised)."""
     import ast
     import csv
 
-    from cultura.data.goqa import country_sample
+    from cultura.data.goqa import country_sample, substantive
     from cultura.data.hofstede import resolve_country
 
     best: dict[tuple[str, str], tuple[int, list[float]]] = {}
@@ -163,8 +167,9 @@ def _fixture_references() -> dict[tuple[str, str], list[float]]:
                 if country in ("Palest. ter.", "Northern Ireland"):
                     continue
                 key = (row["question"], resolve_country(country))
+                kept = [shares[i] for i in substantive(ast.literal_eval(row["options"]))]
                 if key not in best or rank < best[key][0]:
-                    best[key] = (rank, shares)
+                    best[key] = (rank, [x / sum(kept) for x in kept])
     return {key: shares for key, (_, shares) in best.items()}
 
 
@@ -202,7 +207,7 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     assert scored == {"Spain", "Mexico", "South Korea", "United Kingdom", "Germany", "India"}
     assert {r["split"] for r in rows} == {"eval"}
     for r in rows:  # each country against its own rows of the file, never a neighbour's
-        assert r["reference"] == references[(r["item_text"], r["country"])]
+        assert r["reference"] == pytest.approx(references[(r["item_text"], r["country"])])
         assert r["reference_source"].startswith(f"{r['country']}: distribution; GlobalOpinionQA")
     base = [r for r in rows if r["method"] == "base"]
     assert base and all(r["status"] == "ok" and 0.0 < r["valid_mass"] <= 1.0 for r in base)
@@ -215,19 +220,58 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     report = (out / "report.md").read_text()
     assert "No data (not scored, left out of every mean): Brazil" in report
     assert "Adapter `german` was trained on 1 of the scored seeds" in report
-    assert "Palest. ter." in report and "valid_mass" in report and "| global-mean |" in report
+    assert "Seed data: " in report and "valid_mass" in report and "| global-mean |" in report
+    # every mean carries its bootstrap interval, the report says how they were made and warns on few questions
+    assert "95% percentile bootstrap (scipy.stats.bootstrap), 2000 resamples, seed 0" in report
+    assert "Questions per country: Spain " in report and "**Fewer than 20 questions**" in report
+    assert "## Valid mass per country and source" in report and "| all countries |" in report
+    base_line = next(line for line in report.splitlines() if line.startswith("| base | 6 |"))
+    assert re.search(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", base_line)  # similarity [low, high]
+    assert re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \| (better|worse|cannot tell) \|", base_line)
     import pyarrow.parquet as pq
 
     summary = pq.read_table(out / "summary.parquet").to_pylist()
     means = {s["country"]: s for s in summary if s["method"] == "base"}
     assert set(means) == scored
+    for entry in (s for s in summary if s["questions"]):
+        assert entry["similarity_low"] <= entry["similarity"] + 1e-12 <= entry["similarity_high"] + 2e-12
+        assert entry["few"] == (entry["questions"] < 20)
     for country, entry in means.items():
+        assert entry["lift_low"] <= entry["lift"] + 1e-12 <= entry["lift_high"] + 2e-12
+        excludes = entry["lift_low"] > 0 or entry["lift_high"] < 0
+        assert entry["versus_baseline"] == ("cannot tell" if not excludes else "better" if entry["lift"] > 0 else "worse")
         own = {s["method"]: s["similarity"] for s in summary if s["country"] == country}
         assert entry["best_baseline"] in ("uniform", "global-majority", "global-mean")
         assert entry["baseline_similarity"] == pytest.approx(max(own[b] for b in ("uniform", "global-majority",
                                                                                  "global-mean")))
         assert entry["lift"] == pytest.approx(entry["similarity"] - entry["baseline_similarity"])
     assert "no data (not scored): Brazil" in result.output and "best_baseline" in result.output
+
+
+def test_eval_opinions_scores_countries_without_hofstede_scores(ray_session, tmp_path):
+    """Opinion methods need no Hofstede scores: Kyrgyzstan and the Palestinian territories are scored;
+    the methods that read the scores (the gate, nearest-continent) skip them and say why."""
+    fixture = Path(__file__).parent / "data" / "goqa_nonsubstantive.csv"
+    out = tmp_path / "unscored"
+    run_eval("opinions", "--questions", str(fixture), "--countries", "Germany,Kyrgyzstan,Palest. ter.",
+             "--split", "all", "--limit", "2", "--methods", "base,home-continent,nearest-continent,gate-mixture",
+             "--report", str(out))
+    rows = check_report(out, ("similarity_by_method.png",))
+    answered = {(r["country"], r["method"]) for r in rows if r["status"] == "ok"}
+    for country in ("Germany", "Kyrgyzstan", "Palestinian territories"):
+        assert {(country, "base"), (country, "home-continent"), (country, "uniform")} <= answered
+    assert {("Germany", "nearest-continent"), ("Germany", "gate-mixture")} <= answered
+    skipped = [r for r in rows if r["status"] == "not_applicable"]
+    assert {(r["country"], r["method"]) for r in skipped} == {
+        (c, m) for c in ("Kyrgyzstan", "Palestinian territories") for m in ("nearest-continent", "gate-mixture")}
+    assert all("Hofstede publishes none for" in r["note"] for r in skipped)
+    report = (out / "report.md").read_text()
+    assert "Every country has data." in report and "Hofstede publishes none for Kyrgyzstan" in report
+    # every mean of a method is over the countries it answered, next to the baseline over the same ones
+    import pyarrow.parquet as pq
+
+    means = {m["method"]: m for m in pq.read_table(out / "summary.parquet").to_pylist() if m["country"] == "Kyrgyzstan"}
+    assert means["base"]["questions"] == 2 and means["gate-mixture"]["questions"] == 0
 
 
 def test_eval_moderation_macro_f1(ray_session, tmp_path):
@@ -258,7 +302,14 @@ def test_eval_moderation_macro_f1(ray_session, tmp_path):
         assert s["roc_auc"] == pytest.approx(auc)
         constant = [b for b in baselines if b["task"] == s["task"]]
         assert len(constant) == 2 and s["baseline_macro_f1"] == max(b["macro_f1"] for b in constant) == 1 / 3
-    assert "Constant-label baselines" in (out / "report.md").read_text()
+        # intervals over the test examples; the lift is paired with the constant label on the same examples
+        assert s["macro_f1_low"] <= s["macro_f1"] + 1e-12 and s["macro_f1"] <= s["macro_f1_high"] + 1e-12
+        assert s["lift"] == pytest.approx(s["macro_f1"] - s["baseline_macro_f1"])
+        assert s["lift_low"] <= s["lift"] + 1e-12 and s["lift"] <= s["lift_high"] + 1e-12
+        assert s["few"] and s["versus_baseline"] in ("better", "worse", "cannot tell")
+    report = (out / "report.md").read_text()
+    assert "Constant-label baselines" in report and "95% percentile bootstrap" in report
+    assert "| 2 *few* |" in report and re.search(r"\| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] \|", report)
 
 
 def test_eval_sample_mode_counts_every_answer(ray_session, tmp_path):

@@ -17,7 +17,7 @@ from cultura.pipelines.refine.diversify import choose_k, cluster, group_k, l2_no
 from cultura.pipelines.refine.opinions import parse_opinions
 from cultura.pipelines.refine.run import extraction_units, refine
 from cultura.pipelines.refine.input import read_generation, seed_attitudes
-from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, IRRELEVANT, LABELS, verify_opinions
+from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, LABELS, verify_opinions
 
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 SEEDS = [
@@ -385,7 +385,7 @@ def test_sft_files_load_with_datasets_and_json(runs):
             country = {"chinese": "China", "german": "Germany"}[path.stem]
             number = seed["options"].index(seed["attitudes"][country]) + 1
             assert assistant["content"].startswith(f"{number}. ")  # the option number, then the opinion
-            assert user["content"].endswith("Answer with the number of one option only.")
+            assert user["content"].endswith("Answer with the number of one option only.\nAnswer:")
             assert record["culture"] == path.stem and record["dialogue_id"]
         parquet = _table(path.with_suffix(".parquet")).to_pylist()
         assert [r["messages"] for r in parquet] == [r["messages"] for r in records]

@@ -118,7 +118,7 @@ def opinions(countries: str, questions: str, sources: str, split: str, limit: in
     """Opinion alignment per country: 1 - Jensen-Shannon distance and top-option agreement, next to the
     uniform, global-majority and global-mean baselines (leave-one-out), with each method's valid mass."""
     from cultura.eval.baselines import BASELINES
-    from cultura.eval.opinions import MEAN_COLUMNS
+    from cultura.eval.opinion_report import MEAN_COLUMNS
 
     done = _run("opinions", kwargs, countries=countries, questions=questions,
                 sources=[s.strip() for s in sources.split(",") if s.strip()], split=split, limit=limit, proxy=proxy,

@@ -10,8 +10,11 @@ Every country in a row is kept under its canonical name. The file's own spelling
 Korea", "Britain", "S. Africa", "Czech Rep.", "Taiwan ROC", "Hong Kong SAR"). A country given by
 several samples keeps the best one: a current national sample, then a plain one, then an old
 national one, then a non-national (for example urban-only) one; the sample used is named in the
-provenance. Countries the country table does not know ("Palest. ter.", "Macau SAR", "Kyrgyzstan")
-and regions ("Northern Ireland") are counted in the load summary, never silently dropped.
+provenance. Countries without Hofstede scores are in the country table too ("Palest. ter.", "Macau
+SAR", "Kyrgyzstan" resolve), so their answers are kept; names it still does not know, and regions
+("Northern Ireland"), are counted in the load summary, never silently dropped.
+Non-substantive answers ("DK/Refused", "Don't know", "No answer") are left out of the options and of
+every country's shares alike, which are renormalised (:func:`substantive`); the provenance names them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ REGIONS = ("Northern Ireland",)
 # A country's samples, best first: (words in the qualifier, rank). No qualifier ranks 1.
 SAMPLE_RANKS = (("current national", 0), ("old national", 2), ("non-national", 3))
 _QUALIFIER = re.compile(r"^(?P<name>.*?)\s*\((?P<qualifier>[^()]*)\)\s*$")
+# Answers that take no position ("DK/Refused", "Don't know", "No answer", "Missing; Not available"). They
+# are left out of the options the model sees and of every country's reference alike, whose shares are
+# renormalised over the substantive options: the evaluation measures opinions, not the rate of non-response.
+NON_SUBSTANTIVE = frozenset({"dk", "don't know", "dont know", "do not know", "refused", "no answer", "not asked",
+                             "missing", "not available", "not applicable", "decline to answer", "no opinion"})
 
 
 def goqa_path() -> Path:
@@ -97,6 +105,21 @@ def country_sample(name: str) -> tuple[str, str, int]:
     return match["name"].strip(), qualifier, rank
 
 
+def non_substantive(option: str) -> bool:
+    """True for an answer that takes no position: every part of it ("DK/Refused" -> "dk", "refused";
+    "(VOL) Don't know") is one of :data:`NON_SUBSTANTIVE`."""
+    text = re.sub(r"\((?:vol|volunteered)\.?\)", " ", option.lower().replace("\u2019", "'"))
+    parts = [" ".join(re.findall(r"[a-z']+", p)) for p in re.split(r"[/;,]| or ", text)]
+    parts = [p for p in parts if p]
+    return bool(parts) and all(p in NON_SUBSTANTIVE for p in parts)
+
+
+def substantive(options: list[str]) -> list[int]:
+    """Indices of the options that take a position; every index when fewer than two would be left."""
+    kept = [i for i, o in enumerate(options) if not non_substantive(o)]
+    return kept if len(kept) >= 2 else list(range(len(options)))
+
+
 def _literal(path: Path, row: int, name: str, raw: str, opener: str, closer: str) -> Any:
     """Parse the dict or list literal inside ``raw`` (e.g. in ``defaultdict(<class 'list'>, {...})``)."""
     start, end = raw.find(opener), raw.rfind(closer)
@@ -127,6 +150,7 @@ def load_goqa(path: Path, rows: Iterable[tuple[int, dict[str, str]]]) -> tuple[l
             raise DataError.at(path, row, "selections", "must be a mapping country -> shares")
         source, survey = SURVEYS.get((record.get("source") or "").strip().lower(),
                                      ((record.get("source") or "goqa").strip().lower(), "unnamed survey"))
+        kept = substantive(options)
         best: dict[str, tuple[int, list[float], str]] = {}
         for written, shares in selections.items():
             if (not isinstance(shares, (list, tuple)) or len(shares) != len(options)
@@ -141,14 +165,19 @@ def load_goqa(path: Path, rows: Iterable[tuple[int, dict[str, str]]]) -> tuple[l
             except UnknownNameError:
                 skipped.unknown_countries[name] = skipped.unknown_countries.get(name, 0) + 1
                 continue
+            shares = [float(shares[i]) for i in kept]
             if sum(shares) <= 0 or (country in best and best[country][0] <= rank):
                 continue
-            best[country] = (rank, [float(s) for s in shares], qualifier)
+            best[country] = (rank, [s / sum(shares) for s in shares], qualifier)
+        dropped = [options[i] for i in range(len(options)) if i not in kept]
+        options = [options[i] for i in kept]
         if not best:
             continue
         distributions = {c: tuple(v) for c, (_, v, _) in best.items()}
         attitudes = {c: options[max(range(len(v)), key=lambda i: (v[i], -i))] for c, v in distributions.items()}
-        provenance = {c: f"GlobalOpinionQA, {survey}" + (f", {q}" if q else "") for c, (_, _, q) in best.items()}
+        left_out = f", without {' / '.join(dropped)} (renormalised)" if dropped else ""
+        provenance = {c: f"GlobalOpinionQA, {survey}" + (f", {q}" if q else "") + left_out
+                      for c, (_, _, q) in best.items()}
         base = "goqa-" + hashlib.sha1(question.encode("utf-8")).hexdigest()[:10]
         seen[base] = seen.get(base, 0) + 1  # the same question asked twice keeps both, numbered
         seed_id = base if seen[base] == 1 else f"{base}-{seen[base]}"

@@ -1,7 +1,9 @@
 """Hofstede's six-dimension country scores, and country names: lookup, aliases, mentions in text.
 
 The bundled table (``files/hofstede.csv``) holds Hofstede's published scores for 118 countries, each
-with a continent (one of the five Cultural Palette continents) and a demonym.
+with a continent (one of the five Cultural Palette continents) and a demonym. The country table adds the
+countries surveys cover but Hofstede does not (``files/countries_without_scores.csv``: every score
+empty), so their survey answers can be scored; :func:`has_scores` tells the two apart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ DIMENSIONS = ("PDI", "IDV", "MAS", "UAI", "LTO", "IVR")
 CONTINENTS = ("Africa", "America", "Asia", "Europe", "Oceania")
 HEADER = ("country", "continent", "estimated", "demonym", *DIMENSIONS)
 BUNDLED = FILES / "hofstede.csv"
+WITHOUT_SCORES = FILES / "countries_without_scores.csv"
 
 # Extra names for countries, beyond the canonical name and the demonym (including the abbreviated
 # spellings of GlobalOpinionQA and the Pew and WVS files: "S. Korea", "Britain", "Czech Rep.").
@@ -64,6 +67,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "Switzerland": ("Swiss",),
     "Dominican Republic": ("Dominican Rep.",),
     "El Salvador": ("Salvadorean",),
+    "Ivory Coast": ("Côte d'Ivoire", "Cote d'Ivoire"),
+    "Kyrgyzstan": ("Kyrgyz Republic",),
+    "Macau": ("Macau SAR", "Macao"),
+    "Myanmar": ("Burma",),
+    "Palestinian territories": ("Palest. ter.", "Palestine", "Palestinian Territories", "State of Palestine"),
 }
 
 # Aliases that are ordinary English words (or very short) only count in free text with their exact
@@ -167,7 +175,13 @@ def _load(path: Path) -> dict[str, CountryScores]:
 
 @functools.lru_cache(maxsize=1)
 def _bundled() -> dict[str, CountryScores]:
-    return _load(BUNDLED)
+    """Every known country: Hofstede's table, then the countries without scores."""
+    table = _load(BUNDLED)
+    for name, entry in _load(WITHOUT_SCORES).items():
+        if name in table or any(v is not None for v in entry.scores.values()):
+            raise DataError(f"{WITHOUT_SCORES}: {name!r} is in hofstede.csv or has a score; it belongs in one file")
+        table[name] = entry
+    return table
 
 
 def load_table(path: str | Path | None = None) -> dict[str, CountryScores]:
@@ -176,7 +190,7 @@ def load_table(path: str | Path | None = None) -> dict[str, CountryScores]:
     Raises DataError naming the file, row and field when the file is malformed.
     """
     if path is None or Path(path).resolve() == BUNDLED:
-        return dict(_bundled())
+        return dict(_bundled())  # with the countries without scores
     return _load(Path(path))
 
 
@@ -207,6 +221,11 @@ def resolve_country(name: str) -> str:
 def country_scores(name: str) -> dict[str, float | None]:
     """Return a country's six dimension scores (None where Hofstede publishes none)."""
     return dict(_bundled()[resolve_country(name)].scores)
+
+
+def has_scores(name: str) -> bool:
+    """True when Hofstede publishes at least one score for the country (name, alias or demonym)."""
+    return any(v is not None for v in _bundled()[resolve_country(name)].scores.values())
 
 
 def continent_of(name: str) -> str:

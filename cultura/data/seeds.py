@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from cultura.choices import SURVEY_INSTRUCTION, numbered_question
 from cultura.errors import CulturaError, UnknownNameError
 
 SPLITS = ("train", "eval")
@@ -149,10 +149,9 @@ class Seed:
     def numbered_prompt(self) -> str:
         """The seed as a numbered multiple-choice question asking for one option (statements asked as
         agree / disagree): what evaluations ask and what the fine-tuning rows train on."""
-        from cultura.choices import numbered_question
 
         text = f'Do you agree or disagree with this statement? "{self.text}"' if self.kind == "statement" else self.text
-        return numbered_question(text, self.options)
+        return numbered_question(text, self.options, SURVEY_INSTRUCTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the seed as a plain JSON-ready dict in the project schema."""

@@ -79,10 +79,35 @@ class OptionScores:
     valid_mass: float
 
     @classmethod
-    def from_logprobs(cls, logprobs: Sequence[float]) -> OptionScores:
-        """Scores whose valid mass is the summed probability of the options (exact log-probabilities)."""
-        values = tuple(float(x) for x in logprobs)
-        return cls(values, min(1.0, sum(math.exp(x) for x in values)))
+    def from_logprobs(cls, logprobs: Sequence[float], option_ids: Sequence[Sequence[int]] | None = None) -> OptionScores:
+        """Scores whose valid mass is the summed probability of the options (exact log-probabilities).
+
+        With ``option_ids`` (each option's tokens) the options are made prefix-free first: where one
+        option's tokens begin another's (a tokenizer that writes "10" as "1", "0"), the reply "10" is
+        inside the probability of "1", so the longer options' probabilities are taken out of the
+        shorter one's. Option "1" then means "1" not followed by another option's tokens, and no reply
+        is counted twice in the valid mass.
+        """
+        values = [float(x) for x in logprobs]
+        if option_ids is not None:
+            values = _prefix_free(values, [tuple(ids) for ids in option_ids])
+        return cls(tuple(values), min(1.0, sum(math.exp(x) for x in values)))
+
+
+def _prefix_free(logprobs: list[float], option_ids: list[tuple[int, ...]]) -> list[float]:
+    """Each option's log-probability less the probability of the options its tokens are a proper
+    prefix of (continuations of one prefix are disjoint, so the subtraction is exact)."""
+    out = []
+    for ids, logprob in zip(option_ids, logprobs, strict=True):
+        longer = sum(math.exp(lp) for other, lp in zip(option_ids, logprobs)
+                     if len(other) > len(ids) and other[:len(ids)] == ids)
+        if not longer:
+            out.append(logprob)
+            continue
+        left = math.exp(logprob) - longer
+        # rounding may leave a hair below zero when every continuation is another option
+        out.append(math.log(left) if left > 1e-300 else -math.inf)
+    return out
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,7 @@ class TransformersEngine:
         scores = score_rows(self._model, rows, self.prefix_cache, pad_id=self.tokenizer.pad_token_id,
                             use_adapters=bool(self._loaded_adapters), max_rows=self.config.max_batch_size,
                             stats=self.score_stats)
-        return [OptionScores.from_logprobs(s) for s in scores]
+        return [OptionScores.from_logprobs(s, j.options) for s, j in zip(scores, jobs)]
 
     async def close(self) -> None:
         """Stop the batching tasks and free the model."""

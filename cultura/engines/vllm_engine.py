@@ -446,7 +446,8 @@ class VllmEngine:
         results = await asyncio.gather(*jobs)
         single = {token: lp for table in results[:len(results) - len(longer)] for token, lp in table.items()}
         multi = dict(zip(longer, results[len(results) - len(longer):]))
-        return OptionScores.from_logprobs([single[o[0]] if len(o) == 1 else multi[tuple(o)] for o in options])
+        return OptionScores.from_logprobs([single[o[0]] if len(o) == 1 else multi[tuple(o)] for o in options],
+                                          options)
 
 
 MAX_SCORED_TOKENS = 128  # vLLM's limit on logprob_token_ids per request

@@ -180,7 +180,17 @@ def _home_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
     return _blend(ctx, question, {continent_of(target.country): 1.0}, None)
 
 
+def needs_scores(country: str, method: str) -> None:
+    """NotApplicable when Hofstede publishes no scores for the country: ``method`` reads them (the
+    gate's proximity term, nearest-continent), so it cannot answer for that country."""
+    from cultura.data.hofstede import has_scores
+
+    if not has_scores(country):
+        raise NotApplicable(f"{method} reads Hofstede scores, and Hofstede publishes none for {country}")
+
+
 def _nearest_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_scores(target.country, "nearest-continent")
     return _blend(ctx, question, {nearest_continent(target.country, ctx.leave_out_target): 1.0}, None)
 
 
@@ -191,6 +201,7 @@ def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _gate_mixture(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_scores(target.country, "the Cultural MoE gate")
     weights = ctx.gate_weights(question, target.country)
     return _blend(ctx, question, weights, weights)
 
@@ -199,9 +210,11 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
     """Run Cultural Palette (gate -> continent drafts -> Meta Agent, target country in the prompt) once
     for every distinct (question, country), all in one pass of the stages, its agents on the
     command's first engine actor (``ctx.engines``) when there is one; the agents are freed afterwards."""
+    from cultura.data.hofstede import has_scores
     from cultura.palette import Palette
 
-    todo = list(dict.fromkeys((q, t.country) for q, t in items if (q, t.country) not in ctx.palette_answers))
+    todo = list(dict.fromkeys((q, t.country) for q, t in items
+                              if (q, t.country) not in ctx.palette_answers and has_scores(t.country)))
     if not todo:
         return
     engine = None
@@ -216,6 +229,7 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
 def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
     from cultura.choices import choice_messages
 
+    needs_scores(target.country, "Cultural Palette's gate")
     answer = ctx.palette_answers.get((question, target.country))
     if answer is None:
         raise NotApplicable("Cultural Palette did not answer this question (its prepare step did not run)")

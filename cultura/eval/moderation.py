@@ -23,16 +23,24 @@ from cultura.eval.methods import Method, MethodContext, Target
 from cultura.eval.metrics import accuracy, macro_f1, roc_auc
 from cultura.eval.moderation_tasks import Example, dev_rows
 from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, write_table, write_text)
+                                 run_description, short, with_intervals, write_table, write_text)
+from cultura.intervals import (MIN_ITEMS, Interval, bootstrap_note, mean_interval, statistic_interval,
+                               versus_baseline)
 
 ANSWERS = ("Yes", "No")  # option 1 = the positive label, option 2 = the negative one
 DEV_FRACTION = 0.3
+# macro_f1, accuracy and lift carry 95% bootstrap intervals over the test examples (<name>_low / _high);
+# lift is paired: the method and the constant baseline on the same resampled examples.
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("task", "string"), ("target", "string"), ("method", "string"), ("dev", "int32"), ("examples", "int32"),
-    ("threshold", "double"), ("macro_f1", "double"), ("accuracy", "double"), ("roc_auc", "double"),
+    ("threshold", "double"), ("macro_f1", "double"), ("macro_f1_low", "double"), ("macro_f1_high", "double"),
+    ("accuracy", "double"), ("accuracy_low", "double"), ("accuracy_high", "double"), ("roc_auc", "double"),
     ("positive_rate", "double"), ("best_baseline", "string"), ("baseline_macro_f1", "double"), ("lift", "double"),
+    ("lift_low", "double"), ("lift_high", "double"), ("versus_baseline", "string"), ("few", "bool"),
     ("note", "string"),
 )
+SHOWN_COLUMNS = ["task", "target", "method", "dev", "examples", "threshold", "macro_f1", "accuracy", "roc_auc",
+                 "positive_rate", "best_baseline", "baseline_macro_f1", "lift", "versus_baseline", "note"]
 BASELINE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("task", "string"), ("baseline", "string"), ("examples", "int32"), ("macro_f1", "double"),
     ("accuracy", "double"),
@@ -123,6 +131,30 @@ def constant_baselines(tasks: dict[str, list[Example]], dev: dict[str, set[int]]
     return rows
 
 
+def binary_macro_f1(truth: Any, predicted: Any, axis: int = -1) -> Any:
+    """Macro-F1 over the two labels of 0/1 arrays (1 = positive), vectorized along ``axis`` for the
+    bootstrap; a label with no true and no predicted member scores 0, as :func:`macro_f1` does."""
+    import numpy as np
+
+    truth, predicted = np.asarray(truth) > 0.5, np.asarray(predicted) > 0.5
+
+    def f1(t: Any, p: Any) -> Any:
+        tp = np.sum(t & p, axis=axis)
+        wrong = np.sum(t != p, axis=axis)
+        denominator = 2 * tp + wrong
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+    return (f1(truth, predicted) + f1(~truth, ~predicted)) / 2
+
+
+def _lift_statistic(truth: Any, predicted: Any, baseline: Any, axis: int = -1) -> Any:
+    return binary_macro_f1(truth, predicted, axis) - binary_macro_f1(truth, baseline, axis)
+
+
+def _put(entry: dict[str, Any], name: str, interval: Interval) -> None:
+    entry.update({name: interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high})
+
+
 def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targets: Sequence[Target],
               methods: Sequence[Method], thresholds: dict[tuple[str, str, str], tuple[float, str]],
               baselines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,15 +176,21 @@ def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targe
                          "dev": sum(r["split"] == "dev" for r in ok), "examples": len(test), "threshold": threshold,
                          "macro_f1": None, "accuracy": None, "roc_auc": None, "positive_rate": None,
                          "best_baseline": best["baseline"] if best else None,
-                         "baseline_macro_f1": best["macro_f1"] if best else None, "lift": None, "note": note}
+                         "baseline_macro_f1": best["macro_f1"] if best else None, "lift": None,
+                         "versus_baseline": None, "few": len(test) < MIN_ITEMS, "note": note}
                 if test:
                     truth, predicted = [r["label"] for r in test], [r["prediction"] for r in test]
-                    entry.update(macro_f1=macro_f1(truth, predicted, [template.positive, template.negative]),
-                                 accuracy=accuracy(truth, predicted),
-                                 roc_auc=roc_auc([t == template.positive for t in truth], [p_yes(r) for r in test]),
-                                 positive_rate=sum(p == template.positive for p in predicted) / len(test))
-                    if best:
-                        entry["lift"] = entry["macro_f1"] - best["macro_f1"]
+                    t = [float(x == template.positive) for x in truth]
+                    p = [float(x == template.positive) for x in predicted]
+                    _put(entry, "macro_f1", statistic_interval(binary_macro_f1, t, p))
+                    _put(entry, "accuracy", mean_interval([float(a == b) for a, b in zip(t, p)]))
+                    entry.update(roc_auc=roc_auc([x == 1.0 for x in t], [p_yes(r) for r in test]),
+                                 positive_rate=sum(p) / len(test))
+                    if best:  # the constant label on the same examples: a paired difference
+                        constant = float(best["baseline"] == f"always {template.positive}")
+                        lift = statistic_interval(_lift_statistic, t, p, [constant] * len(t))
+                        _put(entry, "lift", lift)
+                        entry["versus_baseline"] = versus_baseline(lift)
                 else:
                     entry["note"] = next((r["note"] for r in mine if r["note"]), "no test example answered")
                 summary.append(entry)
@@ -160,16 +198,18 @@ def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targe
 
 
 def by_method(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> list[dict[str, Any]]:
-    """Mean macro-F1, ROC AUC and best constant baseline per method over the cells it answered."""
+    """Mean macro-F1, ROC AUC, best constant baseline and lift per method over the (task, culture) cells
+    it answered, each mean with its bootstrap interval over those cells."""
     out = []
     for method in methods:
         cells = [s for s in summary if s["method"] == method.name and s["macro_f1"] is not None]
-        aucs = [s["roc_auc"] for s in cells if s["roc_auc"] is not None]
-        bases = [s["baseline_macro_f1"] for s in cells if s["baseline_macro_f1"] is not None]
-        out.append({"method": method.name, "cells": len(cells),
-                    "macro_f1": sum(s["macro_f1"] for s in cells) / len(cells) if cells else None,
-                    "roc_auc": sum(aucs) / len(aucs) if aucs else None,
-                    "baseline_macro_f1": sum(bases) / len(bases) if bases else None})
+        entry: dict[str, Any] = {"method": method.name, "cells": len(cells)}
+        for name in ("macro_f1", "roc_auc", "baseline_macro_f1", "lift"):
+            values = [s[name] for s in cells if s[name] is not None]
+            interval = mean_interval(values)
+            entry.update({name: interval.mean if values else None, f"{name}_low": interval.low if values else None,
+                          f"{name}_high": interval.high if values else None})
+        out.append(entry)
     return out
 
 
@@ -220,15 +260,22 @@ def write_report(out: Path, result: ModerationReport, targets: Sequence[Target],
              "method) predicts positive when P(yes) reaches the threshold that maximises macro-F1 on dev, and is "
              "scored on test: macro-F1 over the two labels, accuracy, and ROC AUC of P(yes) (threshold-free; 0.5 "
              "is chance). `best_baseline` is the better constant label on the same test examples and `lift` the "
-             "macro-F1 above it.\n",
+             "macro-F1 above it, a paired difference on those examples; `versus_baseline` is `better` or `worse` "
+             "when its interval excludes zero, else `cannot tell`. Every figure is `value [low, high]` with its 95% "
+             "bootstrap interval over test examples (per cell) or over cells (mean per method).\n",
+             bootstrap_note() + "\n",
              run_description(config), "## Tasks\n",
              "".join(f"- `{t}`: {len(ex)} examples ({sum(e.label for e in ex)} {ex[0].question.positive}), "
                      f"template: \"{ex[0].question.question}\"\n" for t, ex in tasks.items()),
              "\n## Methods\n", method_lines(methods),
-             "## Mean per method\n", markdown_table(result.by_method),
+             "## Mean per method\n",
+             markdown_table(with_intervals(result.by_method, ("macro_f1", "roc_auc", "baseline_macro_f1", "lift"),
+                                           ("lift",)), ["method", "cells", "macro_f1", "roc_auc", "baseline_macro_f1",
+                                                        "lift"]),
              "\n## Constant-label baselines (test split)\n", markdown_table(result.baselines),
              "\n## Per task, culture and method (test split)\n",
-             markdown_table(result.summary, [c for c, _ in SUMMARY_COLUMNS]),
+             markdown_table(with_intervals(result.summary, ("macro_f1", "accuracy", "lift"), ("lift",)),
+                            SHOWN_COLUMNS),
              gate_section(gates, CONTINENTS, "culture"), markdown_tail(result.rows, config, figures, out)]
     files.append(write_text(out / "report.md", "\n".join(lines)))
     return files

@@ -7,14 +7,49 @@ adapter overlap), shows every method next to the best baseline, and lists the co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cultura.eval.baselines import BASELINES, DESCRIPTIONS
 from cultura.eval.methods import Method
-from cultura.eval.opinions import LOW_MASS, MEAN_COLUMNS, SUMMARY_COLUMNS, OpinionReport
+from cultura.eval.references import ScoredItem
 from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, write_table, write_text)
+                                 run_description, short, with_intervals, write_table, write_text)
+from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval
+
+
+LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
+# Every mean has its 95% bootstrap interval (cultura.intervals) in <name>_low / <name>_high; ``lift`` is
+# the paired difference with the best baseline over the same questions, and ``versus_baseline`` says
+# whether its interval excludes zero (better / worse) or not (cannot tell).
+INTERVAL_FIGURES = ("similarity", "alignment_pct", "lift", "valid_mass")
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("country", "string"), ("continent", "string"), ("method", "string"), ("questions", "int32"),
+    ("similarity", "double"), ("similarity_low", "double"), ("similarity_high", "double"),
+    ("alignment_pct", "double"), ("alignment_pct_low", "double"), ("alignment_pct_high", "double"),
+    ("best_baseline", "string"), ("baseline_similarity", "double"), ("baseline_alignment_pct", "double"),
+    ("lift", "double"), ("lift_low", "double"), ("lift_high", "double"), ("versus_baseline", "string"),
+    ("valid_mass", "double"), ("valid_mass_low", "double"), ("valid_mass_high", "double"),
+    ("low_mass_rows", "int32"), ("few", "bool"), ("reference", "string"), ("note", "string"),
+)
+MEAN_COLUMNS = ["method", "countries", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
+                "versus_baseline", "alignment_pct", "baseline_alignment_pct", "valid_mass", "low_mass_rows"]
+
+
+@dataclass
+class OpinionReport:
+    """What ``cultura eval opinions`` produced."""
+
+    summary: list[dict[str, Any]]
+    by_method: list[dict[str, Any]]
+    no_data: list[str]
+    rows: list[dict[str, Any]]
+    items: list[ScoredItem] = field(default_factory=list)
+    gates: dict[str, list[float]] = field(default_factory=dict)  # country -> mean weight per continent
+    overlap: dict[str, list[str]] = field(default_factory=dict)  # adapter -> evaluated seeds it was trained on
+    unrecorded: list[str] = field(default_factory=list)  # adapters whose training seeds are not recorded
+    files: list[Path] = field(default_factory=list)
 
 
 def write_report(out: Path, result: OpinionReport, countries: Sequence[str], methods: Sequence[Method],
@@ -74,6 +109,15 @@ def _data_lines(result: OpinionReport, config: Any, seed_count: int) -> list[str
     if proxies:
         lines.append(f"{proxies} references are culture-level proxies (`--proxy culture`): the country had no data "
                      "of its own and is scored against its culture's primary country; `reference_source` says so.")
+    per_country: dict[str, int] = {}
+    for item in items:
+        per_country[item.country] = per_country.get(item.country, 0) + 1
+    if per_country:
+        lines.append("Questions per country: " + ", ".join(f"{c} {n}" for c, n in per_country.items()) + ".")
+    few = [c for c, n in per_country.items() if n < MIN_ITEMS]
+    if few:
+        lines.append(f"**Fewer than {MIN_ITEMS} questions** (a mean and its interval rest on few questions; rows "
+                     f"marked *few*): {', '.join(few)}.")
     for adapter, ids in result.overlap.items():
         lines.append(f"Adapter `{adapter}` was trained on {len(ids)} of the scored seeds (`--allow-overlap`): those "
                      "rows are marked `overlap` and do not measure generalisation.")
@@ -81,6 +125,24 @@ def _data_lines(result: OpinionReport, config: Any, seed_count: int) -> list[str
         lines.append(f"Adapters without recorded training seeds (overlap cannot be ruled out): "
                      f"{', '.join(result.unrecorded)}.")
     return [line + "\n" for line in lines]
+
+
+def mass_by_source(result: OpinionReport) -> list[dict[str, Any]]:
+    """Mean valid mass of the model's answers (every method, no baseline) per country and seed source,
+    with its bootstrap interval: one row per country and one for all countries."""
+    sources = {i.seed.id: i.seed.source for i in result.items}
+    masses: dict[tuple[str, str], list[float]] = {}
+    for r in result.rows:
+        if r["method"] not in BASELINES and r["status"] == "ok" and r.get("valid_mass") is not None:
+            for country in (r["country"], "all countries"):
+                masses.setdefault((country, sources.get(r["item_id"], "?")), []).append(r["valid_mass"])
+    names = sorted({s for _, s in masses})
+    table = []
+    countries = [c for c in dict.fromkeys(c for c, _ in masses) if c != "all countries"] + ["all countries"]
+    for country in countries:
+        table.append({"country": country, **{s: str(mean_interval(masses[(country, s)])) if (country, s) in masses
+                                              else None for s in names}})
+    return table
 
 
 def _markdown(result: OpinionReport, methods: Sequence[Method], config: Any, figures: Sequence[tuple[str, Path]],
@@ -92,18 +154,27 @@ def _markdown(result: OpinionReport, methods: Sequence[Method], config: Any, fig
              "answers: similarity = 1 - Jensen-Shannon distance (log base 2; 1 = identical), and top-option agreement "
              "(`alignment_pct`) = share of questions whose most likely option is the country's top option. Every "
              "method stands next to the best baseline over exactly the same countries and questions; `lift` is the "
-             "method's similarity minus that baseline's. A method is as good as its lift.\n",
+             "method's similarity minus that baseline's, a paired difference over those questions. A method is as "
+             "good as its lift. Every mean is shown as `mean [low, high]` with its 95% bootstrap interval over "
+             "questions (means over countries resample (country, question) pairs, each country counting the same); "
+             "`versus_baseline` is `better` or `worse` when the lift's interval excludes zero, else `cannot tell`.\n",
+             bootstrap_note() + "\n",
              *_data_lines(result, config, seed_count),
              (f"Seed data: {data_note}.\n" if data_note else ""),
              run_description(config), "## Methods\n", method_lines(methods),
              "".join(f"- baseline `{name}`: {DESCRIPTIONS[name]}\n" for name in BASELINES),
-             "\n## Mean per method (macro over countries)\n", markdown_table(result.by_method, MEAN_COLUMNS),
+             "\n## Mean per method (macro over countries)\n",
+             markdown_table(with_intervals(result.by_method, INTERVAL_FIGURES, ("lift",)), MEAN_COLUMNS),
              f"\n`valid_mass`: mean probability the model put on the option numbers before renormalising; "
              f"`low_mass_rows`: rows under {LOW_MASS} (flagged in `results.parquet`'s note).\n",
+             "\n## Valid mass per country and source\n",
+             "Mean probability the model's answers (every method) put on the option numbers, by the survey the "
+             "question comes from.\n",
+             markdown_table(mass_by_source(result)),
              "\n## Per country and method\n",
-             markdown_table(result.summary, ["country", "method", "questions", "similarity", "best_baseline",
-                                             "baseline_similarity", "lift", "alignment_pct", "valid_mass",
-                                             "reference", "note"])]
+             markdown_table(with_intervals(result.summary, INTERVAL_FIGURES, ("lift",)),
+                            ["country", "method", "questions", "similarity", "best_baseline", "baseline_similarity",
+                             "lift", "versus_baseline", "alignment_pct", "valid_mass", "reference", "note"])]
     lines.append("\n## Countries without data\n")
     if result.no_data:
         lines.append("No data (not scored, left out of every mean): " + ", ".join(result.no_data) + ". No question "

@@ -16,7 +16,6 @@ An adapter is refused on the seeds it was trained on (the registry records them)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +23,11 @@ from cultura.eval.baselines import BASELINES, NO_OTHERS, PREDICTORS
 from cultura.eval.jobs import Question, evaluate, join_notes, mean_gate
 from cultura.eval.methods import Method, MethodContext, NotApplicable, country_target
 from cultura.eval.metrics import expected_option, jsd_similarity, top_option
+from cultura.eval.opinion_report import (LOW_MASS, OpinionReport,
+                                         write_report)
 from cultura.eval.references import ScoredItem, scored_items
 from cultura.errors import CulturaError
-
-LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
-SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("country", "string"), ("continent", "string"), ("method", "string"), ("questions", "int32"),
-    ("similarity", "double"), ("alignment_pct", "double"), ("best_baseline", "string"),
-    ("baseline_similarity", "double"), ("baseline_alignment_pct", "double"), ("lift", "double"),
-    ("valid_mass", "double"), ("low_mass_rows", "int32"), ("reference", "string"), ("note", "string"),
-)
-MEAN_COLUMNS = ["method", "countries", "questions", "similarity", "best_baseline", "baseline_similarity", "lift",
-                "alignment_pct", "baseline_alignment_pct", "valid_mass", "low_mass_rows"]
-
-
-@dataclass
-class OpinionReport:
-    """What ``cultura eval opinions`` produced."""
-
-    summary: list[dict[str, Any]]
-    by_method: list[dict[str, Any]]
-    no_data: list[str]
-    rows: list[dict[str, Any]]
-    items: list[ScoredItem] = field(default_factory=list)
-    gates: dict[str, list[float]] = field(default_factory=dict)  # country -> mean weight per continent
-    overlap: dict[str, list[str]] = field(default_factory=dict)  # adapter -> evaluated seeds it was trained on
-    unrecorded: list[str] = field(default_factory=list)  # adapters whose training seeds are not recorded
-    files: list[Path] = field(default_factory=list)
-
+from cultura.intervals import MIN_ITEMS, Interval, mean_interval, paired_difference, versus_baseline
 
 def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: MethodContext,
                   allow_overlap: bool) -> tuple[dict[str, list[str]], list[str]]:
@@ -147,8 +123,7 @@ def _scores(rows: Sequence[dict[str, Any]], method: str, keys: set[tuple[str, st
 def _figures(by_country: dict[str, list[dict[str, Any]]]) -> tuple[float | None, float | None]:
     """(macro mean similarity, macro mean top-option agreement %) over countries."""
     sims = [_mean([r["similarity"] for r in rs]) for rs in by_country.values()]
-    hits = [100.0 * _mean([float(r["top_option"] - 1 == top_option(r["reference"])) for r in rs])
-            for rs in by_country.values()]
+    hits = [_mean([_hit(r) for r in rs]) for rs in by_country.values()]
     return _mean(sims), _mean(hits)
 
 
@@ -160,18 +135,55 @@ def best_baseline(rows: Sequence[dict[str, Any]], keys: set[tuple[str, str]]) ->
     return max(scored, key=lambda s: s[1]) if scored else (None, None, None)
 
 
+def macro_values(by_country: dict[str, list[float]]) -> list[float]:
+    """Per-question values rescaled so that their plain mean is the macro mean over countries.
+
+    A value of a country with ``n_c`` of the ``N`` questions is multiplied by ``N / (C * n_c)`` (``C``
+    countries): every country then counts the same in the mean, and a bootstrap over the rescaled
+    values (resampling (country, question) pairs) gives the macro mean's interval. One country: unchanged.
+    """
+    total, count = sum(len(v) for v in by_country.values()), len(by_country)
+    return [x * total / (count * len(v)) for v in by_country.values() for x in v]
+
+
+def _hit(row: dict[str, Any]) -> float:
+    """100 when the row's most likely option is the reference's top option, else 0."""
+    return 100.0 * float(row["top_option"] - 1 == top_option(row["reference"]))
+
+
+def _with_interval(entry: dict[str, Any], name: str, interval: Interval | None) -> None:
+    """Put an interval's mean and bounds into ``entry`` under ``name``, ``name_low``, ``name_high``."""
+    empty = interval is None or interval.n == 0
+    entry[name] = None if empty else interval.mean
+    entry[f"{name}_low"] = None if empty else interval.low
+    entry[f"{name}_high"] = None if empty else interval.high
+
+
 def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Figures of a method over its answered rows ``mine`` next to the best baseline over the same items."""
-    similarity, alignment = _figures(mine)
+    """Figures of a method over its answered rows ``mine`` (macro means over countries with their
+    bootstrap intervals) next to the best baseline over the same items, with the paired lift."""
     answered = [r for rs in mine.values() for r in rs]
     masses = [r["valid_mass"] for r in answered if r.get("valid_mass") is not None]
-    entry = {"method": method, "questions": len(answered), "similarity": similarity, "alignment_pct": alignment,
-             "best_baseline": None, "baseline_similarity": None, "baseline_alignment_pct": None, "lift": None,
-             "valid_mass": _mean(masses), "low_mass_rows": sum(1 for m in masses if m < LOW_MASS) if masses else None}
+    entry: dict[str, Any] = {"method": method, "questions": len(answered), "best_baseline": None,
+                             "baseline_similarity": None, "baseline_alignment_pct": None, "versus_baseline": None,
+                             "low_mass_rows": sum(1 for m in masses if m < LOW_MASS) if masses else None,
+                             "few": len(answered) < MIN_ITEMS}
+    _with_interval(entry, "similarity", mean_interval(macro_values(
+        {c: [r["similarity"] for r in rs] for c, rs in mine.items()})))
+    _with_interval(entry, "alignment_pct", mean_interval(macro_values({c: [_hit(r) for r in rs] for c, rs in mine.items()})))
+    _with_interval(entry, "valid_mass", mean_interval(masses) if masses else None)
+    _with_interval(entry, "lift", None)
     if method not in BASELINES and answered:
         name, sim, align = best_baseline(rows, {(r["country"], r["item_id"]) for r in answered})
-        entry.update(best_baseline=name, baseline_similarity=sim, baseline_alignment_pct=align,
-                     lift=None if sim is None else similarity - sim)
+        entry.update(best_baseline=name, baseline_similarity=sim, baseline_alignment_pct=align)
+        if name is not None:
+            theirs = {(r["country"], r["item_id"]): r["similarity"] for r in rows
+                      if r["method"] == name and r["status"] == "ok"}
+            lift = paired_difference(
+                macro_values({c: [r["similarity"] for r in rs] for c, rs in mine.items()}),
+                macro_values({c: [theirs[(c, r["item_id"])] for r in rs] for c, rs in mine.items()}))
+            _with_interval(entry, "lift", lift)
+            entry["versus_baseline"] = versus_baseline(lift)
     return entry
 
 
@@ -221,8 +233,6 @@ def run_opinions(config: Any, countries: Sequence[str], seeds: Sequence[Any], me
     evaluated = [c for c in countries if c not in no_data]
     result = OpinionReport(summarise(rows, evaluated, names), by_method(rows, names), no_data, rows, items,
                            country_gates(rows, countries, seeds, methods, ctx), overlap, unrecorded)
-    from cultura.eval.opinion_report import write_report
-
     result.files = write_report(out, result, countries, methods, config, len({i.seed.id for i in items}), data_note)
     return result
 
@@ -232,15 +242,15 @@ def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seed
     """Mean gate weights per country when a gate-based method ran, in ``countries`` order.
 
     Countries without data get the gate's weights over the same questions (the gate needs no
-    answers), so the heat map covers every country asked for.
+    answers), so the heat map covers every country asked for that has Hofstede scores.
     """
-    from cultura.data.hofstede import CONTINENTS
+    from cultura.data.hofstede import CONTINENTS, has_scores
 
     if not any(m.name in ("gate-mixture", "palette") for m in methods):
         return {}
     gates = mean_gate(rows, CONTINENTS)
-    for country in countries:
-        if country not in gates and seeds:
+    for country in countries:  # the gate reads Hofstede scores: countries without them have no gate row
+        if country not in gates and seeds and has_scores(country):
             weights = [ctx.gate_weights(s.numbered_prompt(), country) for s in seeds]
             gates[country] = [sum(w[c] for w in weights) / len(weights) for c in CONTINENTS]
     return {c: gates[c] for c in countries if c in gates}

@@ -132,6 +132,29 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     return "\n".join(lines) + "\n"
 
 
+def with_intervals(rows: Sequence[dict[str, Any]], names: Sequence[str], signed: Sequence[str] = (),
+                   digits: int = 3) -> list[dict[str, Any]]:
+    """Rows for a Markdown table where each figure in ``names`` reads ``mean [low, high]`` (from the
+    row's ``name``, ``name_low``, ``name_high``; ``signed`` ones with explicit signs, for differences),
+    and ``questions`` / ``items`` / ``examples`` counts are marked *few* when the row's ``few`` is set."""
+    out = []
+    for row in rows:
+        shown = dict(row)
+        for name in names:
+            mean, low, high = row.get(name), row.get(f"{name}_low"), row.get(f"{name}_high")
+            if mean is None:
+                continue
+            sign = "+" if name in signed else ""
+            shown[name] = (f"{mean:{sign}.{digits}f}" if low is None or high is None
+                           else f"{mean:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]")
+        if row.get("few"):
+            for count in ("questions", "items", "examples"):
+                if row.get(count) is not None:
+                    shown[count] = f"{row[count]} *few*"
+        out.append(shown)
+    return out
+
+
 def method_lines(methods: Sequence[Any]) -> str:
     """A Markdown list of the methods compared, with their descriptions."""
     return "".join(f"- `{m.name}`: {m.description}\n" for m in methods)

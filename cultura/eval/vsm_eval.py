@@ -25,7 +25,8 @@ from cultura.eval.hofstede import DIMENSION_ITEMS, hofstede_distance, vsm_indice
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target, culture_target
 from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, write_table, write_text)
+                                 run_description, short, with_intervals, write_table, write_text)
+from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("target", "string"), ("country", "string"), ("method", "string"), ("items", "int32"),
@@ -110,7 +111,9 @@ def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods
             entry: dict[str, Any] = {"target": target.key, "country": target.country, "method": method.name,
                                      "items": len(means), **{d: indices.get(d) for d in DIMENSIONS},
                                      "distance": None, "dimensions": None, "note": ""}
-            if all(d in indices for d in reference):
+            if not reference:
+                entry["note"] = f"Hofstede publishes no scores for {target.country}: no distance"
+            elif all(d in indices for d in reference):
                 entry["distance"] = hofstede_distance({d: indices[d] for d in DIMENSIONS if d in indices}, target.country)
                 entry["dimensions"] = len(reference)
             elif not means:
@@ -154,8 +157,11 @@ def method_means(summary: Sequence[dict[str, Any]], methods: Sequence[Method], t
     out = []
     for method in methods:
         mine = [s for s in summary if s["method"] == method.name and s["target"] in targets and s["distance"] is not None]
+        distance = mean_interval([s["distance"] for s in mine])
         entry: dict[str, Any] = {"method": method.name, "targets": len(mine),
-                                 "mean_distance": sum(s["distance"] for s in mine) / len(mine) if mine else None}
+                                 "mean_distance": distance.mean if mine else None,
+                                 "mean_distance_low": distance.low if mine else None,
+                                 "mean_distance_high": distance.high if mine else None}
         for dim in DIMENSIONS:
             pairs = [(s[dim], country_scores(s["country"])[dim]) for s in mine
                      if s[dim] is not None and country_scores(s["country"])[dim] is not None]
@@ -241,7 +247,13 @@ def _markdown(result: HofstedeReport, targets: Sequence[Target], methods: Sequen
              f"those targets (needs {MIN_TARGETS_FOR_R} or more; `-` also when a method gives every target the same "
              "index, as `base` does). The constant C shifts every distance, so r, not the distance alone, says "
              "whether a method orders the cultures as Hofstede does.\n",
-             markdown_table(result.by_method, MEAN_COLUMNS),
+             "`mean_distance` is shown as `mean [low, high]` with its 95% bootstrap interval over those targets. "
+             "A target's distance is one exact function of its 24 item answers (each "
+             "item has its own place in the VSM formulas, so items are not exchangeable draws to resample); the "
+             "uncertainty of a mean distance is how much it depends on which cultures were evaluated"
+             + (f", and with fewer than {MIN_ITEMS} targets it is rough" if len(shared) < MIN_ITEMS else "") + ".\n",
+             bootstrap_note() + "\n",
+             markdown_table(with_intervals(result.by_method, ("mean_distance",)), MEAN_COLUMNS),
              "\n## Indices and distance per culture and method\n",
              markdown_table(result.summary, ["target", "country", "method", "items", *DIMENSIONS, "distance", "note"], 1),
              "\n## Published Hofstede scores\n",

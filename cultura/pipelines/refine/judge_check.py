@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, IRRELEVANT, LABELS
+from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, LABELS
 
 
 @dataclass(frozen=True)

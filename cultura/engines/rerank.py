@@ -2,7 +2,8 @@
 
 A small model told to "reply in English" while role-playing a Brazilian still answers in Portuguese
 now and then (on the default model: 2 of 24 persona answers with the best prompt wording found,
-4 of 24 with the earlier one; bench/language.py). Prompt wording alone does not hold, so the
+4 of 24 with the earlier one; bench/language.py). Prompt wording alone does not hold (telling it
+again at the end of the question made it worse: 7 of 24), so the
 engines check the answer: a request whose ``sampling.language`` is set and whose answer the detector
 places in another language gets ``language_candidates - 1`` more answers, sampled (at least at
 ``RETRY_TEMPERATURE``) with seeds derived from its own, in one batch with every other such request;

@@ -84,12 +84,13 @@ def chatbot_messages(culture: str, question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": chatbot_prompt(culture)}, {"role": "user", "content": question}]
 
 
-def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "") -> Persona:
-    """CulturePark's main contact: asks the delegates about their culture and compares views."""
+def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "",
+                         language: str = "English") -> Persona:
+    """CulturePark's main contact: asks the delegates about their culture and compares views, in ``language``."""
     prompt = (
         f"You are {name}, {description}. You are curious about other cultures and talk with people "
         "from around the world about their views, asking follow-up questions and sharing your own "
-        "perspective. Keep each reply to a few sentences, in English."
+        f"perspective. Keep each reply to a few sentences, in {language}."
     )
     if extra:
         prompt = f"{prompt} {extra.strip()}"

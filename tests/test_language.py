@@ -65,13 +65,19 @@ def test_without_the_guards_the_default_model_strays_and_loops(engine):
     assert strays + loops > 0
 
 
+def repeated_runs(engine, text: str, size: int = 3) -> int:
+    """How many runs of ``size`` tokens of ``text`` repeat an earlier one."""
+    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    runs = [tuple(ids[i:i + size]) for i in range(len(ids) - size + 1)]
+    return len(runs) - len(set(runs))
+
+
 def test_the_ngram_guard_bans_every_repeated_token_run(engine):
-    request = ChatRequest.of([{"role": "user", "content": "Repeat the word 'yes' fifty times."}], max_tokens=48,
-                             no_repeat_ngram_size=3)
-    [done] = asyncio.run(engine.generate([request]))
-    ids = engine.tokenizer(done.text, add_special_tokens=False)["input_ids"]
-    runs = [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
-    assert len(runs) == len(set(runs)), done.text
+    chat = culture_persona("bengali").messages("How important is family in your life?")  # loops unguarded
+    free, guarded = asyncio.run(engine.generate([ChatRequest.of(chat, max_tokens=96, no_repeat_ngram_size=n)
+                                                 for n in (0, 3)]))
+    assert repeated_runs(engine, free.text) > 0, free.text
+    assert repeated_runs(engine, guarded.text) == 0, guarded.text
 
 
 def test_repeated_ngram_bans():

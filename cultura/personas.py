@@ -1,7 +1,8 @@
 """Personas: who an agent is (name, culture or continent, role) and the system prompt that says so.
 
 The tiny default model drifts into broken German or Portuguese when asked to speak "as" a culture,
-so personas answer in English unless a language is asked for.
+so every persona is told the language it answers in (English unless another is asked for), and
+the engines check the answer's language (``sampling.language``, :mod:`cultura.engines.rerank`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ CONTINENT_PERSONA = (
     "You answer from the perspective of people in {continent}: their values, customs and everyday "
     "practice, noting where countries within {continent} differ."
 )
+
+
+def reply_in(language: str = "English") -> str:
+    """The instruction every persona's system prompt ends with: ``Reply in <language> only.``"""
+    return f"Reply in {language} only."
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,11 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
 
     c = get_culture(culture)
     name = c.names[name_index % len(c.names)]
-    # Framing the model as an English-speaking role-player keeps the 135M default in English;
-    # "You are <name> from <country>" alone made it answer in broken German or Portuguese.
-    prompt = (
-        f"You are an {language}-speaking assistant role-playing {name}, from {c.primary_country}. "
-        f"{name} shares the values and customs common in {c.primary_country}. Reply in {language} only."
-    )
+    # "You are <name> from <country>" alone made the 135M default answer in broken German or
+    # Portuguese; of the wordings measured (bench/language.py), "always write in <language>, even
+    # about <country>" kept the most persona answers in the language (22 of 24, before reranking).
+    prompt = (f"You are {name}, a person from {c.primary_country} who shares the values and customs common in "
+              f"{c.primary_country}. You always write in {language}, even about {c.primary_country}.")
     if extra:
         prompt = f"{prompt} {extra.strip()}"
     return Persona(key=f"delegate:{c.key}", name=name, role="delegate", system_prompt=prompt,
@@ -79,20 +84,21 @@ def chatbot_messages(culture: str, question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": chatbot_prompt(culture)}, {"role": "user", "content": question}]
 
 
-def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "") -> Persona:
-    """CulturePark's main contact: asks the delegates about their culture and compares views."""
+def main_contact_persona(name: str = "Lily", description: str = "an English-speaking American", extra: str = "",
+                         language: str = "English") -> Persona:
+    """CulturePark's main contact: asks the delegates about their culture and compares views, in ``language``."""
     prompt = (
         f"You are {name}, {description}. You are curious about other cultures and talk with people "
         "from around the world about their views, asking follow-up questions and sharing your own "
-        "perspective. Keep each reply to a few sentences, in English."
+        f"perspective. Keep each reply to a few sentences, in {language}."
     )
     if extra:
         prompt = f"{prompt} {extra.strip()}"
     return Persona(key=f"contact:{name.lower()}", name=name, role="main_contact", system_prompt=prompt)
 
 
-def continent_persona(continent: str, adapter: str | None = None) -> Persona:
-    """A Cultural Palette continent agent (Africa, America, Asia, Europe, Oceania)."""
+def continent_persona(continent: str, adapter: str | None = None, language: str = "English") -> Persona:
+    """A Cultural Palette continent agent (Africa, America, Asia, Europe, Oceania), answering in ``language``."""
     from cultura.data.hofstede import CONTINENTS
     from cultura.errors import UnknownNameError
 
@@ -100,4 +106,4 @@ def continent_persona(continent: str, adapter: str | None = None) -> Persona:
     if match is None:
         raise UnknownNameError("continent", continent, CONTINENTS)
     return Persona(key=f"continent:{match}", name=f"{match} agent", role="continent",
-                   system_prompt=CONTINENT_PERSONA.format(continent=match), adapter=adapter)
+                   system_prompt=f"{CONTINENT_PERSONA.format(continent=match)} {reply_in(language)}", adapter=adapter)

@@ -6,17 +6,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cultura.errors import ConfigError
+from cultura.errors import ConfigError, CulturaError
+from cultura.language import language_code
 
 SEED_RANGE = (-(2**63), 2**63 - 1)  # a signed 64-bit integer: what torch, vLLM and OpenAI clients take
 MAX_REPETITION_PENALTY = 2.0  # beyond this the penalty garbles answers rather than guarding them
 MAX_TEMPERATURE = 2.0  # OpenAI's bound; hotter sampling from a small model is noise
 MAX_TOKENS = 8192  # the most one completion may ask for; the context window is checked per request
+MAX_NO_REPEAT_NGRAM = 64
+MAX_LANGUAGE_CANDIDATES = 16
 
 
 def sampling_problem(sampling: Any) -> str | None:
     """What is wrong with a sampling value (``max_tokens``, ``temperature``, ``top_p``, ``seed``,
-    ``stop``, ``repetition_penalty``), or None. Checked again by the engines: a pickled object skips
+    ``stop``, ``repetition_penalty``, ``no_repeat_ngram_size``, ``language``, ``language_candidates``),
+    or None. Checked again by the engines: a pickled object skips
     its constructor."""
     max_tokens, temperature, top_p, seed = sampling.max_tokens, sampling.temperature, sampling.top_p, sampling.seed
     if not _is_int(max_tokens) or not 1 <= max_tokens <= MAX_TOKENS:
@@ -32,6 +36,17 @@ def sampling_problem(sampling: Any) -> str | None:
     penalty = sampling.repetition_penalty
     if not _is_real(penalty) or not 0 < penalty <= MAX_REPETITION_PENALTY:
         return f"sampling.repetition_penalty must be in (0, {MAX_REPETITION_PENALTY:g}], got {penalty!r}"
+    size = sampling.no_repeat_ngram_size
+    if not _is_int(size) or not 0 <= size <= MAX_NO_REPEAT_NGRAM:
+        return f"sampling.no_repeat_ngram_size must be an integer in [0, {MAX_NO_REPEAT_NGRAM}], got {size!r}"
+    candidates = sampling.language_candidates
+    if not _is_int(candidates) or not 1 <= candidates <= MAX_LANGUAGE_CANDIDATES:
+        return f"sampling.language_candidates must be an integer in [1, {MAX_LANGUAGE_CANDIDATES}], got {candidates!r}"
+    if sampling.language is not None:
+        try:
+            language_code(str(sampling.language))
+        except CulturaError as exc:
+            return f"sampling.language must name a known language: {exc}"
     return None
 
 
@@ -50,6 +65,11 @@ class SamplingParams:
     ``repetition_penalty`` is the repetition guard, as vLLM and transformers define it: the logit of
     every token already in the prompt or the answer is divided by it (multiplied when negative)
     before sampling; 1.0 is off, about 1.1 keeps a small model's answers from looping.
+    ``no_repeat_ngram_size`` n > 0 bans every token that would repeat an n-token sequence of the
+    answer (transformers' ``no_repeat_ngram_size``, over the answer only); 0 is off.
+    ``language`` (a name or ISO 639 code; None: any) is the language the answer must be in: an
+    answer the detector places in another language is replaced by the best of
+    ``language_candidates - 1`` sampled ones (:mod:`cultura.engines.rerank`).
     """
 
     max_tokens: int = 128
@@ -58,6 +78,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    language: str | None = None
+    language_candidates: int = 1
 
     def __post_init__(self) -> None:
         problem = sampling_problem(self)

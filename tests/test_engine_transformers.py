@@ -445,10 +445,13 @@ def test_greedy_persona_answers_loop_without_the_guard_and_not_with_the_default_
     from cultura.config import SamplingConfig
     from cultura.engines.repetition import loops, most_repeated_span
 
-    penalty = SamplingConfig().repetition_penalty
-    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
-            ("arabic", "How do you feel about religion?")]
-    requests = [persona_request(c, q, max_tokens=128, repetition_penalty=p) for p in (1.0, penalty) for c, q in asks]
+    default = SamplingConfig()
+    guards = [(1.0, 0), (default.repetition_penalty, default.no_repeat_ngram_size)]
+    # the persona answers that loop without the guards (bench/repetition.py --cultures arabic,bengali)
+    asks = [("arabic", "What do you think about working hard?"), ("bengali", "How important is family in your life?"),
+            ("bengali", "What do you think about working hard?")]
+    requests = [persona_request(c, q, max_tokens=128, repetition_penalty=p, no_repeat_ngram_size=n)
+                for p, n in guards for c, q in asks]
     texts = [c.text for c in run(engine.generate(requests))]
     without, with_guard = texts[:len(asks)], texts[len(asks):]
     assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]

@@ -108,6 +108,16 @@ def test_culture_and_continent_models(client):
     assert "".join(c.choices[0].delta.content or "" for c in chunks).strip()
 
 
+def test_culture_agents_answer_in_the_language_asked(client):
+    from cultura.language import detect_language
+
+    asked = {"en": ("How should neighbours treat each other?", "auto"), "ja": ("近所の人はお互いにどう接するべきですか？", "ja")}
+    answers = {code: client.chat.completions.create(
+        model="culture/portuguese", messages=_user(question), max_tokens=TOKENS,
+        extra_body={"language": language}).choices[0].message.content for code, (question, language) in asked.items()}
+    assert {code: detect_language(text) for code, text in answers.items()} == {"en": "en", "ja": "ja"}, answers
+
+
 def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     response = http.post("/v1/palette", json={"prompt": "What should I bring to a wedding in Nigeria?",
                                               "max_tokens": TOKENS})
@@ -139,6 +149,9 @@ def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "repetition_penalty": 0}, 400,
      "repetition_penalty"),
     ({"model": "palette", "messages": [{"role": "user", "content": "hi"}], "country": "Atlantis"}, 400, "country"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "language": "Klingonese"}, 400, "language"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "no_repeat_ngram_size": -1}, 400,
+     "no_repeat_ngram_size"),
 ])
 def test_bad_requests_get_openai_errors(http, body, status, param):
     _assert_openai_error(http.post("/v1/chat/completions", json=body), status, param)

@@ -58,19 +58,22 @@ class Agent:
                 "placement": "dedicated" if self._engine else "shared", "adapter": self.persona.adapter,
                 "node_id": self.node_id}
 
-    async def respond(self, conversations: Sequence[Sequence[Message]], sampling: SamplingParams,
+    async def respond(self, conversations: Sequence[Sequence[Message]],
+                      sampling: SamplingParams | Sequence[SamplingParams],
                       system_prompts: Sequence[str | None] | None = None) -> list[AgentCompletion]:
         """Answer each conversation (user/assistant turns) as this persona, in one batch.
 
-        ``system_prompts[i]``, when given, replaces the persona's system prompt for conversation i
-        (for example the persona plus a seed-specific self-calibration). Each completion names the
-        node this agent ran on.
+        ``sampling`` is one for all, or one per conversation (the Palette's answer languages differ
+        by prompt). ``system_prompts[i]``, when given, replaces the persona's system prompt for
+        conversation i (for example the persona plus a seed-specific self-calibration). Each
+        completion names the node this agent ran on.
         """
+        samplings = [sampling] * len(conversations) if isinstance(sampling, SamplingParams) else list(sampling)
         requests = []
         for i, conv in enumerate(conversations):
             system = (system_prompts[i] if system_prompts and system_prompts[i] else self.persona.system_prompt)
             messages = [{"role": "system", "content": system}, *conv]
-            requests.append(ChatRequest(tuple(messages), sampling, self.persona.adapter))
+            requests.append(ChatRequest(tuple(messages), samplings[i], self.persona.adapter))
         self.calls += 1
         if self._engine is not None:
             completions = await self._engine.generate(requests)

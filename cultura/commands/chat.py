@@ -18,7 +18,9 @@ from cultura.commands.common import build_config, config_options, pop_config_arg
 @click.option("--temperature", type=click.FloatRange(0, 5), default=0.0, show_default=True,
               help="Sampling temperature; 0 is greedy.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@click.option("--language", default="English", show_default=True, help="Language the persona answers in.")
+@click.option("--language", default="auto", show_default=True,
+              help="Language the persona answers in: a name (Japanese) or ISO 639 code (ja); auto is the "
+                   "language of QUESTION.")
 @repetition_penalty_option
 @config_options
 def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temperature: float,
@@ -30,6 +32,7 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
     from cultura.engines import ChatRequest
     from cultura.engines.base import run_sync
     from cultura.errors import CulturaError
+    from cultura.language import answer_language
     from cultura.personas import culture_persona
 
     if not question.strip():
@@ -39,10 +42,10 @@ def chat(question: str, culture: str, adapter: str | None, max_tokens: int, temp
         from cultura.registry import check_adapter_ref
 
         check_adapter_ref(adapter, config.engine)
+    language = answer_language(language, question)
     persona = culture_persona(culture, language=language).with_adapter(adapter)
-    request = ChatRequest.of(persona.messages(question), adapter=persona.adapter, max_tokens=max_tokens,
-                             temperature=temperature, seed=seed,
-                             repetition_penalty=config.sampling.repetition_penalty)
+    request = ChatRequest(tuple(persona.messages(question)), config.sampling.params(
+        max_tokens=max_tokens, temperature=temperature, seed=seed, language=language), persona.adapter)
 
     async def ask():
         engine = create_engine(config)

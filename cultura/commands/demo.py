@@ -2,8 +2,10 @@
 
 Generate dialogues for two cultures -> refine -> fine-tune one adapter per culture -> Hofstede
 alignment before (base, prompted) and after (adapter) -> start the Serve app -> one Cultural Palette
-question through the OpenAI API -> shut down. Every step is the same API verb the subcommand a user
-would run calls (:mod:`cultura.api`), in this process so Ray starts once, and prints what it prints.
+question through the OpenAI client, with the gate's weights and each continent's draft -> shut down ->
+one question answered by the base model and by a culture adapter, side by side. Every step is the
+same API verb the subcommand a user would run calls (:mod:`cultura.api`), in this process so Ray
+starts once, and prints what it prints.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ EXTRACT_TOKENS = 80
 # The verification judge's labelled check: 10 items per label show the default model at chance as
 # plainly as 20 do (README, bench/judge.py) and take half the time.
 JUDGE_CHECK_ITEMS = 30
-ANSWER_TOKENS = 48  # the Palette answer's length
+ANSWER_TOKENS = 48  # the Palette answer's length, and the side-by-side answers'
+ADAPTER_QUESTION = "How important is family in your life?"  # asked of the base model and a culture adapter
 
 
 @click.command()
@@ -105,8 +108,12 @@ def demo(out: str, cultures: str, max_seeds: int, rounds: int, max_tokens: int, 
     t = time.perf_counter()
     answer = _ask_palette(config, country, ANSWER_TOKENS)
     timings["serve"] = time.perf_counter() - t
-    click.echo(f"Q ({country}): {QUESTION}\nA: {answer['text']}")
-    click.echo("gate weights: " + ", ".join(f"{c} {w:.2f}" for c, w in answer["weights"].items()))
+    _echo_palette(answer, country)
+    culture = names[0]
+    click.secho(f"\n== base model and {culture} adapter, side by side (CulturePark's chatbot prompt)", bold=True)
+    t = time.perf_counter()
+    _echo_side_by_side(config, adapters, culture, ANSWER_TOKENS)
+    timings["adapter"] = time.perf_counter() - t
 
     click.secho("\n== where everything went", bold=True)
     for label, path in [("dialogues", gen), ("fine-tuning sets", ref / "sft"), ("adapters", adapters),
@@ -138,8 +145,53 @@ def _smoke_run_note(adapters: Path) -> None:
     click.echo(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "))
 
 
+def _first_line(text: str) -> str:
+    """The first non-empty line of ``text`` ("(empty)" when there is none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "(empty)")
+
+
+def _echo_palette(answer: dict, country: str) -> None:
+    """The Palette's question and blended answer, then what made it: the gate's weights (heaviest
+    first) and each continent's draft, first line each."""
+    click.echo(f"Q ({country}): {QUESTION}\nA: {answer['text']}")
+    weights = sorted(answer["weights"].items(), key=lambda kv: -kv[1])
+    click.echo("gate weights: " + ", ".join(f"{c} {w:.2f}" for c, w in weights))
+    click.echo("continent drafts (first line each):")
+    for continent, _ in weights:
+        if continent in answer["drafts"]:
+            click.echo(f"  {continent:8} {_first_line(answer['drafts'][continent])}")
+
+
+def _echo_side_by_side(config: Any, adapters: Path, culture: str, max_tokens: int) -> None:
+    """One question answered by the base model and by ``culture``'s adapter, both with the chat the
+    adapter was trained in (:func:`~cultura.personas.chatbot_messages`), greedy."""
+    from cultura.api import create_engine
+    from cultura.engines import ChatRequest
+    from cultura.engines.base import run_sync
+    from cultura.personas import chatbot_messages
+    from cultura.registry import load_registry
+
+    entry = next(e for e in load_registry(adapters).values() if e.kind == "culture" and e.target == culture)
+    messages = tuple(chatbot_messages(culture, ADAPTER_QUESTION))
+    sampling = config.sampling.params(max_tokens=max_tokens, temperature=0.0, language="English")
+
+    async def both() -> list:
+        engine = create_engine(config)
+        try:
+            return await engine.generate([ChatRequest(messages, sampling), ChatRequest(messages, sampling, entry.path)])
+        finally:
+            await engine.close()
+
+    base, tuned = run_sync(both())
+    width = len(culture) + len(" adapter:")
+    click.echo(f"Q: {ADAPTER_QUESTION}")
+    click.echo(f"{'base model:':<{width}} {base.text}")
+    click.echo(f"{culture + ' adapter:':<{width}} {tuned.text}")
+
+
 def _ask_palette(config: Any, country: str, max_tokens: int) -> dict:
-    """Start the Serve app, ask one Palette question with the OpenAI client, then shut Serve down."""
+    """Start the Serve app, ask one Palette question with the OpenAI client (``POST /v1/palette``,
+    which returns the drafts and gate weights beside the answer), then shut Serve down."""
     from openai import OpenAI
     from ray import serve
 
@@ -148,11 +200,8 @@ def _ask_palette(config: Any, country: str, max_tokens: int) -> dict:
     base_url = start(config)
     try:
         client = OpenAI(base_url=base_url, api_key="demo")
-        response = client.chat.completions.create(
-            model="palette", messages=[{"role": "user", "content": QUESTION}], max_tokens=max_tokens,
-            extra_body={"country": country})
         details = client.post("/palette", cast_to=dict,
                               body={"prompt": QUESTION, "country": country, "max_tokens": max_tokens})
-        return {"text": response.choices[0].message.content, "weights": details.get("weights", {})}
+        return {"text": details["answer"], "weights": details.get("weights", {}), "drafts": details.get("drafts", {})}
     finally:
         serve.shutdown()

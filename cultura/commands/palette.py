@@ -28,9 +28,12 @@ from cultura.commands.common import (build_config, config_options, echo_table, p
 @repetition_penalty_option
 @click.option("--adapters", default=None, help="Adapter registry folder; its continent adapters are used.")
 @click.option("--show-drafts", is_flag=True, help="Print each continent agent's draft too.")
+@click.option("--language", default="auto", show_default=True,
+              help="Language of the answer: a name (Japanese) or ISO 639 code (ja); auto is the language of PROMPT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response as JSON.")
 @config_options
-def palette(prompt: str, country: str | None, gate_only: bool, show_drafts: bool, as_json: bool, **kwargs) -> None:
+def palette(prompt: str, country: str | None, gate_only: bool, show_drafts: bool, as_json: bool, language: str,
+            **kwargs) -> None:
     """Answer PROMPT with Cultural Palette: continent agents blended by the Cultural MoE gate.
 
     Prints the answer, the gate weight per continent, and the stage timings. With --gate-only, only
@@ -42,7 +45,10 @@ def palette(prompt: str, country: str | None, gate_only: bool, show_drafts: bool
     from cultura.eval.countries import resolve_countries
     from cultura.palette.gate import validate_prompt
 
+    from cultura.language import answer_language
+
     validate_prompt(prompt)
+    language = answer_language(language, prompt)  # an unknown language fails before any actor starts
     if country and "," in country and not gate_only:
         raise CulturaError("--country takes one country; a comma-separated list needs --gate-only")
     countries = resolve_countries(country) if country else [None]  # an unknown country fails before any actor starts
@@ -58,7 +64,7 @@ def palette(prompt: str, country: str | None, gate_only: bool, show_drafts: bool
     from cultura.palette import Palette
 
     with Palette(config) as pal:
-        response = pal.respond(prompt, country)
+        response = pal.respond(prompt, country, language=language)
     if as_json:
         click.echo(json.dumps(response.to_dict(), indent=2, ensure_ascii=False))
         return

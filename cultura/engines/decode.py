@@ -20,7 +20,7 @@ from typing import Any
 
 from cultura.sampling import SamplingParams
 from cultura.engines.prefix_cache import CachedPrefix
-from cultura.engines.repetition import RepetitionGuard
+from cultura.engines.repetition import RepetitionGuard, ban_repeated_ngrams
 
 CANCELLED = "cancelled"  # the finish reason of a row whose caller went away
 
@@ -209,6 +209,7 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
     outputs: list[DecodeOutput | None] = [None] * len(rows)
     while True:
         logits = guard.penalize(logits, batch.rows, sampled)
+        logits = ban_repeated_ngrams(logits, batch.rows, sampled, [r.sampling.no_repeat_ngram_size for r in rows])
         chosen = _choose(logits, [rows[i].sampling for i in batch.rows], [generators[i] for i in batch.rows])
         for slot, (i, token) in enumerate(zip(batch.rows, chosen)):
             if outputs[i] is not None:  # finished earlier, still in the batch

@@ -2,8 +2,10 @@
 
 The request's adapter, when given, is sent as the model name (vLLM serves LoRA adapters under
 their names; cultura's endpoint serves ``culture/<name>`` and ``continent/<name>``). A repetition
-penalty other than 1.0 is sent as ``repetition_penalty``, which vLLM's and cultura's servers take;
-hosted APIs that refuse unknown fields need ``sampling.repetition_penalty: 1.0``.
+penalty other than 1.0 is sent as ``repetition_penalty``, which vLLM's and cultura's servers take,
+and a no-repeat n-gram size as ``no_repeat_ngram_size``, which cultura's server takes; hosted APIs
+that refuse unknown fields need ``sampling.repetition_penalty: 1.0`` and ``sampling.no_repeat_ngram_size: 0``.
+The answer-language check (:mod:`cultura.engines.rerank`) runs here, whatever the server.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, check_request,
                                   check_score_request)
+from cultura.engines.rerank import generate_in_language
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
@@ -46,7 +49,11 @@ class OpenAIEngine:
         return sorted(self._adapters)
 
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        """Send every request concurrently (bounded) and return the completions in order."""
+        """Send every request concurrently (bounded) and return the completions in order. An answer
+        out of its ``sampling.language`` is replaced (:mod:`cultura.engines.rerank`), here, client side."""
+        return await generate_in_language(self._generate_once, requests)
+
+    async def _generate_once(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         for r in requests:
             check_request(r)
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
@@ -63,8 +70,13 @@ class OpenAIEngine:
             kwargs["seed"] = s.seed
         if s.stop:
             kwargs["stop"] = list(s.stop)
+        extra: dict[str, Any] = {}
         if s.repetition_penalty != 1.0:  # not an OpenAI field: vLLM's and cultura's servers take it
-            kwargs["extra_body"] = {"repetition_penalty": s.repetition_penalty}
+            extra["repetition_penalty"] = s.repetition_penalty
+        if s.no_repeat_ngram_size:  # not an OpenAI field: cultura's server takes it
+            extra["no_repeat_ngram_size"] = s.no_repeat_ngram_size
+        if extra:
+            kwargs["extra_body"] = extra
         async with self._limit:
             try:
                 response = await self._client.chat.completions.create(**kwargs)

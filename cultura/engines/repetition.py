@@ -1,4 +1,4 @@
-"""The repetition guard of the transformers decode loop: a repetition penalty per row.
+"""The repetition guards of the decode loop: a repetition penalty and a no-repeat n-gram ban per row.
 
 The penalty follows vLLM's ``repetition_penalty`` (and transformers' ``RepetitionPenaltyLogitsProcessor``)
 exactly, so both engines answer alike: every token a row has seen, in its prompt or in its answer
@@ -7,6 +7,11 @@ before temperature and top-p. A penalty of 1.0 leaves the row untouched.
 
 Small models fall into loops under greedy decoding ("I am a Muslim, and I am a Muslim. I am a
 Muslim, ..."); a penalty of about 1.1 breaks them without pushing the answer off its subject.
+It does not break a loop of a short phrase whose tokens are also common ("Inhale a sua vida!" four
+times): the n-gram ban does. With ``no_repeat_ngram_size`` n, a token that would complete an n-gram
+of the answer already said is banned (transformers' ``no_repeat_ngram_size``, counted over the
+answer only, so the answer may still quote the question). :func:`repeated_ngram_bans` is the rule;
+the transformers engine and the vLLM engine's logits processor both apply it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,35 @@ class RepetitionGuard:
         penalty = torch.tensor([self.penalties[k] for k in guarded], dtype=part.dtype)[:, None]
         penalized = torch.where(part > 0, part / penalty, part * penalty)
         return logits.index_put((index,), torch.where(self.seen[guarded], penalized, part))
+
+
+def repeated_ngram_bans(answer: Sequence[int], size: int) -> list[int]:
+    """The tokens that would complete an n-gram (``size`` tokens) already in ``answer``: those that
+    followed an earlier occurrence of its last ``size - 1`` tokens. Empty when ``size`` is 0 or the
+    answer is shorter than ``size - 1`` tokens."""
+    if size <= 0 or len(answer) < size - 1:
+        return []
+    if size == 1:
+        return sorted(set(answer))
+    tail = tuple(answer[len(answer) - size + 1:])
+    return sorted({answer[i + size - 1] for i in range(len(answer) - size + 1)
+                   if tuple(answer[i:i + size - 1]) == tail})
+
+
+def ban_repeated_ngrams(logits: Any, rows: Sequence[int], answers: Sequence[Sequence[int]],
+                        sizes: Sequence[int]) -> Any:
+    """``logits`` (slot s holds row ``rows[s]``) with :func:`repeated_ngram_bans` of each row's
+    answer so far (``answers[i]``, n-gram size ``sizes[i]``) set to minus infinity."""
+    slots, tokens = [], []
+    for slot, row in enumerate(rows):
+        for token in repeated_ngram_bans(answers[row], sizes[row]):
+            slots.append(slot)
+            tokens.append(token)
+    if not slots:
+        return logits
+    import torch
+
+    return logits.index_put((torch.tensor(slots), torch.tensor(tokens)), torch.tensor(float("-inf"), dtype=logits.dtype))
 
 
 LOOP_SPAN_WORDS = 8  # a run of this many words ...

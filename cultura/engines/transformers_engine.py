@@ -35,6 +35,7 @@ from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
+from cultura.engines.rerank import generate_in_language
 from cultura.engines.scoring import ScoreRow, ScoreStats, score_rows
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
@@ -157,7 +158,11 @@ class TransformersEngine:
     # ----- generation -----------------------------------------------------------------------
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """Complete every request; concurrent callers share batches. Each request is checked before
-        it joins the queue; cancelling the call drops its requests from the queue and the decode loop."""
+        it joins the queue; cancelling the call drops its requests from the queue and the decode loop.
+        An answer out of its ``sampling.language`` is replaced (:mod:`cultura.engines.rerank`)."""
+        return await generate_in_language(self._generate_once, requests)
+
+    async def _generate_once(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         prompts = [_Prompt(r, checked_prompt(r, self.prompt_ids, self.context_window)) for r in requests]
         return list(await asyncio.gather(*(p.future for p in self._generation.submit(prompts))))
 

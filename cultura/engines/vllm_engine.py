@@ -54,6 +54,7 @@ from typing import Any
 from cultura.adapters import check_adapter_folder, resolve_adapter
 from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
                                   checked_score_prompt)
+from cultura.engines.rerank import generate_in_language
 from cultura.errors import CulturaError
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,9 @@ class VllmEngine:
                 kwargs["lora_target_modules"] = sorted(self._cpu_lora_targets)
         else:
             kwargs.update(dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization)
+        from cultura.engines.vllm_ngram import PROCESSOR
+
+        kwargs["logits_processors"] = [PROCESSOR]  # the no-repeat n-gram ban (vLLM has no field for it)
         return AsyncEngineArgs(**kwargs)
 
     async def _start(self) -> None:
@@ -344,7 +348,11 @@ class VllmEngine:
 
     # ----- generation -----------------------------------------------------------------------
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        """Complete every request; all are in flight at once and vLLM batches them continuously."""
+        """Complete every request; all are in flight at once and vLLM batches them continuously. An
+        answer out of its ``sampling.language`` is replaced (:mod:`cultura.engines.rerank`)."""
+        return await generate_in_language(self._generate_once, requests)
+
+    async def _generate_once(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         from vllm import SamplingParams as VllmSampling
 
         jobs = []
@@ -360,6 +368,7 @@ class VllmEngine:
                 seed=s.seed,
                 stop=list(s.stop) or None,
                 skip_special_tokens=True,
+                extra_args={"no_repeat_ngram_size": s.no_repeat_ngram_size} if s.no_repeat_ngram_size else None,
             )
             jobs.append((ids, params, self._lora_request(r.adapter)))
         return list(await self._on_loop(self._run_all(jobs, self._to_completion)))

@@ -10,13 +10,18 @@ import re
 from collections.abc import Mapping
 
 from cultura.data.hofstede import CONTINENTS
-from cultura.personas import Persona, continent_persona
+from cultura.personas import Persona, continent_persona, reply_in
 
-META_SYSTEM = (
-    "You are the Meta Agent of a cultural assistant: you combine drafts written by experts on different "
-    "continents into one culturally appropriate answer. Reply in English only."
-)
-ENGLISH = " Reply in English only."  # the small default model drifts into other languages otherwise
+META_PERSONA = ("You are the Meta Agent of a cultural assistant: you combine drafts written by experts on different "
+                "continents into one culturally appropriate answer.")
+
+
+def meta_system(language: str = "English") -> str:
+    """The Meta Agent's system prompt, answering in ``language``."""
+    return f"{META_PERSONA} {reply_in(language)}"
+
+
+META_SYSTEM = meta_system()
 
 # Stage 2, self-regulated aggregation, then stage 3, the final decision. The question comes last:
 # a small model answers the last thing it read instead of imitating the drafts' layout.
@@ -77,18 +82,21 @@ def _question(prompt: str, country: str | None) -> str:
     return f"I am from {country}. {prompt.strip()}" if country else prompt.strip()
 
 
-def draft_messages(prompt: str, continent: str, country: str | None = None) -> list[dict[str, str]]:
-    """Stage 1, a cultural draft: the continent agent's persona (answering in English) and the question,
-    prefixed with the asker's country when known."""
-    persona = continent_persona(continent)
-    return [{"role": "system", "content": persona.system_prompt + ENGLISH},
+def draft_messages(prompt: str, continent: str, country: str | None = None,
+                   language: str = "English") -> list[dict[str, str]]:
+    """Stage 1, a cultural draft: the continent agent's persona (answering in ``language``) and the
+    question, prefixed with the asker's country when known."""
+    persona = continent_persona(continent, language=language)
+    return [{"role": "system", "content": persona.system_prompt},
             {"role": "user", "content": _question(prompt, country)}]
 
 
 def aggregation_messages(prompt: str, drafts: Mapping[str, str], weights: Mapping[str, float],
-                         country: str | None = None, max_draft_chars: int = MAX_DRAFT_CHARS) -> list[dict[str, str]]:
-    """Stages 2 and 3 for the Meta Agent: the drafts heaviest first with their gate weights, the
-    self-regulated aggregation rules, then the final-decision instruction with the question.
+                         country: str | None = None, max_draft_chars: int = MAX_DRAFT_CHARS,
+                         language: str = "English") -> list[dict[str, str]]:
+    """Stages 2 and 3 for the Meta Agent (answering in ``language``): the drafts heaviest first with
+    their gate weights, the self-regulated aggregation rules, then the final-decision instruction
+    with the question.
 
     Each draft is cut to ``max_draft_chars`` characters to bound the prompt. ``weights`` maps every
     drafting continent to its gate weight (missing ones count as 0).
@@ -102,17 +110,18 @@ def aggregation_messages(prompt: str, drafts: Mapping[str, str], weights: Mappin
     user = ("Expert drafts, most relevant first:\n" + "\n".join(lines) + "\n\n"
             + AGGREGATION_STEPS.format(target=_target(country)) + "\n\n"
             + FINAL_DECISION.format(for_whom=for_whom, prompt=prompt.strip()))
-    return [{"role": "system", "content": META_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": meta_system(language)}, {"role": "user", "content": user}]
 
 
-def blended_messages(prompt: str, weights: Mapping[str, float], country: str | None = None) -> list[dict[str, str]]:
-    """The chat for one generation with merged continent adapters (the weighted-merge mode).
+def blended_messages(prompt: str, weights: Mapping[str, float], country: str | None = None,
+                     language: str = "English") -> list[dict[str, str]]:
+    """The chat for one generation with merged continent adapters (the weighted-merge mode), answering in ``language``.
 
     The system prompt names the blended continents with their weights, heaviest first.
     """
     mix = ", ".join(f"{c} ({w:.2f})" for c, w in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])) if w > 0)
     system = (f"You are a knowledgeable assistant about the cultures of {mix}, blended by those weights. "
-              f"You answer with the values, customs and everyday practice that fit {_target(country)}.{ENGLISH}")
+              f"You answer with the values, customs and everyday practice that fit {_target(country)}. {reply_in(language)}")
     return [{"role": "system", "content": system}, {"role": "user", "content": _question(prompt, country)}]
 
 

@@ -97,14 +97,19 @@ class Palette:
             self.handles.engine = self._own_engine
 
     # ----- answering ------------------------------------------------------------------------
-    def respond(self, prompt: str, country: str | None = None, blend: str | None = None) -> PaletteResponse:
-        """Answer one prompt for a target country (a name, alias or demonym; None: detect or none).
+    def respond(self, prompt: str, country: str | None = None, blend: str | None = None,
+                language: str | None = None) -> PaletteResponse:
+        """Answer one prompt for a target country (a name, alias or demonym; None: detect or none), in
+        ``language`` (a name or ISO 639 code; None or ``auto``: the prompt's own language).
 
-        An empty prompt or an unknown country is a CulturaError (with close matches for the country).
+        An empty prompt, an unknown country or language is a CulturaError (with close matches).
         """
+        from cultura.language import answer_language
+
         prompt = validate_prompt(prompt)
         country = resolve_country(country) if country else None
-        return run_stages(self.handles, self.settings(blend), [prompt], [country])[0]
+        return run_stages(self.handles, self.settings(blend), [prompt], [country],
+                          [answer_language(language, prompt)])[0]
 
     def respond_many(self, prompts: Sequence[str], countries: Sequence[str | None] | None = None,
                      blend: str | None = None) -> list[PaletteResponse]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cultura.data.hofstede import CONTINENTS
@@ -87,10 +87,16 @@ def _drafting(blend: str, selected: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequence[str],
-               countries: Sequence[str | None]) -> list[PaletteResponse]:
-    """Answer every prompt (``countries[i]`` may be None) through the gate and the chosen blend."""
+               countries: Sequence[str | None], languages: Sequence[str | None] | None = None) -> list[PaletteResponse]:
+    """Answer every prompt (``countries[i]`` may be None) through the gate and the chosen blend, in
+    ``languages[i]`` (a name or code; None or ``auto``: the prompt's own language)."""
     import ray
 
+    from cultura.language import answer_language
+
+    languages = [answer_language(lang, p) for p, lang in zip(prompts, languages or [None] * len(prompts))]
+    draft_samplings = [replace(settings.draft_sampling, language=lang) for lang in languages]
+    meta_samplings = [replace(settings.meta_sampling, language=lang) for lang in languages]
     start = time.perf_counter()
     decisions = ray.get(handles.gate.weights_many.remote(list(prompts), list(countries)))
     timings = {"gate_s": time.perf_counter() - start}
@@ -104,9 +110,9 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
     futures = {}
     for continent, rows in wanted.items():
         if rows:
-            chats = [_split(draft_messages(prompts[i], continent, decisions[i].country)) for i in rows]
+            chats = [_split(draft_messages(prompts[i], continent, decisions[i].country, languages[i])) for i in rows]
             futures[continent] = handles.agents[continent].respond.remote(
-                [conv for _, conv in chats], settings.draft_sampling, [system for system, _ in chats])
+                [conv for _, conv in chats], [draft_samplings[i] for i in rows], [system for system, _ in chats])
     drafts: list[dict[str, str]] = [{} for _ in prompts]
     for continent, future in futures.items():
         for i, completion in zip(wanted[continent], ray.get(future)):
@@ -121,14 +127,14 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
     elif settings.blend == "aggregate":
         # stages 2 and 3: self-regulated aggregation and final decision by the Meta Agent
         t = time.perf_counter()
-        chats = [_split(aggregation_messages(prompts[i], drafts[i], d.weights, d.country))
+        chats = [_split(aggregation_messages(prompts[i], drafts[i], d.weights, d.country, language=languages[i]))
                  for i, d in enumerate(decisions)]
-        completions = ray.get(handles.meta.respond.remote([conv for _, conv in chats], settings.meta_sampling,
+        completions = ray.get(handles.meta.respond.remote([conv for _, conv in chats], meta_samplings,
                                                           [system for system, _ in chats]))
         texts = [c.text for c in completions]
         timings["aggregate_s"] = time.perf_counter() - t
     else:
-        texts, merged = _weighted_merge(handles, settings, prompts, decisions, timings)
+        texts, merged = _weighted_merge(handles, draft_samplings, prompts, decisions, timings, languages)
 
     # whatever the blend, the user never gets an echoed label or question first
     texts = [final_answer(texts[i], prompts[i], drafts[i], d.weights, d.country) for i, d in enumerate(decisions)]
@@ -143,8 +149,9 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
     return responses
 
 
-def _weighted_merge(handles: PaletteHandles, settings: StageSettings, prompts: Sequence[str],
-                    decisions: Sequence[Any], timings: dict[str, float]) -> tuple[list[str], list[str | None]]:
+def _weighted_merge(handles: PaletteHandles, samplings: Sequence[SamplingParams], prompts: Sequence[str],
+                    decisions: Sequence[Any], timings: dict[str, float],
+                    languages: Sequence[str]) -> tuple[list[str], list[str | None]]:
     """Merge each prompt's continent adapters (cached by rounded weights), then one batched generation.
 
     Merges not yet on disk run as Ray tasks (one per distinct weight vector, in parallel).
@@ -162,8 +169,8 @@ def _weighted_merge(handles: PaletteHandles, settings: StageSettings, prompts: S
         ray.get([task.remote(handles.base_model, handles.adapters, weights, folder) for folder, weights in todo.items()])
     timings["merge_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    requests = [ChatRequest.of(blended_messages(prompts[i], weights, d.country), adapter=str(folder),
-                               **asdict(settings.draft_sampling))
+    requests = [ChatRequest.of(blended_messages(prompts[i], weights, d.country, languages[i]), adapter=str(folder),
+                               **asdict(samplings[i]))
                 for i, (d, (folder, weights)) in enumerate(zip(decisions, plans))]
     completions = ray.get(handles.engine.generate.remote(requests))
     timings["generate_s"] = time.perf_counter() - t

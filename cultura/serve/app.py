@@ -159,6 +159,8 @@ def build_app(config: Any) -> Any:
         default_max_tokens=config.sampling.max_tokens, palette_max_tokens=p.max_tokens,
         temperature=config.sampling.temperature, top_p=config.sampling.top_p, seed=config.sampling.seed,
         repetition_penalty=config.sampling.repetition_penalty,
+        no_repeat_ngram_size=config.sampling.no_repeat_ngram_size,
+        language_candidates=config.sampling.language_candidates,
         draft_temperature=p.temperature, meta_temperature=p.meta_temperature, blend=p.blend,
         models=tuple(listed_models(list(cultures_with_adapter))), continent_adapters=tuple(continents_with_adapter))
     return Ingress.options(**plan["Ingress"]).bind(gate, meta, agents, culture, engine, settings)

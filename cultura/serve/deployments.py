@@ -152,7 +152,7 @@ class ContinentAgent:
 
         with self.calls.track(request_id):
             start = time.perf_counter()
-            messages = conv.frame(draft_messages(conv.prompt, self.continent, country))
+            messages = conv.frame(draft_messages(conv.prompt, self.continent, country, sampling.language or "English"))
             completion = await self.client.one(messages, sampling, self.persona.adapter, request_id)
             SERVE_METRICS.observe("serve_stage_seconds", time.perf_counter() - start, stage="draft",
                                   continent=self.continent)
@@ -189,10 +189,14 @@ class CultureAgent:
         return persona
 
     async def respond(self, conv: Conversation, sampling: SamplingParams, request_id: str | None = None) -> Completion:
-        """The culture agent's answer; the culture is the request's multiplexed model id."""
+        """The culture agent's answer, in ``sampling.language``; the culture is the request's
+        multiplexed model id."""
+        from cultura.personas import culture_persona
+
         with self.calls.track(request_id):
-            persona = await self._load(serve.get_multiplexed_model_id())
-            return await self.client.one(conv.frame(persona.messages(conv.prompt)), sampling, persona.adapter,
+            loaded = await self._load(serve.get_multiplexed_model_id())
+            persona = culture_persona(loaded.culture, language=sampling.language or "English")
+            return await self.client.one(conv.frame(persona.messages(conv.prompt)), sampling, loaded.adapter,
                                          request_id)
 
     def cancel(self, request_id: str) -> int:
@@ -281,7 +285,7 @@ class MetaAgent:
         else:
             t = time.perf_counter()
             chat = aggregation_messages(conv.prompt, {c: d.text for c, d in drafts.items()}, decision.weights,
-                                        decision.country)
+                                        decision.country, language=meta_sampling.language or "English")
             final = await self.client.one(chat, meta_sampling, meta_persona().adapter, request_id)
             calls.append(final)
             timings["aggregate_s"] = time.perf_counter() - t

@@ -24,7 +24,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ray import serve
@@ -66,6 +66,8 @@ class IngressSettings:
     models: tuple[str, ...]
     continent_adapters: tuple[str, ...] = ()
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    language_candidates: int = 1
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -148,9 +150,16 @@ class Ingress:
         if not hmac.compare_digest(hash_key(token.strip()), expected):
             raise ApiError(401, "incorrect API key", code="invalid_api_key")
 
-    def sampling(self, body: SamplingFields, default_tokens: int, temperature: float) -> SamplingParams:
-        """Sampling from the request's fields over the configured defaults; 400 above the token limit."""
+    def sampling(self, body: SamplingFields, default_tokens: int, temperature: float, prompt: str) -> SamplingParams:
+        """Sampling from the request's fields over the configured defaults, answering in the body's
+        ``language`` (``auto``: that of ``prompt``); 400 above the token limit or for an unknown language."""
+        from cultura.language import answer_language
+
         s = self.settings
+        try:
+            language = answer_language(body.language, prompt)
+        except CulturaError as exc:
+            raise ApiError(400, str(exc), param="language", code="unknown_language") from None
         limit = body.token_limit()
         if limit is not None and limit > s.max_tokens_limit:
             raise ApiError(400, f"max_tokens is {limit}; this server allows at most {s.max_tokens_limit}",
@@ -159,7 +168,10 @@ class Ingress:
                               temperature=body.temperature if body.temperature is not None else temperature,
                               top_p=body.top_p if body.top_p is not None else s.top_p,
                               seed=body.seed if body.seed is not None else s.seed, stop=body.stops(),
-                              repetition_penalty=body.repetition_penalty or s.repetition_penalty)
+                              repetition_penalty=body.repetition_penalty or s.repetition_penalty,
+                              no_repeat_ngram_size=(body.no_repeat_ngram_size if body.no_repeat_ngram_size is not None
+                                                    else s.no_repeat_ngram_size),
+                              language=language, language_candidates=s.language_candidates)
 
     @staticmethod
     def country(body: SamplingFields, header: str | None) -> str | None:
@@ -178,10 +190,8 @@ class Ingress:
                       request_id: str | None = None) -> Answer:
         """Gate -> continent drafts -> Meta Agent, with per-stage timings."""
         s = self.settings
-        meta_sampling = self.sampling(body, s.palette_max_tokens, s.meta_temperature)
-        draft_sampling = SamplingParams(max_tokens=meta_sampling.max_tokens, temperature=s.draft_temperature,
-                                        top_p=meta_sampling.top_p, seed=meta_sampling.seed,
-                                        repetition_penalty=meta_sampling.repetition_penalty)
+        meta_sampling = self.sampling(body, s.palette_max_tokens, s.meta_temperature, conv.prompt)
+        draft_sampling = replace(meta_sampling, temperature=s.draft_temperature, stop=())
         start = time.perf_counter()
         decision = await self.gate.decide.remote((conv.prompt, country))
         gate_s = time.perf_counter() - start
@@ -205,7 +215,7 @@ class Ingress:
         s = self.settings
         if ref.kind == "palette":
             return await self.palette(conv, country, body, request_id)
-        sampling = self.sampling(body, s.default_max_tokens, s.temperature)
+        sampling = self.sampling(body, s.default_max_tokens, s.temperature, conv.prompt)
         if ref.kind == "continent":
             completion = await self.agents[ref.target].draft.remote(conv, country, sampling, request_id)
         elif ref.kind == "culture":
@@ -272,7 +282,7 @@ class Ingress:
         conv = conversation(messages, s.max_prompt_chars, s.max_messages)
         try:
             default_tokens = s.palette_max_tokens if ref.kind == "palette" else s.default_max_tokens
-            sampling = self.sampling(body, default_tokens, 0.0)  # the token limit check, before any work starts
+            sampling = self.sampling(body, default_tokens, 0.0, conv.prompt)  # the limit checks, before any work starts
             country = self.country(body, header_country)
             await self.check_tokens(conv, sampling.max_tokens)
         except Exception as exc:

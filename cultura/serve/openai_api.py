@@ -2,8 +2,9 @@
 
 Pure pydantic and Python (no Ray), so the models are testable and importable anywhere. cultura's own
 extensions ride beside the OpenAI fields: ``country`` in the body (``extra_body={"country": ...}`` in
-the ``openai`` client), ``repetition_penalty`` as vLLM's server takes it, and ``POST /v1/palette``'s
-request and result.
+the ``openai`` client), ``language`` (the answer's language; ``auto``, the default, is the language of
+the last user message), ``repetition_penalty`` as vLLM's server takes it, ``no_repeat_ngram_size``, and
+``POST /v1/palette``'s request and result.
 
 Types are strict where a lax reading would guess: ``max_tokens: true`` or ``stream: "yes"`` is a 400,
 not 1 or true; ``seed`` is a signed 64-bit integer; every text must be encodable as UTF-8 (JSON can
@@ -24,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       field_validator, model_validator)
 
-from cultura.sampling import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, MAX_TOKENS, SEED_RANGE
+from cultura.sampling import MAX_NO_REPEAT_NGRAM, MAX_REPETITION_PENALTY, MAX_TEMPERATURE, MAX_TOKENS, SEED_RANGE
 from cultura.errors import clip
 
 ROLES = ("system", "developer", "user", "assistant")
@@ -113,7 +114,11 @@ class SamplingFields(_Lenient):
     stop: Text | list[Text] | None = None
     repetition_penalty: StrictFloat | None = Field(None, gt=0, le=MAX_REPETITION_PENALTY,
                                                    description="as vLLM's server: the repetition guard, 1.0 off")
+    no_repeat_ngram_size: StrictInt | None = Field(None, ge=0, le=MAX_NO_REPEAT_NGRAM,
+                                                   description="cultura: the no-repeat n-gram guard, 0 off")
     country: Text | None = Field(None, description="cultura: the target country (name, alias or demonym)")
+    language: Text | None = Field(None, description="cultura: the answer's language, a name or ISO 639 code; "
+                                                    "auto (the default): the language of the last user message")
 
     def token_limit(self) -> int | None:
         """``max_completion_tokens`` (the newer name) or ``max_tokens``."""

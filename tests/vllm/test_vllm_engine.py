@@ -236,12 +236,30 @@ def test_the_default_repetition_guard_keeps_greedy_persona_answers_from_looping(
     from cultura.engines.repetition import loops, most_repeated_span
     from cultura.personas import culture_persona
 
-    penalty = SamplingConfig().repetition_penalty
-    asks = [("german", "How important is family in your life?"), ("arabic", "Should women have the same rights as men?"),
-            ("arabic", "How do you feel about religion?")]
-    requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=128, repetition_penalty=p)
-                for p in (1.0, penalty) for c, q in asks]
+    default = SamplingConfig()
+    guards = [(1.0, 0), (default.repetition_penalty, default.no_repeat_ngram_size)]
+    # the persona answers that loop without the guards (bench/repetition.py --cultures arabic,bengali)
+    asks = [("arabic", "What do you think about working hard?"), ("bengali", "How important is family in your life?"),
+            ("bengali", "What do you think about working hard?")]
+    requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=128, repetition_penalty=p,
+                               no_repeat_ngram_size=n) for p, n in guards for c, q in asks]
     texts = [c.text for c in run(engine.generate(requests))]
     without, with_guard = texts[:len(asks)], texts[len(asks):]
     assert sum(map(loops, without)) >= 2, [most_repeated_span(t) for t in without]
     assert not any(map(loops, with_guard)), with_guard
+
+
+def test_the_no_repeat_ngram_guard_bans_repeated_token_runs(engine):
+    """vLLM's sampling has no such field: cultura's logits processor applies the transformers engine's rule."""
+    from cultura.personas import culture_persona
+
+    chat = culture_persona("bengali").messages("How important is family in your life?")  # loops unguarded
+    free, guarded = run(engine.generate([ChatRequest.of(chat, max_tokens=96, no_repeat_ngram_size=n) for n in (0, 3)]))
+
+    def repeated(text: str) -> int:
+        ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+        runs = [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
+        return len(runs) - len(set(runs))
+
+    assert repeated(free.text) > 0, free.text
+    assert repeated(guarded.text) == 0, guarded.text

@@ -126,7 +126,7 @@ def plan_dialogues(gen: Any, seeds: Sequence[Any], model: str, engine: str) -> P
     attitude and the country whose data gave it (``attitude_country``).
     """
     cultures = gen.cultures  # canonical keys: the config validated them
-    contact = main_contact_persona(gen.main_contact, gen.main_contact_description)
+    contact = main_contact_persona(gen.main_contact, gen.main_contact_description, language=gen.language)
     pooled = gen.attitude == "pooled"
     plan = Plan()
     for seed in seeds:
@@ -166,8 +166,9 @@ def run_params(gen: Any, config: Any) -> dict[str, Any]:
 
 
 def sampling_params(config: Any) -> Any:
-    """The engine SamplingParams for generation from ``config.sampling``."""
-    return config.sampling.params()
+    """The engine SamplingParams for generation from ``config.sampling``, in the dialogue's language
+    (``generate.language``). Its temperature and top-p stay the configured ones (the paper's)."""
+    return config.sampling.params(language=config.generate.language)
 
 
 def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, overwrite: bool = False,

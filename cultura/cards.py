@@ -57,8 +57,8 @@ DATA_LICENCES = {
     "culturalbench": "CC-BY-4.0",
     "blend": "CC-BY-SA-4.0",
     "normad": "CC-BY-4.0",
-    "cdeval": "not stated (check the Hugging Face card of Rykeryuhang/CDEval before redistributing)",
-    "worldvaluesbench": "no licence file; the World Values Survey answers are not redistributable",
+    "cdeval": "not stated",
+    "worldvaluesbench": "no licence file (the answers are World Values Survey wave 7 data, under its terms)",
     "culturebank": "MIT",
 }
 

@@ -130,7 +130,8 @@ def get(name: str, source: Path | None, out: Path | None) -> None:
 
     benchmark = get_benchmark(name)
     click.echo(licence_notice(benchmark) + ".")
-    click.echo(f"Reading {source}" if source else f"Downloading from {benchmark.source}")
+    if source or benchmark.download:
+        click.echo(f"Reading {source}" if source else f"Downloading from {benchmark.source}")
     loaded, read_from = load(benchmark, source)
     items, card = write_benchmark(benchmark, loaded, out or default_out(benchmark), read_from)
     countries = len({i.culture for i in loaded.items if i.culture})

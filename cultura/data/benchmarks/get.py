@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from cultura.data.benchmarks.hub import pass_from
 from cultura.data.benchmarks.schema import SCHEMA_VERSION, Benchmark, Loaded, write_items
 
 # what each licence condition means for the user, said before the data is read
@@ -35,6 +36,9 @@ def load(benchmark: Benchmark, source: Path | None) -> tuple[Loaded, str]:
     returns what was read and where it came from (for the card)."""
     if source is not None:
         return benchmark.read(source), str(source)
+    if benchmark.download is None:
+        raise pass_from(benchmark.name, f"{benchmark.title} is not on the Hugging Face hub",
+                        f"its files from {benchmark.source} ({benchmark.published})", downloadable=False)
     path = benchmark.download()
     return benchmark.read(path), benchmark.source
 

@@ -16,10 +16,12 @@ def hub_offline() -> bool:
     return any(os.environ.get(name, "").strip().lower() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def pass_from(name: str, reason: str, where: str) -> CulturaError:
-    """The error that tells the user to fetch ``where`` themselves and pass it with ``--from``."""
-    return CulturaError(f"{reason}. On a machine that is online, run `cultura data get {name}`; otherwise download "
-                        f"{where} and pass the file or folder with `cultura data get {name} --from PATH`")
+def pass_from(name: str, reason: str, where: str, downloadable: bool = True) -> CulturaError:
+    """The error that tells the user to fetch ``where`` themselves and pass it with ``--from``
+    (and, for a benchmark on the hub, that an online machine downloads it by itself)."""
+    online = f"On a machine that is online, run `cultura data get {name}`; otherwise get " if downloadable else "Get "
+    return CulturaError(f"{reason}. {online}{where} and pass the file or folder with "
+                        f"`cultura data get {name} --from PATH`")
 
 
 def download_dataset(name: str, repo: str, patterns: Iterable[str]) -> Path:

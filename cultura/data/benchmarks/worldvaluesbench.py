@@ -19,7 +19,6 @@ from pathlib import Path
 
 from cultura.cards import DATA_LICENCES, PAPERS
 from cultura.data.benchmarks.formats import cell, published_files, read_json, read_rows, required_cell
-from cultura.data.benchmarks.hub import pass_from
 from cultura.data.benchmarks.schema import Benchmark, Item, Loaded, check_unique
 from cultura.errors import DataError
 
@@ -102,17 +101,11 @@ def read(path: Path) -> Loaded:
     return Loaded(check_unique(items, path), files, notes)
 
 
-def download() -> Path:
-    """WorldValuesBench is not on the hub: always the way out through ``--from``."""
-    raise pass_from(NAME, "WorldValuesBench is not on the Hugging Face hub",
-                    f"a clone of {REPO} (answers: build full_value_qa.tsv from the WVS wave 7 download)")
-
-
 BENCHMARK = Benchmark(
     name=NAME, title="WorldValuesBench", measures="a person's answer to a WVS value question given their "
     "demographics (Wasserstein distance per question)", size="probe set 8,280 rows / 36 questions "
     "(full: 93,278 participants x 240 questions)", licence=DATA_LICENCES[NAME],
-    terms=("no-redistribution", "unstated"), paper=PAPERS[NAME], source=REPO,
+    terms=("no-redistribution",), paper=PAPERS[NAME], source=REPO,
     published="a clone of the repository (WorldValuesBench/probe/samples.tsv, value_questions.json; "
     "WorldValuesBench/full/full_value_qa.tsv built locally for gold answers) or its samples.tsv",
-    read=read, download=download)
+    read=read)

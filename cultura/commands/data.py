@@ -11,7 +11,7 @@ from cultura.commands.common import echo_table
 
 @click.group()
 def data() -> None:
-    """Show what is bundled: Hofstede scores, CulturePark seeds, cultures, Palette prompts."""
+    """Show what is bundled (Hofstede scores, CulturePark seeds, cultures, Palette prompts); get benchmarks."""
 
 
 @data.command()

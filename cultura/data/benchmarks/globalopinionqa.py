@@ -46,7 +46,7 @@ def download() -> Path:
 
 BENCHMARK = Benchmark(
     name=GOQA_NAME, title="GlobalOpinionQA", measures="survey opinions: each country's answer distribution on "
-    "Pew Global Attitudes and World Values Survey questions", size="2,556 questions, about 140 country samples",
+    "Pew Global Attitudes and World Values Survey questions", size="2,556 questions",
     licence=DATA_LICENCES[GOQA_NAME], terms=("non-commercial", "share-alike"), paper=PAPERS[GOQA_NAME],
     source=f"https://huggingface.co/datasets/{HUB_REPO}", published="global_opinions.csv (hub: "
     "data/global_opinions.csv) or a folder holding it", read=read, download=download)

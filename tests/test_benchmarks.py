@@ -142,6 +142,16 @@ def test_worldvaluesbench_scale_from_text_and_gold_from_local_answers(tmp_path):
     assert all(i.gold is None for i in bare.items) and "no full_value_qa.tsv" in bare.notes[0]
 
 
+def test_worldvaluesbench_loose_samples_need_their_questions(tmp_path):
+    loose = tmp_path / "samples.tsv"
+    shutil.copyfile(fixture("worldvaluesbench") / "WorldValuesBench/probe/samples.tsv", loose)
+    with pytest.raises(DataError, match="value_questions.json not found beside it"):
+        load("worldvaluesbench", loose)
+    shutil.copyfile(fixture("worldvaluesbench") / "WorldValuesBench/probe/value_questions.json",
+                    tmp_path / "value_questions.json")
+    assert [i.gold for i in load("worldvaluesbench", loose).items] == [None, None, None]
+
+
 def _drop_column(source: Path, target: Path, column: str, delimiter: str = ",") -> None:
     with source.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter=delimiter))

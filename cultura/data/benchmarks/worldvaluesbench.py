@@ -31,13 +31,14 @@ _SCALE = re.compile(r"on a scale of (\d+) to (\d+)", re.IGNORECASE)
 
 
 def _beside(samples: Path, name: str) -> Path | None:
-    """The file ``name`` in the repository the samples belong to (its folder, or the repository root)."""
-    for folder in (samples.parent, *samples.parents[:3]):
-        found = sorted(folder.rglob(name)) if folder != samples.parent else [folder / name]
-        found = [f for f in found if f.is_file()]
-        if found:
-            return found[0]
-    return None
+    """The file ``name`` beside the samples, or anywhere in the repository clone they sit in
+    (``<clone>/WorldValuesBench/probe/samples.tsv``); a loose samples file is looked beside only."""
+    if (samples.parent / name).is_file():
+        return samples.parent / name
+    if samples.parent.parent.name != "WorldValuesBench":
+        return None
+    found = sorted(p for p in samples.parents[2].rglob(name) if p.is_file())
+    return found[0] if found else None
 
 
 def _scale(question_id: str, text: str, metadata: dict) -> tuple[int, int] | None:

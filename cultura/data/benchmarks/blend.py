@@ -104,7 +104,9 @@ def read_annotations(path: Path, topics: dict[str, dict[str, str]]) -> tuple[lis
             raise DataError(f"{path}: {qid}: expected an object")
         require_columns(path, record, ANNOTATION_KEYS, f"a BLEnD annotation ({qid})")
         meta = dict(topics.get(qid, {}), idks=record.get("idks") or {})
-        variants = [(language, "question", "answers")] + ([("en", "en_question", "en_answers")] if language != "en" else [])
+        variants = [(language, "question", "answers")]
+        if language != "en":
+            variants.append(("en", "en_question", "en_answers"))
         answered = False
         for lang, question_key, answer_key in variants:
             answers, votes = _answers(path, qid, record["annotations"], answer_key)
@@ -152,7 +154,7 @@ def read_mcq(path: Path) -> list[Item]:
 def read(path: Path) -> Loaded:
     """BLEnD items from a folder laid out as GitHub or the hub publishes it, or from one annotations
     JSON, questions CSV (for topics, beside its annotations) or multiple-choice CSV."""
-    if path.is_file() and path.suffix == ".csv" and "MCQID" not in header_of(path) and path.name.endswith("_questions.csv"):
+    if path.is_file() and path.name.endswith("_questions.csv") and "MCQID" not in header_of(path):
         raise DataError(f"{path}: a questions CSV holds no answers; pass the folder with "
                         f"data/annotations/{{Country}}_data.json (or that JSON file)")
     files = published_files(path, (ANNOTATIONS, QUESTIONS, MCQ) if path.is_dir() else ("*",))

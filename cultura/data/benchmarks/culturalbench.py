@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cultura.cards import DATA_LICENCES, PAPERS
-from cultura.data.benchmarks.formats import canonical_country, cell, header_of, published_files, read_rows, required_cell
+from cultura.data.benchmarks.formats import (canonical_country, cell, header_of, published_files, read_rows,
+                                             required_cell)
 from cultura.data.benchmarks.hub import download_dataset
 from cultura.data.benchmarks.schema import YES_NO, Benchmark, Item, Loaded, check_unique, no_items
 from cultura.errors import DataError

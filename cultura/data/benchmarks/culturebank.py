@@ -62,7 +62,8 @@ def read_file(path: Path, subset: str) -> list[Item]:
         except ValueError:
             agreement = -1.0
         if not 0 <= agreement <= 1:
-            raise DataError(f"{path}: row {row}, column 'agreement': {cell(record, 'agreement')!r} is not a share in 0..1")
+            raise DataError(f"{path}: row {row}, column 'agreement': {cell(record, 'agreement')!r} "
+                            "is not a share in 0..1")
         support = cell(record, "num_support_bin")
         if support and not _BIN.match(support):
             raise DataError(f"{path}: row {row}, column 'num_support_bin': {support!r} is not a bin like '[5, 20)'")

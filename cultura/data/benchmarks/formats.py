@@ -35,7 +35,8 @@ def header_of(path: Path, delimiter: str = ",") -> list[str]:
         raise DataError(f"{path}: cannot read the header ({type(exc).__name__})") from None
 
 
-def require_columns(path: Path, present: Iterable[str], columns: Iterable[str], what: str, row: int | None = None) -> None:
+def require_columns(path: Path, present: Iterable[str], columns: Iterable[str], what: str,
+                    row: int | None = None) -> None:
     """A DataError naming the first of ``columns`` that is not in ``present`` (a header or a record's keys)."""
     present = set(present)
     columns = list(columns)

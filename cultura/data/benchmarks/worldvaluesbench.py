@@ -80,7 +80,8 @@ def read(path: Path) -> Loaded:
     answers = _answers(answers_file, {cell(r, "D_INTERVIEW") for _, r in rows})
     items = []
     for row, record in rows:
-        qid, person = required_cell(samples, row, record, "Question"), required_cell(samples, row, record, "D_INTERVIEW")
+        qid = required_cell(samples, row, record, "Question")
+        person = required_cell(samples, row, record, "D_INTERVIEW")
         text = str(questions.get(qid) or "").strip()
         if not text:
             raise DataError(f"{samples}: row {row}, column 'Question': {qid!r} is not in {questions_file}")
@@ -93,9 +94,11 @@ def read(path: Path) -> Loaded:
             raise DataError(f"{answers_file}: participant {person}, {qid}: answer {gold!r} is off the scale "
                             f"{scale[0]}..{scale[1]}")
         items.append(Item(id=f"{qid}-{person}", benchmark=NAME, kind="scale", question=text, language="en",
-                          split="eval", licence=DATA_LICENCES[NAME], culture=required_cell(samples, row, record, "Continent"),
+                          split="eval", licence=DATA_LICENCES[NAME],
+                          culture=required_cell(samples, row, record, "Continent"),
                           options=options, gold=(gold,) if gold is not None else None, subset="probe", group=qid,
-                          meta={"category": cell(record, "Question Category"), "urban_rural": cell(record, "Urban / Rural"),
+                          meta={"category": cell(record, "Question Category"),
+                                "urban_rural": cell(record, "Urban / Rural"),
                                 "education": cell(record, "Education"), "participant": person}))
     files = [f for f in (samples, questions_file, metadata_file, answers_file) if f is not None]
     notes = [] if answers_file else [f"no {ANSWERS} (built from the WVS download): the items have no gold answers"]

@@ -40,12 +40,26 @@ class Paper:
 PAPERS = {
     "culturepark": Paper("CulturePark", "2405.15145", "v3"),
     "palette": Paper("Cultural Palette", "2412.11167", "v3"),
+    # the benchmarks cultura loads (version left empty: the loaders follow the published files)
+    "globalopinionqa": Paper("GlobalOpinionQA (Durmus et al., 2023)", "2306.16388", ""),
+    "culturalbench": Paper("CulturalBench (Chiu et al., 2024)", "2410.02677", ""),
+    "blend": Paper("BLEnD (Myung et al., NeurIPS 2024)", "2406.09948", ""),
+    "normad": Paper("NormAd (Rao et al., 2024)", "2404.12464", ""),
+    "cdeval": Paper("CDEval (Wang et al., C3NLP 2024)", "2311.16421", ""),
+    "worldvaluesbench": Paper("WorldValuesBench (Zhao et al., LREC-COLING 2024)", "2404.16308", ""),
+    "culturebank": Paper("CultureBank (Shi et al., EMNLP Findings 2024)", "2404.15238", ""),
 }
 
 # the licence of each data source a result can rest on
 DATA_LICENCES = {
     "bundled": "Apache-2.0 (cultura's own seed attitudes, mostly approximate; Hofstede scores as published)",
     "globalopinionqa": "CC-BY-NC-SA-4.0",
+    "culturalbench": "CC-BY-4.0",
+    "blend": "CC-BY-SA-4.0",
+    "normad": "CC-BY-4.0",
+    "cdeval": "not stated",
+    "worldvaluesbench": "no licence file (the answers are World Values Survey wave 7 data, under its terms)",
+    "culturebank": "MIT",
 }
 
 

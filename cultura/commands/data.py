@@ -1,6 +1,8 @@
-"""``cultura data``: show the bundled data (Hofstede scores, seeds, cultures, prompts); get GlobalOpinionQA."""
+"""``cultura data``: show the bundled data (Hofstede scores, seeds, cultures, prompts); get a benchmark into the item schema."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -9,7 +11,7 @@ from cultura.commands.common import echo_table
 
 @click.group()
 def data() -> None:
-    """Show what is bundled: Hofstede scores, CulturePark seeds, cultures, Palette prompts."""
+    """Show what is bundled (Hofstede scores, CulturePark seeds, cultures, Palette prompts); get benchmarks."""
 
 
 @data.command()
@@ -106,23 +108,36 @@ def prompts(path: str | None) -> None:
     click.echo(f"{len(items)} prompts")
 
 
+BENCHMARK_NAMES = ("globalopinionqa", "culturalbench", "blend", "normad", "cdeval", "worldvaluesbench", "culturebank")
+
+
 @data.command()
-@click.argument("dataset", type=click.Choice(["globalopinionqa"]))
-def get(dataset: str) -> None:
-    """Download a public dataset into the cache (needs the network once).
+@click.argument("name", type=click.Choice(BENCHMARK_NAMES, case_sensitive=False))
+@click.option("--from", "source", default=None, type=click.Path(exists=True, path_type=Path),
+              help="Read this file, or this folder laid out as the benchmark publishes it, instead of downloading.")
+@click.option("--out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for items.parquet and its dataset card (default: $CULTURA_HOME/benchmarks/NAME).")
+def get(name: str, source: Path | None, out: Path | None) -> None:
+    """Get a benchmark into cultura's item schema: items.parquet plus a dataset card.
 
-    globalopinionqa: the GlobalOpinionQA CSV (Hugging Face dataset Anthropic/llm_global_opinions,
-    Pew Global Attitudes and World Values Survey questions with per-country answers). Licence CC
-    BY-NC-SA 4.0, so cultura does not bundle it; afterwards use `--questions globalopinionqa`.
+    Without --from it downloads the published files from the Hugging Face hub (needs the network
+    once; WorldValuesBench is not on the hub, so it always takes --from a clone of its repository).
+    The licence is printed first; GlobalOpinionQA is non-commercial and share-alike, BLEnD
+    share-alike. globalopinionqa is also cached for `--questions globalopinionqa`.
     """
-    from cultura.data.goqa import LICENSE, download_goqa
-    from cultura.data.seed_files import read_seeds
+    from cultura.data.benchmarks.get import default_out, licence_notice, load, write_benchmark
+    from cultura.data.benchmarks.registry import get_benchmark
 
-    path = download_goqa()
-    loaded = read_seeds(path)
-    click.echo(f"GlobalOpinionQA saved to {path}\n{loaded.summary()}\nLicence: {LICENSE}.\n"
-               "Use it with `cultura eval opinions --questions globalopinionqa` or `cultura generate --seeds "
-               "globalopinionqa`.")
+    benchmark = get_benchmark(name)
+    click.echo(licence_notice(benchmark) + ".")
+    if source or benchmark.download:
+        click.echo(f"Reading {source}" if source else f"Downloading from {benchmark.source}")
+    loaded, read_from = load(benchmark, source)
+    items, card = write_benchmark(benchmark, loaded, out or default_out(benchmark), read_from)
+    countries = len({i.culture for i in loaded.items if i.culture})
+    click.echo(f"{len(loaded.items)} items ({countries} countries or cultures) written to {items}\nCard: {card}")
+    for note in loaded.notes:
+        click.echo(f"note: {note}")
 
 
 def _clip(text: str, width: int) -> str:

@@ -108,11 +108,12 @@ def parse_seed(path: Path, row: int, data: Any) -> Seed:
                 data["text"].strip(), tuple(options), attitudes, distributions, provenance)
 
 
-def read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Open a CSV: return its header and an iterator of (1-based line number, row dict)."""
+def read_csv(path: Path, delimiter: str = ",") -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """Open a CSV (or, with ``delimiter="\\t"``, a TSV): return its header and an iterator of (1-based
+    line number, row dict)."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     lines = read_text(path).splitlines(keepends=True)
-    reader = csv.DictReader(lines)
+    reader = csv.DictReader(lines, delimiter=delimiter)
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
 

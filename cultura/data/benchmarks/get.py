@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cultura.data.benchmarks.hub import pass_from
 from cultura.data.benchmarks.schema import SCHEMA_VERSION, Benchmark, Loaded, write_items
+from cultura.paths import cultura_home
 
 # what each licence condition means for the user, said before the data is read
 TERMS = {
@@ -20,8 +21,6 @@ TERMS = {
 
 def default_out(benchmark: Benchmark) -> Path:
     """Where ``cultura data get NAME`` writes by default: ``$CULTURA_HOME/benchmarks/NAME``."""
-    from cultura.config import cultura_home
-
     return cultura_home() / "benchmarks" / benchmark.name
 
 

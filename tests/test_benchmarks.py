@@ -57,7 +57,7 @@ def test_culturalbench_easy_letters_and_hard_booleans_grouped_by_question():
     assert first.question == "In Japan, what is usually said before starting a meal?"  # stray spaces stripped
     assert first.gold == ("Itadakimasu",) and first.options[0] == "Itadakimasu"
     assert [i.gold[0] for i in easy] == ["Itadakimasu", "Shona", "Dia de los Muertos"]
-    assert easy[1].culture == "Zimbabwe" and easy[1].country is None  # not in the country table: kept as written
+    assert easy[1].culture == "Zimbabwe" and easy[1].country == "Zimbabwe"  # known, without Hofstede scores
     groups = Counter(i.group for i in hard)
     assert groups == {"hard-0": 4, "hard-1": 4}
     right = [i.meta["option"] for i in hard if i.gold == ("yes",)]

@@ -279,6 +279,18 @@ async def score_each(engine: Any, requests: Sequence[ScoreRequest]) -> list[Opti
     return [Failure.of(r) if isinstance(r, BaseException) else r for r in results]
 
 
+class ScoresThroughBatch:
+    """The ``score_options`` every engine shares: one request through the engine's ``score_batch``."""
+
+    async def score_options(
+        self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
+    ) -> OptionScores:
+        """The log-probability of each option as the assistant's reply to ``messages``, with the
+        options' summed probability as the valid mass; one request of ``score_batch``."""
+        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])  # type: ignore[attr-defined]
+        return scores
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What every engine offers. All methods are coroutines so concurrent callers get batched."""

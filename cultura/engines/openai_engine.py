@@ -16,15 +16,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, check_request,
-                                  check_score_request)
+from cultura.engines.base import (ChatRequest, Completion, OptionScores, ScoreRequest, ScoresThroughBatch,
+                                  check_request, check_score_request)
 from cultura.engines.rerank import generate_in_language
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
 
 
-class OpenAIEngine:
+class OpenAIEngine(ScoresThroughBatch):
     """Engine protocol over the OpenAI chat completions API, with retries and timeouts."""
 
     name = "openai"
@@ -89,10 +89,10 @@ class OpenAIEngine:
                           completion_tokens=usage.completion_tokens if usage else 0,
                           finish_reason="length" if choice.finish_reason == "length" else "stop")
 
-    async def score_options(self, messages: Sequence[Message], options: Sequence[str],
-                            adapter: str | None = None) -> OptionScores:
-        """Log-probability of each option's first token in the server's next-token distribution; one
-        request of :meth:`score_batch`.
+    async def score_batch(self, requests: Sequence[ScoreRequest],
+                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
+        """Score every request, each checked on its own, all sent concurrently (bounded): the
+        log-probability of each option's first token in the server's next-token distribution.
 
         Chat APIs expose only generated-token log-probabilities, so this is exact for single-token
         options (the 1-5 survey scales) and a first-token approximation otherwise. An option whose
@@ -100,13 +100,6 @@ class OpenAIEngine:
         minus log(2), a bound rather than an invented value. The valid mass sums the probabilities of
         the options found among the alternatives only (a lower bound: the bounded ones add nothing).
         """
-        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
-        return scores
-
-    async def score_batch(self, requests: Sequence[ScoreRequest],
-                          return_exceptions: bool = False) -> list[OptionScores | BaseException]:
-        """Score every request (see :meth:`score_options`), each checked on its own, all sent
-        concurrently (bounded)."""
         async def one(request: ScoreRequest) -> OptionScores:
             check_score_request(request)
             return await self._score(request)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cultura.adapters import resolve_adapter
-from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
-                                  checked_score_prompt)
+from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, ScoresThroughBatch,
+                                  checked_prompt, checked_score_prompt)
 from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
@@ -66,7 +66,7 @@ class _Scoring:
     options: list[list[int]]
 
 
-class TransformersEngine:
+class TransformersEngine(ScoresThroughBatch):
     """Engine protocol on transformers; see the module docstring for how batching works."""
 
     name = "transformers"
@@ -201,14 +201,6 @@ class TransformersEngine:
                           finish_reason=finish)
 
     # ----- option scoring -------------------------------------------------------------------
-    async def score_options(
-        self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> OptionScores:
-        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
-        the summed probability of the options as the valid mass; one request of :meth:`score_batch`."""
-        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
-        return scores
-
     async def score_batch(self, requests: Sequence[ScoreRequest],
                           return_exceptions: bool = False) -> list[OptionScores | BaseException]:
         """Score every request (see :meth:`cultura.engines.base.Engine.score_batch`); concurrent callers

@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from cultura.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, checked_prompt,
-                                  checked_score_prompt)
+from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, ScoresThroughBatch,
+                                  checked_prompt, checked_score_prompt)
 from cultura.engines.rerank import generate_in_language
 from cultura.errors import CulturaError
 
@@ -142,7 +142,7 @@ def write_zero_adapter(source: Path, out: Path) -> Path:
     return out
 
 
-class VllmEngine:
+class VllmEngine(ScoresThroughBatch):
     """Engine protocol on vLLM's ``AsyncLLM``; see the module docstring.
 
     ``config`` is an :class:`~cultura.config.EngineConfig`. ``num_threads`` limits the CPUs vLLM
@@ -400,14 +400,6 @@ class VllmEngine:
                           finish_reason=finish)
 
     # ----- option scoring -------------------------------------------------------------------
-    async def score_options(
-        self, messages: Sequence[Message], options: Sequence[str], adapter: str | None = None
-    ) -> OptionScores:
-        """Sum of token log-probabilities of each option as the assistant's reply to ``messages``, with
-        the summed probability of the options as the valid mass; one request of :meth:`score_batch`."""
-        [scores] = await self.score_batch([ScoreRequest.of(messages, options, adapter)])
-        return scores
-
     async def score_batch(self, requests: Sequence[ScoreRequest],
                           return_exceptions: bool = False) -> list[OptionScores | BaseException]:
         """Score every request (see :meth:`cultura.engines.base.Engine.score_batch`): each is checked

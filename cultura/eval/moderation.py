@@ -245,10 +245,8 @@ def write_report(out: Path, result: ModerationReport, targets: Sequence[Target],
                                    groups, series, (0, 1)))]
     gates = mean_gate(result.rows, CONTINENTS)
     if gates:
-        names = [t.key for t in targets if t.key in gates]
         figures.append(("Cultural MoE gate weights (mean over examples)",
-                        plots.heatmap(out / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
-                                      [gates[n] for n in names])))
+                        plots.gate_heatmap(out, gates, [t.key for t in targets if t.key in gates])))
     columns = ["task", "target", "method", "examples", "threshold", "macro_f1", "roc_auc", "baseline_macro_f1"]
     cells = [[short(s.get(c)) for c in columns] for s in result.summary]
     figures.append(("Table", plots.table(out / "table.png", "Content moderation", columns, cells)))

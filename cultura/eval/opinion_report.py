@@ -55,7 +55,6 @@ class OpinionReport:
 def write_report(out: Path, result: OpinionReport, countries: Sequence[str], methods: Sequence[Method],
                  config: Any, seed_count: int, data_note: str = "") -> list[Path]:
     """Write results, summary, plots (similarity and agreement bars, gate heat map, table), report.md."""
-    from cultura.data.hofstede import CONTINENTS
     from cultura.eval import plots
 
     out.mkdir(parents=True, exist_ok=True)
@@ -72,10 +71,8 @@ def write_report(out: Path, result: OpinionReport, countries: Sequence[str], met
         figures.append((f"{label} per country, method and baseline",
                         plots.grouped_bars(out / f"{metric}_by_method.png", label, metric, groups, series, ylim)))
     if result.gates:
-        gate_names = list(result.gates)
         figures.append(("Cultural MoE gate weights per country (mean over questions)",
-                        plots.heatmap(out / "gate_weights.png", "Gate weight per continent", gate_names, CONTINENTS,
-                                      [result.gates[n] for n in gate_names])))
+                        plots.gate_heatmap(out, result.gates, list(result.gates))))
     columns = ["country", "method", "questions", "similarity", "baseline_similarity", "lift", "valid_mass"]
     cells = [[short(s.get(c)) for c in columns] for s in result.summary]
     figures.append(("Table", plots.table(out / "table.png", "Opinion similarity next to the best baseline",

@@ -88,6 +88,25 @@ def grouped_bars(path: Path, title: str, ylabel: str, groups: Sequence[str],
     return _save(fig, path)
 
 
+def interval_bars(path: Path, title: str, xlabel: str, labels: Sequence[str],
+                  values: Sequence[tuple[float, float | None, float | None]]) -> Path:
+    """Horizontal bars, one per label (top to bottom in order), each ``(mean, low, high)`` drawn with its
+    interval as an error bar (no bar when the interval is unknown)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 0.42 * len(labels) + 1.4))
+    ys = list(range(len(labels)))[::-1]
+    means = [v[0] for v in values]
+    errors = [[m - lo if lo is not None else 0.0 for m, lo, _ in values],
+              [hi - m if hi is not None else 0.0 for m, _, hi in values]]
+    ax.barh(ys, means, xerr=errors, capsize=3, color=plt.get_cmap("tab10")(0), alpha=0.8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
 def heatmap(path: Path, title: str, rows: Sequence[str], columns: Sequence[str],
             values: Sequence[Sequence[float]], fmt: str = "{:.2f}") -> Path:
     """A heat map (rows x columns) with each cell's value written in it."""
@@ -106,6 +125,15 @@ def heatmap(path: Path, title: str, rows: Sequence[str], columns: Sequence[str],
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.04)
     return _save(fig, path)
+
+
+def gate_heatmap(folder: Path, gates: dict[str, Sequence[float]], names: Sequence[str]) -> Path:
+    """``folder/gate_weights.png``: the mean Cultural MoE gate weight per continent (columns) of each
+    of ``names`` (rows, in order), from ``gates`` (name -> weights in :data:`CONTINENTS` order)."""
+    from cultura.data.hofstede import CONTINENTS
+
+    return heatmap(folder / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
+                   [gates[n] for n in names])
 
 
 def table(path: Path, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:

@@ -211,10 +211,8 @@ def write_report(out: Path, result: HofstedeReport, targets: Sequence[Target], m
                                        "distance", groups, series)))
     gates = mean_gate(result.rows, CONTINENTS)
     if gates:
-        names = [t.key for t in targets if t.key in gates]
         figures.append(("Cultural MoE gate weights (mean over items)",
-                        plots.heatmap(out / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
-                                      [gates[n] for n in names])))
+                        plots.gate_heatmap(out, gates, [t.key for t in targets if t.key in gates])))
     columns = ["target", "method", "items", *DIMENSIONS, "distance"]
     cells = [[short(s.get(c), 1) for c in columns] for s in result.summary]
     figures.append(("Table", plots.table(out / "table.png", "VSM 2013 indices and distance", columns, cells)))

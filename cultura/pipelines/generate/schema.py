@@ -49,17 +49,28 @@ def speaker_type():
 
 
 @functools.cache
-def dialogue_schema():
-    """The Arrow schema of the dialogue table (``OUT/dialogues/part-*.parquet``)."""
+def seed_identity_fields():
+    """The columns that say which dialogue and seed a row comes from, first in the dialogue table and
+    in every refinement table built from it."""
     import pyarrow as pa
 
-    return pa.schema([
+    return (
         pa.field("dialogue_id", pa.string(), nullable=False),
         pa.field("seed_id", pa.string(), nullable=False),
         pa.field("seed_source", pa.string(), nullable=False),
         pa.field("seed_text", pa.string(), nullable=False),
         pa.field("seed_kind", pa.string(), nullable=False),
         pa.field("options", pa.list_(pa.string())),
+    )
+
+
+@functools.cache
+def dialogue_schema():
+    """The Arrow schema of the dialogue table (``OUT/dialogues/part-*.parquet``)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        *seed_identity_fields(),
         pa.field("culture", pa.string(), nullable=False),  # "german"; multi mode: "chinese+german"
         pa.field("country", pa.string()),  # null in multi mode (see the speakers)
         # the Ray node the delegate ran on; several (comma-separated, in order) when the dialogue has

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+from cultura.pipelines.generate.schema import seed_identity_fields
+
 # the dialogue columns an extraction unit (and every opinion) carries along
 SEED_COLUMNS = ("dialogue_id", "seed_id", "seed_source", "seed_text", "seed_kind", "options", "culture",
                 "country", "attitude", "mode")
@@ -22,12 +24,7 @@ def _seed_fields():
     import pyarrow as pa
 
     return [
-        pa.field("dialogue_id", pa.string(), nullable=False),
-        pa.field("seed_id", pa.string(), nullable=False),
-        pa.field("seed_source", pa.string(), nullable=False),
-        pa.field("seed_text", pa.string(), nullable=False),
-        pa.field("seed_kind", pa.string(), nullable=False),
-        pa.field("options", pa.list_(pa.string())),
+        *seed_identity_fields(),
         pa.field("culture", pa.string(), nullable=False),  # one culture key, also in multi mode
         pa.field("country", pa.string(), nullable=False),  # the country opinions are attributed to
         pa.field("attitude", pa.string()),  # the culture's answer to the seed; null when unknown

@@ -442,7 +442,9 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """A pydantic error as cultura shows it: one line per invalid field (dotted path: message), with
+    ``source`` (the file or 'overrides') named on the first line."""
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(root)"
@@ -500,4 +502,4 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     try:
         return CulturaConfig.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None

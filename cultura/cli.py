@@ -25,6 +25,7 @@ COMMANDS = {
     "palette": "cultura.commands.palette:palette",
     "palette-data": "cultura.commands.palette:palette_data",
     "demo": "cultura.commands.demo:demo",
+    "experiment": "cultura.commands.experiment:experiment",
 }
 
 

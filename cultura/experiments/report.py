@@ -1,0 +1,232 @@
+"""The experiment's report: one table per evaluation in the paper's layout, read from the stage folders.
+
+Rows are the methods, the trained variants (``adapter (+Verify)``), the controls and the trivial
+baselines; columns the evaluation's figures, each ``mean [low, high]`` with its 95% bootstrap interval
+(:mod:`cultura.intervals`), and ``vs_base``: the paired difference with the base model over the same
+units (questions x countries for opinions, cultures for Hofstede, task x culture cells for moderation),
+the direct answer to "did the method move the model towards the culture?". ``results.parquet`` holds
+every figure in long form (one row per table cell, then one per unit score).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cultura.cards import DATA_LICENCES, PAPERS, write_card
+from cultura.config import CulturaConfig
+from cultura.experiments.spec import ExperimentSpec
+from cultura.intervals import bootstrap_note, paired_difference, versus_baseline
+
+METHOD_ROWS = "by_method.json"  # each evaluation stage's per-method means, as its report computed them
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one evaluation's table reads: the figures with intervals, the columns shown, and the per-unit
+    score ``vs_base`` pairs on (``unit_file``'s ``unit_keys`` and ``score``; ``higher`` when more is better)."""
+
+    figures: tuple[str, ...]
+    signed: tuple[str, ...]
+    columns: tuple[str, ...]
+    unit_file: str
+    unit_keys: tuple[str, ...]
+    score: str
+    higher: bool
+    headline: str  # the figure plotted
+
+
+LAYOUTS = {
+    "opinions": Layout(("similarity", "lift", "alignment_pct", "valid_mass"), ("lift",),
+                       ("row", "countries", "questions", "similarity", "lift", "versus_baseline", "vs_base",
+                        "alignment_pct", "valid_mass"),
+                       "results.parquet", ("target", "item_id"), "similarity", True, "similarity"),
+    "hofstede": Layout(("mean_distance",), (), ("row", "targets", "mean_distance", "vs_base", "mean_r"),
+                       "summary.parquet", ("target",), "distance", False, "mean_distance"),
+    "moderation": Layout(("macro_f1", "roc_auc", "lift"), ("lift",),
+                         ("row", "cells", "macro_f1", "lift", "vs_base", "roc_auc"),
+                         "summary.parquet", ("task", "target"), "macro_f1", True, "macro_f1"),
+}
+METRIC_NOTES = {
+    "opinions": "similarity: 1 - Jensen-Shannon distance to the country's answer distribution on held-out "
+                "questions (higher is closer); lift: paired difference with the best trivial baseline; "
+                "valid_mass: probability the model put on the options at all.",
+    "hofstede": "mean_distance: Euclidean distance of the VSM 2013 indices to Hofstede's published scores "
+                "(lower is closer; vs_base below zero means closer than the base model).",
+    "moderation": "macro_f1 on the test split, threshold chosen on the dev split; lift: over the best "
+                  "constant-label baseline.",
+}
+
+
+def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaConfig,
+                            runs: Sequence[Any]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """Write ``report.md``, ``results.parquet``, one plot per evaluation and the card into ``root``;
+    return (the files written, the table rows of every evaluation)."""
+    from cultura.eval import plots
+    from cultura.eval.report import atomic_write, write_text
+
+    tables: dict[str, list[dict[str, Any]]] = {}
+    long: list[dict[str, Any]] = []
+    for evaluation in spec.evaluations.chosen():
+        stages = [r for r in runs if r.stage.kind == "eval" and r.stage.params["evaluation"] == evaluation]
+        rows, units = evaluation_table(evaluation, stages)
+        tables[evaluation] = rows
+        long += _long_rows(evaluation, rows, units)
+    files = [_write_parquet(root / "results.parquet", long, atomic_write)]
+    figures = []
+    for evaluation, rows in tables.items():
+        layout = LAYOUTS[evaluation]
+        shown = [r for r in rows if r.get(layout.headline) is not None]
+        if shown:
+            path = root / f"{evaluation}.png"
+            plots.interval_bars(path, f"{spec.name}: {evaluation}", layout.headline, [r["row"] for r in shown],
+                                [(r[layout.headline], r.get(f"{layout.headline}_low"),
+                                  r.get(f"{layout.headline}_high")) for r in shown])
+            figures.append(path)
+    files += figures
+    files.append(write_text(root / "report.md", _markdown(spec, config, tables, runs, figures, root)))
+    files.append(_write_card(root, spec, config, runs))
+    return files, [row | {"evaluation": e} for e, rows in tables.items() for row in rows]
+
+
+def evaluation_table(evaluation: str, stages: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """(one row per method, variant, control and baseline; each row's unit scores) of one evaluation,
+    from its stage folders, with ``vs_base`` against the base model where it ran."""
+    layout = LAYOUTS[evaluation]
+    rows: list[dict[str, Any]] = []
+    units: dict[str, dict] = {}
+    baselines: list[dict[str, Any]] = []
+    for run in stages:
+        params = run.stage.params
+        entries = json.loads((run.folder / METHOD_ROWS).read_text(encoding="utf-8"))
+        scores = _unit_scores(run.folder / layout.unit_file, layout)
+        for entry in entries:
+            method = entry["method"]
+            if method in params["methods"]:
+                label = params["labels"].get(method, method)
+                kind = "control" if params.get("rotate") else "method"
+                rows.append(entry | {"row": label, "kind": kind, "stage": run.stage.name})
+                units[label] = scores.get(method, {})
+            elif not any(b["row"] == method for b in baselines):  # the same baselines in every stage
+                baselines.append(entry | {"row": method, "kind": "baseline", "stage": run.stage.name})
+                units[method] = scores.get(method, {})
+    base = units.get(BASE)
+    for row in rows + baselines:
+        _vs_base(row, units.get(row["row"], {}), base if row["row"] != BASE else None, layout.higher)
+    return rows + baselines, units
+
+
+def _unit_scores(path: Path, layout: Layout) -> dict[str, dict[tuple, float]]:
+    """method -> unit key -> score, from a stage's results or summary table (answered rows only)."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[tuple, float]] = {}
+    for row in pq.read_table(path).to_pylist():
+        value = row.get(layout.score)
+        if value is None or (isinstance(value, float) and math.isnan(value)) or row.get("status", "ok") != "ok":
+            continue
+        out.setdefault(row["method"], {})[tuple(row[k] for k in layout.unit_keys)] = float(value)
+    return out
+
+
+def _vs_base(row: dict[str, Any], mine: dict[tuple, float], base: dict[tuple, float] | None, higher: bool) -> None:
+    """Set ``vs_base`` (mean paired difference with the base model over shared units), its interval,
+    the units it rests on, and what it says (better / worse when the interval excludes zero, with
+    ``higher`` telling which sign is better; else cannot tell)."""
+    shared = sorted(set(mine) & set(base)) if base else []
+    if not shared:
+        row.update(vs_base=None, vs_base_low=None, vs_base_high=None, vs_base_units=0, vs_base_reads="")
+        return
+    diff = paired_difference([mine[k] for k in shared], [base[k] for k in shared])
+    reads = versus_baseline(diff)
+    if not higher:
+        reads = {"better": "worse", "worse": "better"}.get(reads, reads)
+    row.update(vs_base=diff.mean, vs_base_low=diff.low, vs_base_high=diff.high, vs_base_units=len(shared),
+               vs_base_reads=reads)
+
+
+def _long_rows(evaluation: str, rows: Sequence[dict[str, Any]], units: dict[str, dict]) -> list[dict[str, Any]]:
+    """The table's cells and every unit score, one row each (``level``: table | unit)."""
+    layout = LAYOUTS[evaluation]
+    out = []
+    for row in rows:
+        for figure in (*layout.figures, "vs_base"):
+            if row.get(figure) is not None:
+                out.append({"evaluation": evaluation, "row": row["row"], "kind": row["kind"], "level": "table",
+                            "unit": None, "metric": figure, "value": float(row[figure]),
+                            "low": _float(row.get(f"{figure}_low")), "high": _float(row.get(f"{figure}_high"))})
+        for key, value in sorted(units.get(row["row"], {}).items()):
+            out.append({"evaluation": evaluation, "row": row["row"], "kind": row["kind"], "level": "unit",
+                        "unit": "/".join(map(str, key)), "metric": layout.score, "value": value,
+                        "low": None, "high": None})
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]], atomic_write: Any) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("evaluation", pa.string()), ("row", pa.string()), ("kind", pa.string()),
+                        ("level", pa.string()), ("unit", pa.string()), ("metric", pa.string()),
+                        ("value", pa.float64()), ("low", pa.float64()), ("high", pa.float64())])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return atomic_write(path, lambda p: pq.write_table(table, p))
+
+
+def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, list[dict[str, Any]]],
+              runs: Sequence[Any], figures: Sequence[Path], root: Path) -> str:
+    from cultura.eval.report import markdown_table, with_intervals
+
+    paper = PAPERS[spec.paper]
+    lines = [f"# Experiment {spec.name}\n", f"{spec.description}\n" if spec.description else "",
+             f"Protocol: {paper.name} ({paper.reference}). Model: `{config.engine.model}` on the "
+             f"{config.engine.kind} engine. Cultures: {', '.join(spec.cultures)}. Seeds: `{spec.seeds}` "
+             "(dialogues and fine-tuning use the train split; opinions score the held-out eval split).\n",
+             f"Every figure is `mean [low, high]`. {bootstrap_note()} `vs_base` is the paired difference with "
+             "the base model over the same units; *better* / *worse* only when its interval excludes zero, "
+             "otherwise *cannot tell*. Rows resting on few units say so.\n"]
+    if config.engine.model == "default":
+        lines.append("The default model (SmolLM2-135M) barely tells cultures apart: expect most differences "
+                     "to be *cannot tell*. Read the intervals before the means.\n")
+    for evaluation, rows in tables.items():
+        layout = LAYOUTS[evaluation]
+        shown = with_intervals(rows, (*layout.figures, "vs_base"), (*layout.signed, "vs_base"))
+        for row, original in zip(shown, rows):
+            if original.get("vs_base_reads"):
+                row["vs_base"] = f"{row['vs_base']} ({original['vs_base_reads']})"
+        lines += [f"\n## {evaluation}\n", METRIC_NOTES[evaluation] + "\n",
+                  markdown_table(shown, [c for c in layout.columns if any(c in r for r in rows)])]
+    if figures:
+        lines.append("\n## Plots\n")
+        lines += [f"![{f.stem}]({f.name})\n" for f in figures]
+    lines.append("\n## Stages\n")
+    lines.append(markdown_table([{"stage": r.stage.name, "folder": str(r.folder.relative_to(root)),
+                                  "this run": r.status, "seconds": f"{r.seconds:.0f}"} for r in runs]))
+    lines.append("\nEach evaluation stage's folder holds its own full report (per country / culture, with "
+                 "every answer in `results.parquet`). All figures of this page: `results.parquet`.\n")
+    return "\n".join(line for line in lines if line)
+
+
+def _write_card(root: Path, spec: ExperimentSpec, config: CulturaConfig, runs: Sequence[Any]) -> Path:
+    paper = PAPERS[spec.paper]
+    source = spec.seeds if spec.seeds in DATA_LICENCES else "file"
+    fields = {"experiment": spec.name, "paper": f"{paper.name} {paper.reference}", "model": config.engine.model,
+              "engine": config.engine.kind, "cultures": list(spec.cultures), "seeds": spec.seeds,
+              "data_licence": DATA_LICENCES.get(source, "as the seed file's source states"),
+              "sampling_seed": config.sampling.seed, "stages": {r.stage.name: r.stage.key for r in runs},
+              "config": config.model_dump(mode="json")}
+    return write_card(root, f"Experiment {spec.name}", fields,
+                      "What produced this folder; the results are in `report.md` and `results.parquet`. "
+                      "`experiment.yaml` reruns it: `cultura experiment run experiment.yaml --out <this folder>` "
+                      "skips every finished stage.")

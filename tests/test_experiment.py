@@ -15,8 +15,10 @@ import yaml
 
 from cultura.errors import ConfigError
 from cultura.experiments.plan import plan_stages
+from cultura.experiments.run import RUNNERS
 from cultura.experiments.spec import load_experiment
 
+PRESETS = Path(__file__).resolve().parents[1] / "experiments"
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 TINY = {
     "name": "tiny", "cultures": ["german", "chinese"], "seeds": "bundled",
@@ -47,12 +49,25 @@ def test_the_cli_reports_a_bad_file_without_a_traceback(tmp_path):
     assert "finetune.max_step: unknown field" in result.stderr
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_preset_is_valid_and_plans(preset):
+    spec = load_experiment(preset)
+    stages = plan_stages(spec, spec.config())
+    assert stages and all(s.kind in RUNNERS for s in stages)
+    assert any(s.kind == "eval" for s in stages)
+
+
 def test_a_changed_setting_changes_only_its_stage_and_those_downstream():
     spec = load_experiment({**TINY, "variants": {"refine": ["generate", "verify"]}})
     before = {s.name: s.key for s in plan_stages(spec, spec.config())}
     changed = load_experiment(spec, finetune={"max_steps": 3})
     after = {s.name: s.key for s in plan_stages(changed, changed.config())}
     moved = {name for name in before if before[name] != after[name]}
+    widened = load_experiment(spec, variants={"refine": ["generate", "verify", "diversify"]})
+    added = {s.name: s.key for s in plan_stages(widened, widened.config())}
+    assert all(added[name] == key for name, key in before.items()), "an added variant keeps every other stage"
+    assert set(added) - set(before) == {"refine-diversify", "finetune-diversify", "eval-opinions-adapter-diversify",
+                                        "eval-opinions-other-culture-diversify"}
     assert moved == {"finetune-generate", "finetune-verify", "eval-opinions-adapter-generate",
                      "eval-opinions-adapter-verify", "eval-opinions-other-culture-generate",
                      "eval-opinions-other-culture-verify"}
@@ -76,6 +91,9 @@ def test_a_small_protocol_runs_end_to_end_and_resumes(ray_session, tmp_path):
         assert row["vs_base_units"] == len(base_units), "paired over every question and country both answered"
         assert row["vs_base_low"] <= row["vs_base"] <= row["vs_base_high"]
         assert row["vs_base_reads"] in ("better", "worse", "cannot tell")
+    own = rows["adapter (Generate)"]
+    assert own["vs_control_units"] == len(base_units)
+    assert own["vs_control_low"] <= own["vs_control"] <= own["vs_control_high"]
     for row in rows.values():
         assert row["similarity_low"] <= row["similarity"] <= row["similarity_high"]
     report = (out / "report.md").read_text(encoding="utf-8")
@@ -87,3 +105,8 @@ def test_a_small_protocol_runs_end_to_end_and_resumes(ray_session, tmp_path):
     assert again.ran == 0 and len(again.stages) == 6
     assert pq.read_table(out / "results.parquet").equals(results), "a resumed run reports exactly as the first"
     assert [r["similarity"] for r in again.table] == [r["similarity"] for r in first.table]
+
+    more = run_experiment(TINY | {"methods": ["base", "prompted", "adapter"]}, out)
+    assert [s.stage.name for s in more.stages if s.status == "ran"] == ["eval-opinions-methods"], \
+        "a method added to the comparison reruns only the stage that answers it"
+    assert "prompted" in {r["row"] for r in more.table}

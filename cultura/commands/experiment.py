@@ -39,7 +39,7 @@ def headline_rows(table: list[dict]) -> list[dict]:
         mean, low, high = row.get(figure), row.get(f"{figure}_low"), row.get(f"{figure}_high")
         shown = "-" if mean is None else f"{mean:.3f}" + ("" if low is None else f" [{low:.3f}, {high:.3f}]")
         rows.append({"evaluation": row["evaluation"], "row": row["row"], "figure": figure, "mean [95% interval]": shown,
-                     "vs base": row.get("vs_base_reads") or "-"})
+                     "vs base": row.get("vs_base_reads") or "-", "vs control": row.get("vs_control_reads") or "-"})
     return rows
 
 

@@ -4,7 +4,9 @@ Rows are the methods, the trained variants (``adapter (+Verify)``), the controls
 baselines; columns the evaluation's figures, each ``mean [low, high]`` with its 95% bootstrap interval
 (:mod:`cultura.intervals`), and ``vs_base``: the paired difference with the base model over the same
 units (questions x countries for opinions, cultures for Hofstede, task x culture cells for moderation),
-the direct answer to "did the method move the model towards the culture?". ``results.parquet`` holds
+the direct answer to "did the method move the model?", and for a trained variant ``vs_control``: its
+own culture's adapter against the other-culture control over the same units, which separates what
+fine-tuning taught about the culture from what it taught about answering. ``results.parquet`` holds
 every figure in long form (one row per table cell, then one per unit score).
 """
 
@@ -24,6 +26,7 @@ from cultura.intervals import bootstrap_note, paired_difference, versus_baseline
 
 METHOD_ROWS = "by_method.json"  # each evaluation stage's per-method means, as its report computed them
 BASE = "base"
+PAIRED = ("vs_base", "vs_control")  # paired differences: with the base model; own adapter with the control
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,12 @@ class Layout:
 LAYOUTS = {
     "opinions": Layout(("similarity", "lift", "alignment_pct", "valid_mass"), ("lift",),
                        ("row", "countries", "questions", "similarity", "lift", "versus_baseline", "vs_base",
-                        "alignment_pct", "valid_mass"),
+                        "vs_control", "alignment_pct", "valid_mass"),
                        "results.parquet", ("target", "item_id"), "similarity", True, "similarity"),
-    "hofstede": Layout(("mean_distance",), (), ("row", "targets", "mean_distance", "vs_base", "mean_r"),
+    "hofstede": Layout(("mean_distance",), (), ("row", "targets", "mean_distance", "vs_base", "vs_control", "mean_r"),
                        "summary.parquet", ("target",), "distance", False, "mean_distance"),
     "moderation": Layout(("macro_f1", "roc_auc", "lift"), ("lift",),
-                         ("row", "cells", "macro_f1", "lift", "vs_base", "roc_auc"),
+                         ("row", "cells", "macro_f1", "lift", "vs_base", "vs_control", "roc_auc"),
                          "summary.parquet", ("task", "target"), "macro_f1", True, "macro_f1"),
 }
 METRIC_NOTES = {
@@ -110,14 +113,18 @@ def evaluation_table(evaluation: str, stages: Sequence[Any]) -> tuple[list[dict[
             if method in params["methods"]:
                 label = params["labels"].get(method, method)
                 kind = "control" if params.get("rotate") else "method"
-                rows.append(entry | {"row": label, "kind": kind, "stage": run.stage.name})
+                rows.append(entry | {"row": label, "kind": kind, "stage": run.stage.name,
+                                     "control_of": params.get("control_of")})
                 units[label] = scores.get(method, {})
             elif not any(b["row"] == method for b in baselines):  # the same baselines in every stage
                 baselines.append(entry | {"row": method, "kind": "baseline", "stage": run.stage.name})
                 units[method] = scores.get(method, {})
     base = units.get(BASE)
     for row in rows + baselines:
-        _vs_base(row, units.get(row["row"], {}), base if row["row"] != BASE else None, layout.higher)
+        _paired(row, "vs_base", units.get(row["row"], {}), base if row["row"] != BASE else None, layout.higher)
+    for control in (r for r in rows if r["kind"] == "control"):
+        own = next(r for r in rows if r["row"] == control["control_of"])
+        _paired(own, "vs_control", units.get(own["row"], {}), units.get(control["row"]), layout.higher)
     return rows + baselines, units
 
 
@@ -136,20 +143,21 @@ def _unit_scores(path: Path, layout: Layout) -> dict[str, dict[tuple, float]]:
     return out
 
 
-def _vs_base(row: dict[str, Any], mine: dict[tuple, float], base: dict[tuple, float] | None, higher: bool) -> None:
-    """Set ``vs_base`` (mean paired difference with the base model over shared units), its interval,
-    the units it rests on, and what it says (better / worse when the interval excludes zero, with
-    ``higher`` telling which sign is better; else cannot tell)."""
-    shared = sorted(set(mine) & set(base)) if base else []
+def _paired(row: dict[str, Any], name: str, mine: dict[tuple, float], other: dict[tuple, float] | None,
+            higher: bool) -> None:
+    """Set ``name`` on ``row``: the mean paired difference with ``other``'s scores over the units both
+    have, its interval, the units it rests on (``name_units``) and what it says (``name_reads``: better
+    / worse when the interval excludes zero, ``higher`` telling which sign is better; else cannot tell)."""
+    shared = sorted(set(mine) & set(other)) if other else []
     if not shared:
-        row.update(vs_base=None, vs_base_low=None, vs_base_high=None, vs_base_units=0, vs_base_reads="")
+        row.update({name: None, f"{name}_low": None, f"{name}_high": None, f"{name}_units": 0, f"{name}_reads": ""})
         return
-    diff = paired_difference([mine[k] for k in shared], [base[k] for k in shared])
+    diff = paired_difference([mine[k] for k in shared], [other[k] for k in shared])
     reads = versus_baseline(diff)
     if not higher:
         reads = {"better": "worse", "worse": "better"}.get(reads, reads)
-    row.update(vs_base=diff.mean, vs_base_low=diff.low, vs_base_high=diff.high, vs_base_units=len(shared),
-               vs_base_reads=reads)
+    row.update({name: diff.mean, f"{name}_low": diff.low, f"{name}_high": diff.high, f"{name}_units": len(shared),
+                f"{name}_reads": reads})
 
 
 def _long_rows(evaluation: str, rows: Sequence[dict[str, Any]], units: dict[str, dict]) -> list[dict[str, Any]]:
@@ -157,7 +165,7 @@ def _long_rows(evaluation: str, rows: Sequence[dict[str, Any]], units: dict[str,
     layout = LAYOUTS[evaluation]
     out = []
     for row in rows:
-        for figure in (*layout.figures, "vs_base"):
+        for figure in (*layout.figures, *PAIRED):
             if row.get(figure) is not None:
                 out.append({"evaluation": evaluation, "row": row["row"], "kind": row["kind"], "level": "table",
                             "unit": None, "metric": figure, "value": float(row[figure]),
@@ -194,17 +202,20 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
              f"{config.engine.kind} engine. Cultures: {', '.join(spec.cultures)}. Seeds: `{spec.seeds}` "
              "(dialogues and fine-tuning use the train split; opinions score the held-out eval split).\n",
              f"Every figure is `mean [low, high]`. {bootstrap_note()} `vs_base` is the paired difference with "
-             "the base model over the same units; *better* / *worse* only when its interval excludes zero, "
+             "the base model over the same units, `vs_control` an adapter's own culture against the other-culture "
+             "control (the same training, another culture's adapter): a format effect lifts both, a "
+             "cultural one only the first. *better* / *worse* only when an interval excludes zero, "
              "otherwise *cannot tell*. Rows resting on few units say so.\n"]
     if config.engine.model == "default":
         lines.append("The default model (SmolLM2-135M) barely tells cultures apart: expect most differences "
                      "to be *cannot tell*. Read the intervals before the means.\n")
     for evaluation, rows in tables.items():
         layout = LAYOUTS[evaluation]
-        shown = with_intervals(rows, (*layout.figures, "vs_base"), (*layout.signed, "vs_base"))
+        shown = with_intervals(rows, (*layout.figures, *PAIRED), (*layout.signed, *PAIRED))
         for row, original in zip(shown, rows):
-            if original.get("vs_base_reads"):
-                row["vs_base"] = f"{row['vs_base']} ({original['vs_base_reads']})"
+            for name in PAIRED:
+                if original.get(f"{name}_reads"):
+                    row[name] = f"{row[name]} ({original[f'{name}_reads']})"
         lines += [f"\n## {evaluation}\n", METRIC_NOTES[evaluation] + "\n",
                   markdown_table(shown, [c for c in layout.columns if any(c in r for r in rows)])]
     if figures:

@@ -32,7 +32,16 @@ from pydantic import BaseModel
 
 from cultura.config import CulturaConfig
 from cultura.config import load_config as _load
+from cultura.engines import create_engine as build
 from cultura.errors import ConfigError
+from cultura.eval.evaluate import evaluate as run_evaluation
+from cultura.eval.evaluate import get_evaluation
+from cultura.pipelines.finetune import finetune as run_finetune
+from cultura.pipelines.generate import generate_dialogues
+from cultura.pipelines.palette_data import synthesize_palette as run_synthesis
+from cultura.pipelines.refine import refine as run_refine
+from cultura.ray_utils import polite_threads
+from cultura.serve.app import start
 
 ConfigLike = CulturaConfig | str | os.PathLike | None
 
@@ -137,9 +146,6 @@ def create_engine(config: ConfigLike = None, num_threads: int | None = None, **e
         engine = cultura.create_engine(model="default")
         [answer] = run_sync(engine.generate([ChatRequest.of([{"role": "user", "content": "Hi"}], max_tokens=8)]))
     """
-    from cultura.engines import create_engine as build
-    from cultura.ray_utils import polite_threads
-
     polite_threads()
     return build(with_overrides(config, "engine", **engine).engine, num_threads=num_threads)
 
@@ -163,8 +169,6 @@ def generate(config: ConfigLike = None, *, out: str | Path, resume: bool = False
     Returns a :class:`~cultura.pipelines.generate.run.GenerateSummary` (``dialogues``, ``planned``,
     ``turns``, ``failures``, ``out``). Example: ``cultura.generate(out="runs/g", cultures=["german"], rounds=1)``.
     """
-    from cultura.pipelines.generate import generate_dialogues
-
     return generate_dialogues(with_overrides(config, "generate", **overrides), out, resume=resume,
                               overwrite=overwrite, limit=limit, progress=progress, on_part=on_part)
 
@@ -184,8 +188,6 @@ def refine(config: ConfigLike = None, *, source: str | Path, out: str | Path, ov
     Returns a :class:`~cultura.pipelines.refine.summary.RefineSummary` (``table()``, ``totals()``,
     ``sft_files``, ``out``). Example: ``cultura.refine(source="runs/g", out="runs/r", stages="verify")``.
     """
-    from cultura.pipelines.refine import refine as run_refine
-
     return run_refine(with_overrides(config, "refine", **overrides), source, out, overwrite=overwrite,
                       progress=progress)
 
@@ -208,8 +210,6 @@ def finetune(config: ConfigLike = None, *, data: str | Path, out: str | Path, pe
     Returns a :class:`~cultura.pipelines.finetune.run.FinetuneSummary` (``adapters``, ``failures``,
     ``registry``). Example: ``cultura.finetune(data="runs/r", out="adapters", max_steps=10)``.
     """
-    from cultura.pipelines.finetune import finetune as run_finetune
-
     return run_finetune(with_overrides(config, "finetune", **overrides), data, per, out, only=only,
                         progress=progress, echo=echo)
 
@@ -230,8 +230,6 @@ def synthesize_palette(config: ConfigLike = None, *, out: str | Path, prompts: s
 
     Returns a :class:`~cultura.pipelines.palette_data.PaletteDataSummary` (``prompts``, ``rows``, ``files``).
     """
-    from cultura.pipelines.palette_data import synthesize_palette as run_synthesis
-
     return run_synthesis(with_overrides(config, "palette", **overrides), out, prompts, limit=limit,
                          samples=samples, overwrite=overwrite, progress=progress)
 
@@ -257,8 +255,6 @@ def evaluate(config: ConfigLike = None, evaluation: str = "opinions", *, methods
 
         cultura.evaluate(None, "opinions", countries="Germany,Japan", methods="base,prompted", limit=5)
     """
-    from cultura.eval.evaluate import evaluate as run_evaluation, get_evaluation
-
     own = get_evaluation(evaluation).options.model_fields
     settings = {k: options.pop(k) for k in list(options) if k not in own}
     return run_evaluation(with_overrides(config, "eval", **settings), evaluation, methods=methods, report=report,
@@ -277,6 +273,4 @@ def serve(config: ConfigLike = None, **overrides: Any) -> str:
     The app runs until ``ray.serve.delete(config.serve.app_name)`` or ``ray.serve.shutdown()``.
     Example: ``url = cultura.serve(port=8000)``, then any OpenAI client with ``base_url=url``.
     """
-    from cultura.serve.app import start
-
     return start(with_overrides(config, "serve", **overrides))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.choices import option_numbers, softmax
 from cultura.engines.base import Failure, OptionScores
 
 Chat = Sequence[Mapping[str, str]]
@@ -63,8 +64,6 @@ def combine(labels: Sequence[str], orders: Sequence[Sequence[str]], scores: Sequ
     """The :class:`LabelScores` of one item asked in each of ``orders`` (``scores[j]`` scored the
     option numbers of ``orders[j]``): each order's option distribution mapped back onto the labels
     and averaged."""
-    from cultura.choices import softmax
-
     totals = dict.fromkeys(labels, 0.0)
     for order, score in zip(orders, scores, strict=True):
         for label, p in zip(order, softmax(score.logprobs), strict=True):
@@ -80,8 +79,6 @@ def classify_many(chats: Sequence[Sequence[Chat]], labels: Sequence[str], orders
     ``chats[i][j]`` asks item ``i`` with its labels numbered in ``orders[j]``. An item any of whose
     requests failed gives that :class:`~cultura.engines.base.Failure`; the others their scores.
     """
-    from cultura.choices import option_numbers
-
     numbers = option_numbers(len(labels))
     flat = [(chat, numbers) for item in chats for chat in item]
     if any(len(item) != len(orders) for item in chats):

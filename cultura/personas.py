@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cultura.data.cultures import get_culture
+from cultura.data.hofstede import CONTINENTS
+from cultura.errors import CulturaError, UnknownNameError
+
 CHATBOT_PROMPT = "You are {article} {display} chatbot that knows {display} very well."
 CONTINENT_PERSONA = (
     "You are a knowledgeable assistant about {continent}, its cultures, history and nuances. "
@@ -49,8 +53,6 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
     ``name_index`` picks among the culture's persona names (several delegates of one culture get
     different names); ``extra`` appends instructions such as self-calibration.
     """
-    from cultura.data.cultures import get_culture
-
     c = get_culture(culture)
     name = c.names[name_index % len(c.names)]
     # "You are <name> from <country>" alone made the 135M default answer in broken German or
@@ -67,9 +69,6 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
 def chatbot_prompt(culture: str) -> str:
     """CulturePark's fine-tuning system prompt: ``You are a German chatbot that knows German very
     well.`` (``an`` before a vowel; an unknown key is title-cased)."""
-    from cultura.data.cultures import get_culture
-    from cultura.errors import CulturaError
-
     try:
         display = get_culture(culture).display
     except CulturaError:
@@ -99,9 +98,6 @@ def main_contact_persona(name: str = "Lily", description: str = "an English-spea
 
 def continent_persona(continent: str, adapter: str | None = None, language: str = "English") -> Persona:
     """A Cultural Palette continent agent (Africa, America, Asia, Europe, Oceania), answering in ``language``."""
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.errors import UnknownNameError
-
     match = next((c for c in CONTINENTS if c.lower() == continent.lower()), None)
     if match is None:
         raise UnknownNameError("continent", continent, CONTINENTS)

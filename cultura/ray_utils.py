@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from cultura.console import quiet_ray
 from cultura.errors import CulturaError
 
 # Ray's token auth (on by default in 2.60) breaks `ray status`, `serve status` and the dashboard API
@@ -46,8 +47,6 @@ def init_ray(config: Any | None = None, address: str | None = None, **kwargs: An
     quiet when the CLI asks for that (:mod:`cultura.console`).
     """
     import ray
-
-    from cultura.console import quiet_ray
 
     quiet_ray()  # before ray.init, which announces itself
     if ray.is_initialized():

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cultura.actors.engine_actor import start_engine_actor
 from cultura.engines.base import ChatRequest, Completion, Failure, Message, OptionScores, ScoreRequest, score_each
 from cultura.personas import Persona
+from cultura.placement import Demand, pack
 from cultura.sampling import SamplingParams
 
 SHARED_ENGINE_NAME = "cultura-shared-engine"
@@ -126,8 +128,6 @@ def agent_actor_options(config: Any) -> dict[str, Any]:
 def agent_demands(config: Any, n_agents: int, engine_given: bool = False) -> list[Any]:
     """What :func:`start_agents` asks Ray for (:class:`~cultura.placement.Demand` list): the agents, and
     with ``shared`` placement the engine actor they forward to (unless ``engine_given``)."""
-    from cultura.placement import Demand
-
     options = agent_actor_options(config)
     dedicated = config.placement == "dedicated"
     demands = [Demand("dedicated agents" if dedicated else "agents", n_agents,
@@ -143,8 +143,6 @@ def agent_placement_fixes(config: Any, n_agents: int, nodes: Sequence[dict[str, 
     """The changes that shrink what ``n_agents`` agents ask for, in configuration terms: fewer agents
     (``how_to_fewer`` says how in the stage's flags), fractional GPUs (a share checked to fit ``nodes``
     beside the ``others`` demands), shared placement."""
-    from cultura.placement import Demand, pack
-
     engine = Demand("", 1, {"CPU": config.engine_resources.num_cpus, "GPU": config.engine_resources.num_gpus})
     if config.placement == "shared":
         return [f"a smaller shared engine: engine_resources (now {engine.per_actor()})"]
@@ -192,8 +190,6 @@ def start_agents(personas: Sequence[Persona], config: Any, engine_handle: Any = 
     here from ``config.engine`` and ``config.engine_resources`` (then owned by the returned pool).
     """
     import ray
-
-    from cultura.actors.engine_actor import start_engine_actor
 
     actor_cls = ray.remote(Agent)
     options = agent_actor_options(config)

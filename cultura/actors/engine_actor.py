@@ -9,16 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import (ChatRequest, Completion, Failure, Message, OptionScores, ScoreRequest,
-                                  generate_each, score_each)
+from cultura.engines import create_engine, describe
+from cultura.engines.base import (
+    ChatRequest,
+    Completion,
+    Failure,
+    Message,
+    OptionScores,
+    ScoreRequest,
+    generate_each,
+    score_each,
+)
 
 
 class EngineHost:
     """Holds one engine built from an ``EngineConfig``; the Ray actor class wraps this."""
 
     def __init__(self, engine_config: Any, num_threads: int | None = None):
-        from cultura.engines import create_engine
-
         self.engine = create_engine(engine_config, num_threads=num_threads)
 
     async def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
@@ -46,8 +53,6 @@ class EngineHost:
 
     def info(self) -> dict[str, Any]:
         """What :func:`cultura.engines.describe` says of the engine."""
-        from cultura.engines import describe
-
         return describe(self.engine)
 
     def clear_prefix_cache(self) -> None:

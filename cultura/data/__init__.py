@@ -7,14 +7,14 @@ and the field on bad input. The files live in ``cultura/data/files/``.
 from pathlib import Path
 from typing import Any
 
+from cultura.errors import DataError
+
 FILES = Path(__file__).resolve().parent / "files"
 
 
 def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
     """Parse a bundled YAML file whose top level must be a mapping (``expected`` describes it)."""
     import yaml
-
-    from cultura.errors import DataError
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

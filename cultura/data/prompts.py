@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cultura.data import FILES
+from cultura.data.seed_files import read_csv
 from cultura.errors import DataError
+from cultura.jsonl import read_jsonl
+from cultura.storage import fetch
 
 BUNDLED = FILES / "prism_prompts.jsonl"
 TEXT_FIELDS = ("text", "prompt", "query", "opening_prompt")
@@ -37,9 +40,6 @@ def _first(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, 
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    from cultura.data.seed_files import read_csv
-    from cultura.jsonl import read_jsonl
-
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         records = []
@@ -63,8 +63,6 @@ def load_prompts(spec: str | Path = "bundled") -> list[Prompt]:
 
     Raises DataError naming the file, row and field when a text is missing or empty, or an id repeats.
     """
-    from cultura.storage import fetch
-
     path = BUNDLED if str(spec) == "bundled" else fetch(spec)  # a filesystem URI is copied here first
     prompts: list[Prompt] = []
     seen: set[str] = set()

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cultura.choices import SURVEY_INSTRUCTION, numbered_question
+from cultura.data.cultures import get_culture
 from cultura.errors import CulturaError, UnknownNameError
 
 SPLITS = ("train", "eval")
@@ -109,8 +110,6 @@ class Seed:
         """The attitude of a culture (a CulturePark key or a country): its primary country's answer, or
         with ``pooled`` the top option of its countries' data pooled (mean of their distributions,
         majority answers counting as one-hot). None when no country it uses has data."""
-        from cultura.data.cultures import get_culture
-
         members = get_culture(culture)
         countries = members.countries if pooled else (members.primary_country,)
         found = [r for r in (self.reference(c) for c in countries) if r is not None]

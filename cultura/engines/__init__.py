@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, ScoreRequest
+from cultura.errors import ConfigError
 from cultura.sampling import SamplingParams
 
 __all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "ScoreRequest", "create_engine",
@@ -20,8 +21,6 @@ def create_engine(config, num_threads: int | None = None) -> Engine:
     ``num_threads`` sizes torch's CPU threads (the CPUs the calling actor was given); the
     config's ``num_threads`` wins when set.
     """
-    from cultura.errors import ConfigError
-
     if config.kind == "transformers":
         from cultura.engines.transformers_engine import TransformersEngine
 

@@ -127,8 +127,6 @@ class ScoreRequest:
 
 def validate_messages(messages: Sequence[Message]) -> None:
     """Raise :class:`~cultura.errors.CulturaError` unless ``messages`` is a non-empty chat."""
-    from cultura.errors import CulturaError
-
     if not messages:
         raise CulturaError("messages must not be empty")
     for i, m in enumerate(messages):

@@ -16,9 +16,17 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.engines.base import (ChatRequest, Completion, OptionScores, ScoreRequest, ScoresThroughBatch,
-                                  check_request, check_score_request)
+from cultura.engines.base import (
+    ChatRequest,
+    Completion,
+    OptionScores,
+    ScoreRequest,
+    ScoresThroughBatch,
+    check_request,
+    check_score_request,
+)
 from cultura.engines.rerank import generate_in_language
+from cultura.errors import CulturaError
 
 # Chat APIs return log-probabilities only for generated tokens, and at most 20 alternatives.
 TOP_LOGPROBS = 20
@@ -60,8 +68,6 @@ class OpenAIEngine(ScoresThroughBatch):
 
     async def _one(self, request: ChatRequest) -> Completion:
         from openai import APIError
-
-        from cultura.errors import CulturaError
 
         s = request.sampling
         kwargs: dict[str, Any] = dict(model=request.adapter or self.model, messages=list(map(dict, request.messages)),

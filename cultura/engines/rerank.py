@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from cultura.engines.base import ChatRequest, Completion
+from cultura.language import is_in_language, language_probability
 
 RETRY_TEMPERATURE = 0.7  # the configured sampling temperature: greedy requests retry with samples
 
@@ -32,8 +33,6 @@ def candidate(request: ChatRequest, k: int) -> ChatRequest:
 
 def best_in_language(completions: Sequence[Completion], language: str) -> Completion:
     """The first of ``completions`` in ``language``, else the one most likely in it."""
-    from cultura.language import is_in_language, language_probability
-
     for completion in completions:
         if is_in_language(completion.text, language):
             return completion
@@ -44,8 +43,6 @@ async def generate_in_language(generate: Callable[[Sequence[ChatRequest]], Await
                                requests: Sequence[ChatRequest]) -> list[Completion]:
     """``generate(requests)``, with every answer out of its request's ``sampling.language`` replaced
     as the module docstring says; the i-th completion answers the i-th request."""
-    from cultura.language import is_in_language
-
     completions = list(await generate(requests))
     retry = [i for i, (r, c) in enumerate(zip(requests, completions))
              if r.sampling.language and r.sampling.language_candidates > 1

@@ -29,14 +29,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from cultura.adapters import resolve_adapter
-from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, ScoresThroughBatch,
-                                  checked_prompt, checked_score_prompt)
+from cultura.engines.base import (
+    ChatRequest,
+    Completion,
+    Message,
+    OptionScores,
+    ScoreRequest,
+    ScoresThroughBatch,
+    checked_prompt,
+    checked_score_prompt,
+)
 from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
 from cultura.engines.rerank import generate_in_language
 from cultura.engines.scoring import ScoreRow, ScoreStats, score_rows
+from cultura.models import resolve_model
+from cultura.registry import known_adapters
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
 
@@ -74,9 +84,6 @@ class TransformersEngine(ScoresThroughBatch):
     def __init__(self, config: Any, num_threads: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from cultura.models import resolve_model
-        from cultura.registry import known_adapters
 
         self.config = config
         self.model = config.model

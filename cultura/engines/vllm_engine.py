@@ -51,11 +51,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cultura.adapters import check_adapter_folder, resolve_adapter
-from cultura.engines.base import (ChatRequest, Completion, Message, OptionScores, ScoreRequest, ScoresThroughBatch,
-                                  checked_prompt, checked_score_prompt)
+from cultura.adapters import check_adapter_folder, resolve_adapter, validate_adapter_name
+from cultura.engines.base import (
+    ChatRequest,
+    Completion,
+    Message,
+    OptionScores,
+    ScoreRequest,
+    ScoresThroughBatch,
+    checked_prompt,
+    checked_score_prompt,
+)
 from cultura.engines.rerank import generate_in_language
 from cultura.errors import CulturaError
+from cultura.models import resolve_model
+from cultura.registry import known_adapters
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +164,6 @@ class VllmEngine(ScoresThroughBatch):
     name = "vllm"
 
     def __init__(self, config: Any, num_threads: int | None = None, enable_lora: bool = True):
-        from cultura.models import resolve_model
-        from cultura.registry import known_adapters
-
         if not vllm_installed():
             raise CulturaError(
                 "engine.kind 'vllm' needs the vllm package: on a GPU `pip install 'cultura[gpu]'`, "
@@ -282,8 +289,6 @@ class VllmEngine(ScoresThroughBatch):
     # ----- adapters -------------------------------------------------------------------------
     def add_adapter(self, name: str, path: str) -> None:
         """Register the LoRA folder ``path`` under ``name``; vLLM loads it on first use."""
-        from cultura.adapters import validate_adapter_name
-
         if not self.enable_lora:
             raise CulturaError("this vllm engine was started without LoRA support (enable_lora=False)")
         validate_adapter_name(name)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cultura.adapters import resolve_adapter
 from cultura.eval.methods import MethodContext
+from cultura.palette.adapters import canonical_continent
+from cultura.registry import known_adapters, load_registry
 
 
 def build_context(config: Any, adapters_dir: str | None = None) -> MethodContext:
     """The adapters and gate the evaluation methods use, from the configuration."""
-    from cultura.adapters import resolve_adapter
-    from cultura.palette.adapters import canonical_continent
-    from cultura.registry import known_adapters, load_registry
-
     registry = adapters_dir or config.eval.adapters or config.palette.adapters or config.engine.adapter_registry
     entries = load_registry(registry) if registry else {}
     adapters = {name: e.path for name, e in entries.items()}

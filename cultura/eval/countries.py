@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cultura.data import FILES, read_yaml_mapping
+from cultura.data.hofstede import CONTINENTS, DIMENSIONS, load_table, resolve_country
 from cultura.errors import CulturaError, DataError, UnknownNameError
 
 COUNTRY_SETS = FILES / "country_sets.yaml"
@@ -20,8 +21,6 @@ COUNTRY_SETS = FILES / "country_sets.yaml"
 @functools.lru_cache(maxsize=1)
 def country_sets() -> dict[str, tuple[str, ...]]:
     """Set name -> countries (continent order of the file), validated against the Hofstede table."""
-    from cultura.data.hofstede import CONTINENTS, DIMENSIONS, load_table
-
     path: Path = COUNTRY_SETS
     raw = read_yaml_mapping(path, "a mapping set name -> continent -> countries")
     table = load_table()
@@ -52,8 +51,6 @@ def resolve_countries(spec: str | Sequence[str]) -> list[str]:
 
     Unknown countries raise UnknownNameError with close matches.
     """
-    from cultura.data.hofstede import resolve_country
-
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     names = [n for n in names if n]
     if not names:

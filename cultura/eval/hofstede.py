@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from cultura.data.hofstede import DIMENSIONS, country_scores
 from cultura.errors import CulturaError
 
 # dimension -> ((weight, plus item, minus item), (weight, plus item, minus item))
@@ -78,8 +79,6 @@ def hofstede_distance(indices: Mapping[str, float], country: str) -> float:
     countries). Raises CulturaError when ``indices`` names an unknown dimension or lacks one the
     country has; UnknownNameError for an unknown country.
     """
-    from cultura.data.hofstede import DIMENSIONS, country_scores
-
     unknown = [d for d in indices if d not in DIMENSIONS]
     if unknown:
         raise CulturaError(f"unknown Hofstede dimension {unknown[0]!r}; known: {', '.join(DIMENSIONS)}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from cultura.eval.methods import Method, MethodContext, NotApplicable, Target
 from cultura.eval.metrics import expected_option, top_option
+from cultura.eval.runner import EnginePool
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
     answer that stays unreadable an ``unreadable`` row with its counts; a row the engine refused or
     failed a ``failed`` row with the reason, the other rows answered. Answered rows carry ``valid_mass``.
     """
-    from cultura.eval.runner import EnginePool
-
     pairs = list(pairs)
     owned = ctx.engines is None
     if owned:

@@ -18,7 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cultura.choices import choice_messages
+from cultura.data.cultures import country_key, culture_of_country, get_culture
+from cultura.data.hofstede import CONTINENTS, continent_of, has_scores, resolve_country
 from cultura.errors import CulturaError, UnknownNameError
+from cultura.palette import Palette
+from cultura.palette.gate import hofstede_distance
+from cultura.personas import chatbot_messages, continent_persona, culture_persona
 
 
 class NotApplicable(CulturaError):
@@ -142,23 +148,17 @@ def _base(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _prompted(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.personas import culture_persona
-
     persona = culture_persona(target.culture)
     return Plan((Component(target.culture, _persona_chat(persona.system_prompt, question)),))
 
 
 def _adapter(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.personas import chatbot_messages
-
     culture, adapter = ctx.culture_adapter_of(target)  # asked exactly as its fine-tuning rows ask
     return Plan((Component(target.culture, tuple(chatbot_messages(culture, question)), adapter),))
 
 
 def continent_component(ctx: MethodContext, continent: str, question: str, weight: float) -> Component:
     """A continent agent's chat (its persona, and its adapter when registered) with a weight."""
-    from cultura.personas import continent_persona
-
     persona = continent_persona(continent, ctx.continent_adapter(continent))
     return Component(continent, _persona_chat(persona.system_prompt, question), persona.adapter, weight)
 
@@ -175,16 +175,12 @@ def _blend(ctx: MethodContext, question: str, weights: dict[str, float], gate: d
 
 
 def _home_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.data.hofstede import continent_of
-
     return _blend(ctx, question, {continent_of(target.country): 1.0}, None)
 
 
 def needs_scores(country: str, method: str) -> None:
     """NotApplicable when Hofstede publishes no scores for the country: ``method`` reads them (the
     gate's proximity term, nearest-continent), so it cannot answer for that country."""
-    from cultura.data.hofstede import has_scores
-
     if not has_scores(country):
         raise NotApplicable(f"{method} reads Hofstede scores, and Hofstede publishes none for {country}")
 
@@ -195,8 +191,6 @@ def _nearest_continent(ctx: MethodContext, target: Target, question: str) -> Pla
 
 
 def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.data.hofstede import CONTINENTS
-
     return _blend(ctx, question, {c: 1.0 / len(CONTINENTS) for c in CONTINENTS}, None)
 
 
@@ -210,9 +204,6 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
     """Run Cultural Palette (gate -> continent drafts -> Meta Agent, target country in the prompt) once
     for every distinct (question, country), all in one pass of the stages, its agents on the
     command's first engine actor (``ctx.engines``) when there is one; the agents are freed afterwards."""
-    from cultura.data.hofstede import has_scores
-    from cultura.palette import Palette
-
     todo = list(dict.fromkeys((q, t.country) for q, t in items
                               if (q, t.country) not in ctx.palette_answers and has_scores(t.country)))
     if not todo:
@@ -227,8 +218,6 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
 
 
 def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
-    from cultura.choices import choice_messages
-
     needs_scores(target.country, "Cultural Palette's gate")
     answer = ctx.palette_answers.get((question, target.country))
     if answer is None:
@@ -245,9 +234,6 @@ def nearest_continent(country: str, leave_out: bool = False) -> str:
     Uses the Cultural MoE gate's distance (missing dimensions skipped, rescaled to all six), so this
     baseline and the gate's proximity term agree.
     """
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.palette.gate import hofstede_distance
-
     distances = {c: hofstede_distance(country, c, leave_out) for c in CONTINENTS}
     return min((c for c in CONTINENTS if distances[c] is not None), key=lambda c: distances[c])
 
@@ -290,17 +276,12 @@ def get_methods(names: str | Iterable[str]) -> list[Method]:
 
 def culture_target(name: str) -> Target:
     """A target for a CulturePark culture or any country: its primary country is the reference."""
-    from cultura.data.cultures import get_culture
-
     culture = get_culture(name)
     return Target(culture.key, culture.primary_country, culture.key, (culture.key,))
 
 
 def country_target(name: str) -> Target:
     """A target for a country: its own persona; adapters of the country, then of its culture."""
-    from cultura.data.cultures import country_key, culture_of_country
-    from cultura.data.hofstede import resolve_country
-
     country = resolve_country(name)
     own = country_key(country)
     culture = culture_of_country(country).key

@@ -18,14 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from cultura.choices import numbered_question
+from cultura.data.hofstede import CONTINENTS
+from cultura.eval import plots
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target
 from cultura.eval.metrics import accuracy, macro_f1, roc_auc
 from cultura.eval.moderation_tasks import Example, dev_rows
-from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, with_intervals, write_table, write_text)
-from cultura.intervals import (MIN_ITEMS, Interval, bootstrap_note, mean_interval, statistic_interval,
-                               versus_baseline)
+from cultura.eval.report import (
+    RESULT_COLUMNS,
+    gate_section,
+    markdown_table,
+    markdown_tail,
+    method_lines,
+    run_description,
+    short,
+    with_intervals,
+    write_table,
+    write_text,
+)
+from cultura.intervals import MIN_ITEMS, Interval, bootstrap_note, mean_interval, statistic_interval, versus_baseline
 
 ANSWERS = ("Yes", "No")  # option 1 = the positive label, option 2 = the negative one
 DEV_FRACTION = 0.3
@@ -230,9 +241,6 @@ def run_moderation(config: Any, tasks: dict[str, list[Example]], targets: Sequen
 def write_report(out: Path, result: ModerationReport, targets: Sequence[Target], methods: Sequence[Method],
                  config: Any, tasks: dict[str, list[Example]], dev_fraction: float = DEV_FRACTION) -> list[Path]:
     """Write results, summary, baselines, plots (macro-F1 bars, gate heat map, table), report.md."""
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.eval import plots
-
     out.mkdir(parents=True, exist_ok=True)
     files = write_table(out, "results", result.rows, RESULT_COLUMNS)
     files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)

@@ -11,13 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cultura.data.hofstede import CONTINENTS
+from cultura.eval import plots
 from cultura.eval.baselines import BASELINES, DESCRIPTIONS
 from cultura.eval.methods import Method
 from cultura.eval.references import ScoredItem
-from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, with_intervals, write_table, write_text)
+from cultura.eval.report import (
+    RESULT_COLUMNS,
+    gate_section,
+    markdown_table,
+    markdown_tail,
+    method_lines,
+    run_description,
+    short,
+    with_intervals,
+    write_table,
+    write_text,
+)
 from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval
-
 
 LOW_MASS = 0.5  # rows whose valid mass is below this are flagged
 # Every mean has its 95% bootstrap interval (cultura.intervals) in <name>_low / <name>_high; ``lift`` is
@@ -55,8 +66,6 @@ class OpinionReport:
 def write_report(out: Path, result: OpinionReport, countries: Sequence[str], methods: Sequence[Method],
                  config: Any, seed_count: int, data_note: str = "") -> list[Path]:
     """Write results, summary, plots (similarity and agreement bars, gate heat map, table), report.md."""
-    from cultura.eval import plots
-
     out.mkdir(parents=True, exist_ok=True)
     files = write_table(out, "results", result.rows, RESULT_COLUMNS)
     files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
@@ -144,8 +153,6 @@ def mass_by_source(result: OpinionReport) -> list[dict[str, Any]]:
 
 def _markdown(result: OpinionReport, methods: Sequence[Method], config: Any, figures: Sequence[tuple[str, Path]],
               out: Path, seed_count: int, data_note: str) -> str:
-    from cultura.data.hofstede import CONTINENTS
-
     lines = ["# Opinion alignment\n",
              "For each country, a method's distribution over the options is compared with the country's own survey "
              "answers: similarity = 1 - Jensen-Shannon distance (log base 2; 1 = identical), and top-option agreement "

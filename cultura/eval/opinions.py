@@ -19,15 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cultura.data.hofstede import CONTINENTS, continent_of, has_scores
+from cultura.data.seeds import seed_split
+from cultura.errors import CulturaError
 from cultura.eval.baselines import BASELINES, NO_OTHERS, PREDICTORS
 from cultura.eval.jobs import Question, evaluate, join_notes, mean_gate
 from cultura.eval.methods import Method, MethodContext, NotApplicable, country_target
 from cultura.eval.metrics import expected_option, jsd_similarity, top_option
-from cultura.eval.opinion_report import (LOW_MASS, OpinionReport,
-                                         write_report)
+from cultura.eval.opinion_report import LOW_MASS, OpinionReport, write_report
 from cultura.eval.references import ScoredItem, scored_items
-from cultura.errors import CulturaError
 from cultura.intervals import MIN_ITEMS, Interval, mean_interval, paired_difference, versus_baseline
+
 
 def check_overlap(items: Sequence[ScoredItem], methods: Sequence[Method], ctx: MethodContext,
                   allow_overlap: bool) -> tuple[dict[str, list[str]], list[str]]:
@@ -91,8 +93,6 @@ def baseline_rows(items: Sequence[ScoredItem]) -> list[dict[str, Any]]:
 def complete_rows(rows: list[dict[str, Any]], fraction: float, overlap: dict[str, list[str]],
                   ctx: MethodContext) -> None:
     """Add similarity, split and overlap to every row; flag low valid mass in the note."""
-    from cultura.data.seeds import seed_split
-
     for row in rows:
         row["split"] = seed_split(row["item_id"], fraction)
         if row["status"] == "ok":
@@ -190,8 +190,6 @@ def _entry(rows: Sequence[dict[str, Any]], method: str, mine: dict[str, list[dic
 def summarise(rows: Sequence[dict[str, Any]], countries: Sequence[str], names: Sequence[str]) -> list[dict[str, Any]]:
     """One row per (country, method or baseline): similarity, top-option agreement, valid mass, and the
     best baseline over the same questions with the method's lift over it."""
-    from cultura.data.hofstede import continent_of
-
     summary = []
     for country in countries:
         for name in names:
@@ -244,8 +242,6 @@ def country_gates(rows: Sequence[dict[str, Any]], countries: Sequence[str], seed
     Countries without data get the gate's weights over the same questions (the gate needs no
     answers), so the heat map covers every country asked for that has Hofstede scores.
     """
-    from cultura.data.hofstede import CONTINENTS, has_scores
-
     if not any(m.name in ("gate-mixture", "palette") for m in methods):
         return {}
     gates = mean_gate(rows, CONTINENTS)

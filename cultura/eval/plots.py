@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from cultura.data.hofstede import CONTINENTS
 from cultura.eval.report import atomic_write
 
 DPI = 110
@@ -130,8 +131,6 @@ def heatmap(path: Path, title: str, rows: Sequence[str], columns: Sequence[str],
 def gate_heatmap(folder: Path, gates: dict[str, Sequence[float]], names: Sequence[str]) -> Path:
     """``folder/gate_weights.png``: the mean Cultural MoE gate weight per continent (columns) of each
     of ``names`` (rows, in order), from ``gates`` (name -> weights in :data:`CONTINENTS` order)."""
-    from cultura.data.hofstede import CONTINENTS
-
     return heatmap(folder / "gate_weights.png", "Gate weight per continent", names, CONTINENTS,
                    [gates[n] for n in names])
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.data.cultures import culture_of_country
+from cultura.data.seeds import APPROXIMATE
 from cultura.errors import UnknownNameError
 
 PROXIES = ("culture",)
@@ -42,9 +44,6 @@ def check_proxy(proxy: str | None) -> str | None:
 
 def scored_item(seed: Any, country: str, proxy: str | None = None) -> ScoredItem | None:
     """The item for a canonical country on a seed, or None when it has no data (and no allowed proxy)."""
-    from cultura.data.cultures import culture_of_country
-    from cultura.data.seeds import APPROXIMATE
-
     found = seed.reference(country)
     label = ""
     if found is None and proxy == "culture":

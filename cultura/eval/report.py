@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cultura.eval.jobs import not_applicable, sample_counts
+
 # column name -> Arrow type name; the schema is built from this once (see result_schema()).
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("evaluation", "string"),    # hofstede | opinions | moderation
@@ -184,8 +186,6 @@ def short(value: Any, digits: int = 3) -> str:
 
 def markdown_tail(rows: Sequence[dict[str, Any]], config: Any, figures: Sequence[tuple[str, Path]], out: Path) -> str:
     """The end every report shares: what was not evaluated and why, sample counts, figures, files."""
-    from cultura.eval.jobs import not_applicable, sample_counts
-
     missing = not_applicable(rows)
     lines = ["\n## Not evaluated\n",
              markdown_table(missing) if missing else "Every method answered every item for every target.\n"]

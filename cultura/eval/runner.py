@@ -33,10 +33,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from cultura.choices import option_numbers, parse_choice, reask_messages
-from cultura.choices import softmax
+from cultura.actors.agents import stop_actors
+from cultura.actors.engine_actor import start_engine_actor
+from cultura.choices import option_numbers, parse_choice, reask_messages, softmax
+from cultura.engines import ChatRequest
+from cultura.engines.base import Failure, ScoreRequest, failure_reason, generate_each, score_each
+from cultura.errors import CulturaError
 from cultura.eval.metrics import mixture
 from cultura.metrics import Metrics, counter, histogram
+from cultura.ray_utils import init_ray
 
 METRICS = Metrics([
     counter("eval_answers", "Evaluation components answered", ("mode",)),
@@ -75,9 +80,6 @@ class EnginePool:
         if self.handles:
             return self.handles
         import ray
-
-        from cultura.actors.engine_actor import start_engine_actor
-        from cultura.ray_utils import init_ray
 
         init_ray(self.config)
         started = time.perf_counter()
@@ -123,8 +125,6 @@ class EnginePool:
 
     def close(self) -> None:
         """Stop the engine actors."""
-        from cultura.actors.agents import stop_actors
-
         stop_actors(self.handles)
         self.handles = []
 
@@ -165,15 +165,11 @@ class BatchAnswerer:
     @classmethod
     def on_engine(cls, engine: Any, eval_config: Any) -> BatchAnswerer:
         """An answerer on an engine in this process."""
-        from cultura.engines.base import generate_each, score_each
-
         return cls(lambda requests: score_each(engine, requests), lambda requests: generate_each(engine, requests),
                    eval_config)
 
     async def answer(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """One answer per row; a row that fails carries its reason in ``error``."""
-        from cultura.engines.base import failure_reason
-
         plans: list[list[dict[str, Any]] | str] = []
         for row in rows:
             try:
@@ -193,8 +189,6 @@ class BatchAnswerer:
                 _combine(row, plan, [results[_key(c, row["options"])] for c in plan]) for row, plan in zip(rows, plans)]
 
     async def _score(self, chats: list[tuple[dict[str, Any], list[str]]]) -> list[dict[str, Any]]:
-        from cultura.engines.base import Failure, ScoreRequest
-
         requests = [ScoreRequest.of(c["messages"], option_numbers(len(options)), c["adapter"]) for c, options in chats]
         scores = await self.score_each(requests) if requests else []
         return [{"error": s.error} if isinstance(s, Failure) else
@@ -202,8 +196,6 @@ class BatchAnswerer:
                  "n_unparsable": 0} for s in scores]
 
     async def _sample(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
-        from cultura.engines.base import failure_reason
-
         try:
             picks = await asyncio.gather(*(self._sample_one(component, options, i) for i in range(self.cfg.samples)))
         except Exception as exc:  # the engine refused or failed this chat
@@ -223,10 +215,6 @@ class BatchAnswerer:
 
     async def _sample_one(self, component: dict[str, Any], options: list[str], index: int) -> tuple[int | None, int]:
         """One sampled answer: (0-based choice or None after every re-ask, number of re-asks)."""
-        from cultura.engines import ChatRequest
-        from cultura.engines.base import Failure
-        from cultura.errors import CulturaError
-
         messages: Sequence[dict[str, str]] = component["messages"]
         for attempt in range(self.cfg.max_reasks + 1):
             seed = self.cfg.seed + index * 1000 + attempt
@@ -244,8 +232,6 @@ class BatchAnswerer:
 
 def _components(row: dict[str, Any]) -> list[dict[str, Any]]:
     """A row's plan components (label, messages, adapter, weight); a malformed plan raises."""
-    from cultura.errors import CulturaError
-
     components = json.loads(row["plan"])
     if not components or not all(isinstance(c, dict) and {"label", "messages", "adapter", "weight"} <= c.keys()
                                  for c in components):

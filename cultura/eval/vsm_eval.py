@@ -21,11 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cultura.data.cultures import CULTUREPARK_CULTURES
+from cultura.data.hofstede import CONTINENTS, DIMENSIONS, country_scores
+from cultura.data.vsm import load_vsm_items, vsm_prompt
+from cultura.eval import plots
 from cultura.eval.hofstede import DIMENSION_ITEMS, hofstede_distance, vsm_indices
 from cultura.eval.jobs import Question, evaluate, mean_gate
 from cultura.eval.methods import Method, MethodContext, Target, culture_target
-from cultura.eval.report import (RESULT_COLUMNS, gate_section, markdown_table, markdown_tail, method_lines,
-                                 run_description, short, with_intervals, write_table, write_text)
+from cultura.eval.report import (
+    RESULT_COLUMNS,
+    gate_section,
+    markdown_table,
+    markdown_tail,
+    method_lines,
+    run_description,
+    short,
+    with_intervals,
+    write_table,
+    write_text,
+)
 from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -58,8 +72,6 @@ class HofstedeReport:
 
 def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:
     """``all`` (the eight CulturePark cultures) or culture keys / countries, comma-separated."""
-    from cultura.data.cultures import CULTUREPARK_CULTURES
-
     names = [c.strip() for c in cultures.split(",")] if isinstance(cultures, str) else list(cultures)
     names = [n for n in names if n]
     if names == ["all"]:
@@ -78,8 +90,6 @@ def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:
 
 def vsm_questions() -> list[Question]:
     """The 24 VSM 2013 items as questions (options 1-5)."""
-    from cultura.data.vsm import load_vsm_items, vsm_prompt
-
     return [Question(str(item.number), item.text, vsm_prompt(item), item.options) for item in load_vsm_items()]
 
 
@@ -99,8 +109,6 @@ def available_indices(means: dict[int, float], c: float = 50.0) -> dict[str, flo
 
 def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods: Sequence[Method]) -> list[dict[str, Any]]:
     """One summary row per (target, method): indices, distance to the country, items answered."""
-    from cultura.data.hofstede import DIMENSIONS, country_scores
-
     summary = []
     for target in targets:
         reference = {d: v for d, v in country_scores(target.country).items() if v is not None}
@@ -152,8 +160,6 @@ def shared_targets(summary: Sequence[dict[str, Any]], methods: Sequence[Method])
 def method_means(summary: Sequence[dict[str, Any]], methods: Sequence[Method], targets: Sequence[str]) -> list[dict[str, Any]]:
     """Per method: mean distance over ``targets`` (the shared set) and, with three or more of them,
     Pearson's r per dimension between the method's indices and the published scores across targets."""
-    from cultura.data.hofstede import DIMENSIONS, country_scores
-
     out = []
     for method in methods:
         mine = [s for s in summary if s["method"] == method.name and s["target"] in targets and s["distance"] is not None]
@@ -188,9 +194,6 @@ def run_hofstede(config: Any, targets: Sequence[Target], methods: Sequence[Metho
 def write_report(out: Path, result: HofstedeReport, targets: Sequence[Target], methods: Sequence[Method],
                  config: Any) -> list[Path]:
     """Write results, summary, plots (radar per culture, distance bars, gate heat map, table), report.md."""
-    from cultura.data.hofstede import CONTINENTS, DIMENSIONS, country_scores
-    from cultura.eval import plots
-
     out.mkdir(parents=True, exist_ok=True)
     files = write_table(out, "results", result.rows, RESULT_COLUMNS)
     files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
@@ -227,8 +230,6 @@ def _distance(summary: Sequence[dict[str, Any]], target: str, method: str) -> fl
 
 def _markdown(result: HofstedeReport, targets: Sequence[Target], methods: Sequence[Method], config: Any,
               figures: Sequence[tuple[str, Path]], out: Path, gates: dict[str, list[float]]) -> str:
-    from cultura.data.hofstede import CONTINENTS, DIMENSIONS, country_scores
-
     shared = result.shared_targets
     left_out = [t.key for t in targets if t.key not in shared]
     lines = ["# Hofstede alignment (VSM 2013)\n",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.config import CulturaConfig
+from cultura.data.cultures import get_culture
 from cultura.experiments.spec import ExperimentSpec
 
 DONE = ".done.json"
@@ -102,8 +103,6 @@ def plan_stages(spec: ExperimentSpec, config: CulturaConfig) -> list[Stage]:
 
 def _options(spec: ExperimentSpec, evaluation: str, options: Any) -> dict[str, Any]:
     """An evaluation's options with the experiment's cultures where the file leaves them unset."""
-    from cultura.data.cultures import get_culture
-
     values = options.model_dump(mode="json")
     if evaluation == "opinions" and "countries" not in options.model_fields_set:
         values["countries"] = list(dict.fromkeys(get_culture(c).primary_country for c in spec.cultures))

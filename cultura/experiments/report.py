@@ -21,6 +21,8 @@ from typing import Any
 
 from cultura.cards import DATA_LICENCES, PAPERS, write_card
 from cultura.config import CulturaConfig
+from cultura.eval import plots
+from cultura.eval.report import atomic_write, markdown_table, with_intervals, write_text
 from cultura.experiments.spec import ExperimentSpec
 from cultura.intervals import bootstrap_note, paired_difference, versus_baseline
 
@@ -70,9 +72,6 @@ def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaCon
                             runs: Sequence[Any]) -> tuple[list[Path], list[dict[str, Any]]]:
     """Write ``report.md``, ``results.parquet``, one plot per evaluation and the card into ``root``;
     return (the files written, the table rows of every evaluation)."""
-    from cultura.eval import plots
-    from cultura.eval.report import atomic_write, write_text
-
     tables: dict[str, list[dict[str, Any]]] = {}
     long: list[dict[str, Any]] = []
     for evaluation in spec.evaluations.chosen():
@@ -194,8 +193,6 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], atomic_write: Any) ->
 
 def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, list[dict[str, Any]]],
               runs: Sequence[Any], figures: Sequence[Path], root: Path) -> str:
-    from cultura.eval.report import markdown_table, with_intervals
-
     paper = PAPERS[spec.paper]
     lines = [f"# Experiment {spec.name}\n", f"{spec.description}\n" if spec.description else "",
              f"Protocol: {paper.name} ({paper.reference}). Model: `{config.engine.model}` on the "

@@ -23,6 +23,7 @@ from cultura.errors import CulturaError
 from cultura.experiments.plan import Stage, is_done, mark_done, plan_stages
 from cultura.experiments.report import METHOD_ROWS, write_experiment_report
 from cultura.experiments.spec import ExperimentSpec, load_experiment
+from cultura.registry import load_registry, register_adapter
 
 SPEC_FILE = "experiment.yaml"  # the validated experiment, as it ran, in the output folder
 
@@ -196,8 +197,6 @@ def rotated_registry(source: Path, cultures: list[str], out: Path) -> Path:
     """An adapter registry in ``out`` where each culture of ``cultures`` is answered by the next one's
     adapter (the last by the first's): the other-culture control. Nothing is copied; entries point at
     the trained adapters."""
-    from cultura.registry import load_registry, register_adapter
-
     entries = {e.target: e for e in load_registry(source).values() if e.kind == "culture"}
     trained = [c for c in cultures if c in entries]
     if len(trained) < 2:

@@ -26,11 +26,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cultura.config import (CultureKeys, CulturaConfig, DataConfig, EngineConfig, EvalConfig, FinetuneConfig,
-                            GenerateConfig, PaletteConfig, RayConfig, RefineConfig, SamplingConfig,
-                            format_validation_error)
+from cultura.api import load_config
+from cultura.config import (
+    CulturaConfig,
+    CultureKeys,
+    DataConfig,
+    EngineConfig,
+    EvalConfig,
+    FinetuneConfig,
+    GenerateConfig,
+    PaletteConfig,
+    RayConfig,
+    RefineConfig,
+    SamplingConfig,
+    format_validation_error,
+)
 from cultura.errors import ConfigError, CulturaError
 from cultura.eval.evaluate import HofstedeOptions, ModerationOptions, OpinionsOptions
+from cultura.eval.methods import get_methods
 
 REFINE_VARIANTS = ("generate", "verify", "diversify")  # the paper's refinement ablation, in pipeline order
 # the configuration sections an experiment file may set, each validated by the config's own model
@@ -110,8 +123,6 @@ class ExperimentSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
-        from cultura.eval.methods import get_methods
-
         try:
             get_methods(",".join(self.methods))
         except CulturaError as exc:  # an unknown method: the error lists the known ones
@@ -138,8 +149,6 @@ class ExperimentSpec(Strict):
     def config(self) -> CulturaConfig:
         """The cultura configuration the stages run under: the profile's defaults, then every section the
         file sets, with the experiment's cultures and seeds and the train split for generation."""
-        from cultura.api import load_config
-
         sections = {name: getattr(self, name).model_dump(exclude_unset=True) for name in SECTIONS
                     if name in self.model_fields_set}
         generate = sections.setdefault("generate", {})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from cultura.adapters import check_adapter_folder, resolve_adapter
 from cultura.data.hofstede import CONTINENTS
 from cultura.errors import UnknownNameError
+from cultura.registry import known_adapters, load_registry
 
 
 def canonical_continent(name: str) -> str:
@@ -23,9 +25,6 @@ def continent_adapters(config: Any) -> dict[str, str]:
     its entries of kind ``continent``, newest per continent; then ``palette.continent_adapters``
     (continent -> a registered adapter name or an adapter folder).
     """
-    from cultura.adapters import check_adapter_folder, resolve_adapter
-    from cultura.registry import known_adapters, load_registry
-
     found: dict[str, str] = {}
     registry = config.palette.adapters or config.engine.adapter_registry
     entries = load_registry(registry) if registry else {}

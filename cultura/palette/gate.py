@@ -38,8 +38,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from cultura.choices import softmax
-from cultura.data.hofstede import (CONTINENTS, DIMENSIONS, continent_centroid, continent_of, country_scores,
-                                   find_countries_in_text, resolve_country)
+from cultura.data.hofstede import (
+    CONTINENTS,
+    DIMENSIONS,
+    continent_centroid,
+    continent_of,
+    country_scores,
+    find_countries_in_text,
+    resolve_country,
+)
+from cultura.embeddings import embed
 from cultura.errors import ConfigError, CulturaError
 
 SCALE = 100.0  # Hofstede scores are on a 0..100 (occasionally up to ~120) scale
@@ -127,8 +135,6 @@ def mentioned_continents(text: str) -> set[str]:
 
 
 def _default_embedder(texts: list[str]) -> Any:
-    from cultura.embeddings import embed
-
     return embed(texts)
 
 

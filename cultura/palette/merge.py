@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cultura.errors import CulturaError
+from cultura.models import resolve_model
 
 MERGED = "merged"
 
@@ -59,8 +60,6 @@ def merge_adapters(base_model: str, folders: Mapping[str, str], weights: Mapping
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from cultura.models import resolve_model
 
     torch.set_num_threads(1)
     base = AutoModelForCausalLM.from_pretrained(resolve_model(base_model), dtype=torch.float32, use_safetensors=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from cultura.data.hofstede import CONTINENTS
+from cultura.data.hofstede import CONTINENTS, countries
 from cultura.personas import Persona, continent_persona, reply_in
 
 META_PERSONA = ("You are the Meta Agent of a cultural assistant: you combine drafts written by experts on different "
@@ -58,8 +58,6 @@ def _place_label(text: str) -> int:
 
 
 def _places() -> frozenset[str]:
-    from cultura.data.hofstede import countries
-
     global _PLACES
     if _PLACES is None:
         _PLACES = frozenset(CONTINENTS) | frozenset(countries())

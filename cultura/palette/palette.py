@@ -11,10 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cultura.actors.agents import start_agents, stop_actors
 from cultura.data.hofstede import CONTINENTS, resolve_country
 from cultura.errors import CulturaError
+from cultura.language import answer_language
+from cultura.palette.adapters import continent_adapters
 from cultura.palette.gate import CulturalGate, validate_prompt
-from cultura.palette.stages import BLENDS, PaletteHandles, PaletteResponse, StageSettings, run_stages
+from cultura.palette.meta import meta_persona
+from cultura.palette.stages import (
+    BLENDS,
+    PaletteBatchWorker,
+    PaletteHandles,
+    PaletteResponse,
+    StageSettings,
+    run_stages,
+)
+from cultura.paths import cultura_home
+from cultura.personas import continent_persona
+from cultura.ray_utils import init_ray
 
 __all__ = ["Palette", "PaletteResponse", "GateHost"]
 
@@ -41,13 +55,6 @@ class Palette:
 
     def __init__(self, config: Any, engine: Any = None):
         import ray
-
-        from cultura.actors.agents import start_agents
-        from cultura.paths import cultura_home
-        from cultura.palette.adapters import continent_adapters
-        from cultura.palette.meta import meta_persona
-        from cultura.personas import continent_persona
-        from cultura.ray_utils import init_ray
 
         self.config = config
         p = config.palette
@@ -104,8 +111,6 @@ class Palette:
 
         An empty prompt, an unknown country or language is a CulturaError (with close matches).
         """
-        from cultura.language import answer_language
-
         prompt = validate_prompt(prompt)
         country = resolve_country(country) if country else None
         return run_stages(self.handles, self.settings(blend), [prompt], [country],
@@ -128,8 +133,6 @@ class Palette:
         """
         import ray
 
-        from cultura.palette.stages import PaletteBatchWorker
-
         p = self.config.palette
         if not isinstance(data, ray.data.Dataset):
             data = ray.data.from_items(_rows(data, countries))
@@ -143,8 +146,6 @@ class Palette:
     # ----- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
         """Kill the gate, the agents, and the engine actors this Palette started."""
-        from cultura.actors.agents import stop_actors
-
         self._pool.stop()
         stop_actors([h for h in (self._gate, self._own_engine) if h is not None])
         self._own_engine = None

@@ -20,8 +20,10 @@ from typing import Any
 
 from cultura.data.hofstede import CONTINENTS
 from cultura.engines.base import ChatRequest
-from cultura.sampling import SamplingParams
+from cultura.language import answer_language
+from cultura.palette.merge import merge_adapters, plan_merge
 from cultura.palette.meta import aggregation_messages, blended_messages, draft_messages, final_answer
+from cultura.sampling import SamplingParams
 
 BLENDS = ("aggregate", "select", "weighted-merge")
 
@@ -92,8 +94,6 @@ def run_stages(handles: PaletteHandles, settings: StageSettings, prompts: Sequen
     ``languages[i]`` (a name or code; None or ``auto``: the prompt's own language)."""
     import ray
 
-    from cultura.language import answer_language
-
     languages = [answer_language(lang, p) for p, lang in zip(prompts, languages or [None] * len(prompts))]
     draft_samplings = [replace(settings.draft_sampling, language=lang) for lang in languages]
     meta_samplings = [replace(settings.meta_sampling, language=lang) for lang in languages]
@@ -157,8 +157,6 @@ def _weighted_merge(handles: PaletteHandles, samplings: Sequence[SamplingParams]
     Merges not yet on disk run as Ray tasks (one per distinct weight vector, in parallel).
     """
     import ray
-
-    from cultura.palette.merge import merge_adapters, plan_merge
 
     t = time.perf_counter()
     plans = [plan_merge(handles.base_model, handles.adapters, d.weights, handles.merge_round, handles.merge_cache)

@@ -15,7 +15,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cultura.actors.agents import agent_placement_fixes
+from cultura.config import CulturaConfig, load_config
+from cultura.data.hofstede import CONTINENTS
 from cultura.errors import ConfigError
+from cultura.palette.adapters import continent_adapters
+from cultura.placement import Demand, check_placement, cluster_nodes
+from cultura.ray_utils import init_ray
+from cultura.serve.catalog import culture_adapters, listed_models
 
 IMPORT_PATH = "cultura.serve.app:app_builder"
 BUILDER_ARGS = ("config", "config_path", "overrides")
@@ -70,8 +77,6 @@ def deployment_plan(config: Any) -> dict[str, dict[str, Any]]:
     Agents take ``agent_resources`` with ``dedicated`` placement (each replica owns an engine), the
     Engine deployment ``engine_resources``; sections of ``config.serve`` override either.
     """
-    from cultura.data.hofstede import CONTINENTS
-
     s = config.serve
     dedicated = config.placement == "dedicated"
     agent_cpus, agent_gpus = ((config.agent_resources.num_cpus, config.agent_resources.num_gpus)
@@ -100,9 +105,6 @@ def starting_replicas(options: dict[str, Any]) -> int:
 def check_serve_placement(config: Any) -> None:
     """Fail at once when the app's starting replicas cannot be placed on the cluster (naming the
     shortfall and the fixes); warn when they wait for the autoscaler."""
-    from cultura.actors.agents import agent_placement_fixes
-    from cultura.placement import Demand, check_placement, cluster_nodes
-
     demands, others, agents = [], [], 0
     for name, options in deployment_plan(config).items():
         actor = options["ray_actor_options"]
@@ -123,11 +125,7 @@ def build_app(config: Any) -> Any:
     Adapters are resolved here (a missing or malformed adapter is a ConfigError before anything
     starts). See :mod:`cultura.serve.deployments` for the placement and multiplexing choices.
     """
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.palette.adapters import continent_adapters
-    from cultura.serve.catalog import culture_adapters, listed_models
-    from cultura.serve.deployments import CultureAgent, EngineDeployment, Gate, MetaAgent
-    from cultura.serve.deployments import ContinentAgent
+    from cultura.serve.deployments import ContinentAgent, CultureAgent, EngineDeployment, Gate, MetaAgent
     from cultura.serve.ingress import Ingress, IngressSettings, hash_key
 
     s, p = config.serve, config.palette
@@ -170,8 +168,6 @@ def app_builder(args: dict[str, Any] | None = None) -> Any:
     """The import-path entry for ``serve run`` / ``serve deploy``: ``args`` may hold ``config`` (a YAML
     path or the configuration as a mapping; ``config_path`` is the same as a path) and ``overrides``
     (dotted keys to values)."""
-    from cultura.config import CulturaConfig, load_config
-
     args = dict(args or {})
     unknown = set(args) - set(BUILDER_ARGS)
     if unknown:
@@ -223,8 +219,6 @@ def start(config: Any) -> str:
     """Start Serve (HTTP on ``serve.host:serve.port``) and run the app without blocking; returns the
     base URL of the OpenAI API (``http://host:port/v1``)."""
     from ray import serve
-
-    from cultura.ray_utils import init_ray
 
     s = config.serve
     app = build_app(config)  # resolves adapters and validates before Ray starts anything

@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.data.cultures import CULTUREPARK_CULTURES, get_culture
+from cultura.data.hofstede import CONTINENTS
 from cultura.errors import UnknownNameError
+from cultura.palette.adapters import canonical_continent
+from cultura.registry import load_registry
 
 PALETTE, BASE = "palette", "base"
 
@@ -30,9 +34,6 @@ class ModelRef:
 
 def parse_model(name: str) -> ModelRef:
     """Parse a model name; an unknown one raises :class:`UnknownNameError` (HTTP 404)."""
-    from cultura.data.cultures import get_culture
-    from cultura.palette.adapters import canonical_continent
-
     raw = str(name).strip()
     lowered = raw.lower()
     if lowered in (PALETTE, BASE):
@@ -50,9 +51,6 @@ def parse_model(name: str) -> ModelRef:
 def culture_adapters(config: Any) -> dict[str, str]:
     """Culture key -> adapter folder: the newest ``culture`` entry per culture in the adapter
     registry (``palette.adapters`` or ``engine.adapter_registry``)."""
-    from cultura.data.cultures import get_culture
-    from cultura.registry import load_registry
-
     registry = config.palette.adapters or config.engine.adapter_registry
     entries = load_registry(registry) if registry else {}
     found: dict[str, str] = {}
@@ -64,8 +62,5 @@ def culture_adapters(config: Any) -> dict[str, str]:
 
 def listed_models(culture_keys: list[str]) -> list[str]:
     """The model names ``/v1/models`` lists: palette, the five continents, the cultures, base."""
-    from cultura.data.cultures import CULTUREPARK_CULTURES
-    from cultura.data.hofstede import CONTINENTS
-
     cultures = sorted(set(CULTUREPARK_CULTURES) | set(culture_keys))
     return [PALETTE, *(f"continent/{c}" for c in CONTINENTS), *(f"culture/{k}" for k in cultures), BASE]

@@ -40,8 +40,12 @@ from typing import Any
 
 from ray import serve
 
+from cultura.engines import create_engine, describe
 from cultura.engines.base import ChatRequest, Completion, InvalidRequest, checked_prompt, failure_reason
 from cultura.errors import CulturaError
+from cultura.palette.meta import aggregation_messages, draft_messages, final_answer, meta_persona
+from cultura.palette.palette import GateHost
+from cultura.personas import continent_persona, culture_persona
 from cultura.sampling import SamplingParams
 from cultura.serve.cancel import Calls, cancel_in
 from cultura.serve.metrics import SERVE_METRICS
@@ -83,8 +87,6 @@ class EngineDeployment:
     """The model (and its adapters) behind one engine; concurrent calls share batches."""
 
     def __init__(self, engine_config: Any, num_threads: int | None = None):
-        from cultura.engines import create_engine
-
         self.engine = create_engine(engine_config, num_threads=num_threads)
         self.calls = Calls()
 
@@ -108,8 +110,6 @@ class EngineDeployment:
 
     def info(self) -> dict[str, Any]:
         """What :func:`cultura.engines.describe` says of the engine."""
-        from cultura.engines import describe
-
         return describe(self.engine)
 
 
@@ -118,8 +118,6 @@ class Gate:
     """The Cultural MoE gate with its sentence embedder; concurrent decisions share one embedding call."""
 
     def __init__(self, palette_config: Any):
-        from cultura.palette.palette import GateHost
-
         self.host = GateHost(palette_config)  # loads the embedder now
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
@@ -138,8 +136,6 @@ class ContinentAgent:
 
     def __init__(self, continent: str, adapter: str | None, engine: Any, engine_config: Any = None,
                  num_threads: int | None = None):
-        from cultura.personas import continent_persona
-
         self.persona = continent_persona(continent, adapter)
         self.continent = self.persona.key.split(":", 1)[1]
         self.client = EngineClient(engine, engine_config, num_threads)
@@ -148,8 +144,6 @@ class ContinentAgent:
     async def draft(self, conv: Conversation, country: str | None, sampling: SamplingParams,
                     request_id: str | None = None) -> Completion:
         """This continent's draft answer to the conversation's question (for a target country)."""
-        from cultura.palette.meta import draft_messages
-
         with self.calls.track(request_id):
             start = time.perf_counter()
             messages = conv.frame(draft_messages(conv.prompt, self.continent, country, sampling.language or "English"))
@@ -181,8 +175,6 @@ class CultureAgent:
     async def _persona(self, culture: str) -> Any:
         """Load a culture: its persona and adapter; the adapter is warmed with a one-token call so the
         first real request does not pay for loading it."""
-        from cultura.personas import culture_persona
-
         persona = culture_persona(culture).with_adapter(self.adapters.get(culture))
         if persona.adapter:
             await self.client.one(persona.messages("Hello"), SamplingParams(max_tokens=1), persona.adapter)
@@ -191,8 +183,6 @@ class CultureAgent:
     async def respond(self, conv: Conversation, sampling: SamplingParams, request_id: str | None = None) -> Completion:
         """The culture agent's answer, in ``sampling.language``; the culture is the request's
         multiplexed model id."""
-        from cultura.personas import culture_persona
-
         with self.calls.track(request_id):
             loaded = await self._load(serve.get_multiplexed_model_id())
             persona = culture_persona(loaded.culture, language=sampling.language or "English")
@@ -267,8 +257,6 @@ class MetaAgent:
 
     async def _respond(self, conv: Conversation, decision: Any, draft_sampling: SamplingParams,
                        meta_sampling: SamplingParams, request_id: str | None) -> dict[str, Any]:
-        from cultura.palette.meta import aggregation_messages, final_answer, meta_persona
-
         drafting = decision.selected[:1] if self.blend == "select" else decision.selected
         for continent, weight in decision.weights.items():
             if continent not in drafting:

@@ -30,16 +30,31 @@ from typing import Any
 from ray import serve
 from starlette.requests import Request  # at module level: FastAPI resolves the routes' annotations here
 
+from cultura.data.hofstede import resolve_country
 from cultura.engines.base import check_context, failure_reason
-from cultura.sampling import SamplingParams
 from cultura.errors import CulturaError, UnknownNameError, last_line
+from cultura.language import answer_language
+from cultura.sampling import SamplingParams
 from cultura.serve.cancel import cancel_in
 from cultura.serve.catalog import ModelRef, parse_model
 from cultura.serve.deployments import NoDraftsError, invalid_request
+from cultura.serve.guard import Guard
 from cultura.serve.metrics import SERVE_METRICS
-from cultura.serve.openai_api import (ApiError, ChatCompletionRequest, ChunkWriter, Conversation, ModelCard,
-                                      ModelList, PaletteRequest, SamplingFields, Usage, chat_completion, clip,
-                                      completion_id, conversation)
+from cultura.serve.openai_api import (
+    ApiError,
+    ChatCompletionRequest,
+    ChunkWriter,
+    Conversation,
+    ModelCard,
+    ModelList,
+    PaletteRequest,
+    SamplingFields,
+    Usage,
+    chat_completion,
+    clip,
+    completion_id,
+    conversation,
+)
 
 COUNTRY_HEADER = "x-cultura-country"
 log = logging.getLogger("ray.serve")
@@ -153,8 +168,6 @@ class Ingress:
     def sampling(self, body: SamplingFields, default_tokens: int, temperature: float, prompt: str) -> SamplingParams:
         """Sampling from the request's fields over the configured defaults, answering in the body's
         ``language`` (``auto``: that of ``prompt``); 400 above the token limit or for an unknown language."""
-        from cultura.language import answer_language
-
         s = self.settings
         try:
             language = answer_language(body.language, prompt)
@@ -176,8 +189,6 @@ class Ingress:
     @staticmethod
     def country(body: SamplingFields, header: str | None) -> str | None:
         """The target country from the body or the header (canonical name), or None to detect it."""
-        from cultura.data.hofstede import resolve_country
-
         name = body.country if body.country not in (None, "") else header
         if name is None or not str(name).strip():
             return None
@@ -325,8 +336,6 @@ def build_api(ingress: Ingress) -> Any:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException
-
-    from cultura.serve.guard import Guard
 
     app = FastAPI(title="cultura", description="Cultural Palette and CulturePark agents, OpenAI-compatible",
                   docs_url=None, redoc_url=None)

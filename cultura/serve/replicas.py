@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from cultura.ray_utils import actor_nodes
+
 
 def replica_actor_names(app_name: str, deployment: str) -> list[str]:
     """Names of the deployment's live replica actors (``SERVE_REPLICA::<app>#<deployment>#<id>``)."""
@@ -20,8 +22,6 @@ def replica_actor_names(app_name: str, deployment: str) -> list[str]:
 
 def replica_nodes(app_name: str, deployment: str) -> dict[str, str]:
     """Replica actor name -> the Ray node id it runs on, for the deployment's live replicas."""
-    from cultura.ray_utils import actor_nodes
-
     return actor_nodes(f"SERVE_REPLICA::{app_name}#{deployment}#")
 
 

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cultura.data.hofstede import resolve_country
+from cultura.data.seed_files import read_csv
 from cultura.errors import DataError, UnknownNameError
 from cultura.jsonl import read_text
 
@@ -17,8 +19,6 @@ def read_rows(path: Path, columns: Iterable[str], what: str,
               delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) pairs of a CSV or TSV after checking its header has every one of
     ``columns``; a missing one is a DataError naming it and the file it belongs to (``what``)."""
-    from cultura.data.seed_files import read_csv
-
     header, rows = read_csv(path, delimiter=delimiter)
     require_columns(path, header, columns, what)
     return rows
@@ -91,8 +91,6 @@ def published_files(path: Path, patterns: Iterable[str]) -> list[Path]:
 def canonical_country(name: str) -> str | None:
     """The canonical country of cultura's country table that ``name`` names, or None (a region,
     a culture or a country the table does not hold)."""
-    from cultura.data.hofstede import resolve_country
-
     try:
         return resolve_country(name)
     except UnknownNameError:

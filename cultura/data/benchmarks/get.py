@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from cultura.cards import write_card
 from cultura.data.benchmarks.hub import pass_from
 from cultura.data.benchmarks.schema import SCHEMA_VERSION, Benchmark, Loaded, write_items
 from cultura.paths import cultura_home
@@ -44,8 +45,6 @@ def load(benchmark: Benchmark, source: Path | None) -> tuple[Loaded, str]:
 
 def write_benchmark(benchmark: Benchmark, loaded: Loaded, out: Path, read_from: str) -> tuple[Path, Path]:
     """Write ``out/items.parquet`` and ``out/README.md`` (the dataset card); returns both paths."""
-    from cultura.cards import write_card
-
     items_path = write_items(loaded.items, out)
     per_country = Counter(item.culture or "(none)" for item in loaded.items)
     fields = {

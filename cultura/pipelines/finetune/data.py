@@ -23,8 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cultura.adapters import validate_adapter_name
+from cultura.data.cultures import get_culture
+from cultura.data.hofstede import CONTINENTS
+from cultura.data.seed_files import load_seeds
 from cultura.errors import DataError, UnknownNameError
 from cultura.jsonl import read_jsonl
+from cultura.personas import chatbot_messages, continent_persona
+from cultura.pipelines.palette_data.synthesize import PARQUET, read_palette
+from cultura.pipelines.refine.judge_check import first_person
 
 ROLES = ("system", "user", "assistant")
 KINDS = ("culture", "continent")
@@ -110,8 +117,6 @@ def _culture_files(data: Path) -> dict[str, Path]:
 
 def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[SftSet]:
     """One :class:`SftSet` per culture file of a refinement output folder."""
-    from cultura.adapters import validate_adapter_name
-
     files = _culture_files(data)
     for name in only or ():
         if name not in files:
@@ -144,8 +149,6 @@ def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[Sft
 
 def _palette_files(data: Path) -> tuple[Path, list[Path]]:
     """What :func:`cultura.pipelines.palette_data.synthesize.read_palette` reads for ``data``: (source, files)."""
-    from cultura.pipelines.palette_data.synthesize import PARQUET
-
     if data.is_dir() and (data / PARQUET).is_file():
         return data / PARQUET, [data / PARQUET]
     if data.is_dir():
@@ -160,10 +163,6 @@ def _palette_files(data: Path) -> tuple[Path, list[Path]]:
 def load_continent_sets(data: Path, only: Sequence[str] | None = None) -> list[SftSet]:
     """One :class:`SftSet` per continent of a Palette dataset (ours or the published JSONL files):
     SFT on the chosen responses, with the continent persona's system prompt."""
-    from cultura.data.hofstede import CONTINENTS
-    from cultura.personas import continent_persona
-    from cultura.pipelines.palette_data.synthesize import read_palette
-
     source, files = _palette_files(data)
     wanted = {o.lower() for o in only or ()}
     for name in wanted:
@@ -263,11 +262,6 @@ def seed_answer_conversations(culture: str, limit: int | None = None) -> list[li
 
     A stand-in for refined dialogues where none exist yet (tests, benchmarks, a first demo).
     """
-    from cultura.data.cultures import get_culture
-    from cultura.data.seed_files import load_seeds
-    from cultura.personas import chatbot_messages
-    from cultura.pipelines.refine.judge_check import first_person
-
     c = get_culture(culture)
     rows = []
     for seed in load_seeds(cultures=[c.key]):

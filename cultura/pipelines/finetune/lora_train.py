@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cultura.models import resolve_model
+
 
 def steps_per_run(n_train: int, hp: dict[str, Any], world_size: int = 1) -> int:
     """Optimizer steps a run takes: ``max_steps`` when set, else epochs over the sharded data."""
@@ -29,8 +31,6 @@ def load_lora_model(model_name: str, hp: dict[str, Any], use_gpu: bool) -> tuple
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from cultura.models import resolve_model
 
     path = resolve_model(model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -28,10 +28,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cultura.adapters import check_adapter_folder, validate_adapter_name
 from cultura.errors import CulturaError, last_line
 from cultura.metrics import Metrics, counter, gauge
-from cultura.pipelines.finetune.data import SftSet
-from cultura.registry import REGISTRY_FILE
+from cultura.models import resolve_model
+from cultura.pipelines.finetune.data import SftSet, load_sft_sets, split_rows, tokenize_rows
+from cultura.pipelines.finetune.lora_train import build_trainer, load_lora_model, train_with_eval
+from cultura.placement import Demand, check_placement
+from cultura.ray_utils import init_ray
+from cultura.registry import REGISTRY_FILE, AdapterEntry, register_adapter, registry_path
+from cultura.storage import display, fetch, is_uri, staged_output, warn_if_local
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on a CPU with the 135M default: a small LoRA on the attention projections.
@@ -113,10 +119,6 @@ def plan_finetune(config: Any, data: str | Path, per: str, out: str | Path,
 
     Raises a :class:`CulturaError` subclass for anything wrong with the input.
     """
-    from cultura.adapters import validate_adapter_name
-    from cultura.models import resolve_model
-    from cultura.pipelines.finetune.data import load_sft_sets, split_rows, tokenize_rows
-
     for name in only or ():
         validate_adapter_name(name)
     cfg = config.finetune
@@ -183,8 +185,6 @@ def concurrent_runs(config: Any, resources: dict[str, float], n_jobs: int) -> in
 def check_finetune_placement(config: Any) -> None:
     """Fail at once when one run's Ray Train workers cannot be placed on the cluster (naming the
     shortfall and the fixes); warn when they wait for the autoscaler. Runs beyond the first queue."""
-    from cultura.placement import Demand, check_placement
-
     cfg = config.finetune
     per_worker = {"CPU": cfg.cpus_per_worker, "GPU": 1.0 if cfg.use_gpu else 0.0}
     fixes = [f"fewer Ray Train workers per adapter: lower --workers (now {cfg.workers})",
@@ -205,8 +205,6 @@ def train_loop_per_worker(loop: dict[str, Any]) -> dict[str, Any]:
     import ray.train
     import torch
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-
-    from cultura.pipelines.finetune.lora_train import build_trainer, load_lora_model, train_with_eval
 
     entered = time.time()
     context = ray.train.get_context()
@@ -279,8 +277,6 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from cultura.registry import AdapterEntry, register_adapter
-
     cfg = config.finetune
     per_worker = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -337,8 +333,6 @@ def export_adapter(checkpoint: Any, target: Path) -> Path:
     ``target``, replacing a previous adapter there in one rename."""
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
-    from cultura.adapters import check_adapter_folder
-
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -369,8 +363,6 @@ def finetune(config: Any, data: str | Path, per: str, out: str | Path, only: Seq
     remote ``out`` gets its adapters and registry copied there at the end, and its Ray Train
     checkpoints written there directly (``OUT/_runs``, unless ``finetune.storage_path`` says otherwise).
     """
-    from cultura.storage import display, fetch, is_uri, staged_output
-
     remote = is_uri(out)
     with staged_output(out, keep=(REGISTRY_FILE,)) as local_out:
         plan = plan_finetune(config, fetch(data), per, local_out, only)
@@ -390,10 +382,6 @@ def _run_plan(config: Any, plan: FinetunePlan, out_spec: str | Path, progress: b
               echo: Callable[[str], None] | None) -> FinetuneSummary:
     """Train the adapters of ``plan`` (see :func:`finetune`); ``out_spec`` is the output as named."""
     import ray
-
-    from cultura.ray_utils import init_ray
-    from cultura.registry import registry_path
-    from cultura.storage import warn_if_local
 
     echo = echo or (lambda line: None)
     started = time.time()

@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cultura.engines.base import Completion, failure_reason
-from cultura.sampling import SamplingParams
 from cultura.metrics import Metrics, counter, histogram
+from cultura.pipelines.generate.schema import result_schema, to_table
 from cultura.pipelines.generate.scripts import TurnPlan, conversation_for, plan_turns
+from cultura.sampling import SamplingParams
 
 # agent key -> (conversations, system prompts, salt); the answer: agent key -> completions or the error.
 # The salt (step and first dialogue id) varies the sampling seed from call to call, reproducibly.
@@ -203,8 +204,6 @@ class DialogueWorker:
 
     def __call__(self, batch: Any) -> Any:
         """Arrow table of planned rows in, Arrow table of finished rows (``result_schema``) out."""
-        from cultura.pipelines.generate.schema import result_schema, to_table
-
         rows = run_dialogues(batch.to_pylist(), self.respond)
         record_metrics(rows)
         return to_table(rows, result_schema())

@@ -19,9 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cultura.actors.agents import agent_demands, agent_placement_fixes, start_agents
+from cultura.data.cultures import get_culture
+from cultura.data.seed_files import load_seeds
 from cultura.errors import CulturaError
 from cultura.personas import Persona, culture_persona, main_contact_persona
-from cultura.pipelines.writer import OutputFolder, PartWriter
+from cultura.pipelines.generate.dialogue import DialogueWorker
+from cultura.pipelines.generate.schema import conform, dialogue_schema
+from cultura.pipelines.writer import OutputFolder, PartWriter, read_parts
+from cultura.placement import Demand, check_placement, cluster_nodes
+from cultura.ray_utils import init_ray
 from cultura.storage import warn_if_local
 
 DIALOGUES = "dialogues"
@@ -79,8 +86,6 @@ def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: i
 def delegate(culture: str, name_index: int, language: str, adapter: str | None = None, extra: str = "") -> Persona:
     """A delegate persona whose key is unique per culture and name (one agent actor each)."""
     from dataclasses import replace
-
-    from cultura.data.cultures import get_culture
 
     index = name_index % len(get_culture(culture).names)
     persona = culture_persona(culture, index, language=language, extra=extra).with_adapter(adapter)
@@ -184,10 +189,6 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
     :class:`~cultura.actors.agents.AgentPool` to use instead of starting one (it is not stopped).
     ``on_part`` is called with each part file once it is in place.
     """
-    from cultura.data.seed_files import load_seeds
-    from cultura.pipelines.generate.schema import dialogue_schema
-    from cultura.pipelines.writer import read_parts
-
     if limit is not None and limit < 1:
         raise CulturaError(f"limit must be >= 1, got {limit}")
     gen = config.generate
@@ -244,11 +245,6 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
     """Start agents (unless given), run the Ray Data pipeline and stream its rows into part files."""
     import ray
 
-    from cultura.actors.agents import start_agents
-    from cultura.pipelines.generate.dialogue import DialogueWorker
-    from cultura.pipelines.generate.schema import dialogue_schema
-    from cultura.ray_utils import init_ray
-
     gen = config.generate
     init_ray(config)
     pool = agents or start_agents(personas, config)
@@ -294,9 +290,6 @@ def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputF
 def check_generate_placement(config: Any, personas: Sequence[Persona], workers: int) -> None:
     """Fail at once when the run's agents, engine actor and Ray Data workers cannot be placed on the
     cluster (naming the shortfall and the fixes); warn when they wait for the autoscaler."""
-    from cultura.actors.agents import agent_demands, agent_placement_fixes
-    from cultura.placement import Demand, check_placement, cluster_nodes
-
     gen = config.generate
     workers_demand = Demand("Ray Data dialogue workers", workers, {"CPU": gen.worker_num_cpus})
     demands = [*agent_demands(config, len(personas)), workers_demand]
@@ -312,8 +305,6 @@ def check_generate_placement(config: Any, personas: Sequence[Persona], workers: 
 def _tally(summary: GenerateSummary, batch: Any) -> Any:
     """Count a batch of finished rows into ``summary``; return its successful rows (dialogue schema)."""
     import pyarrow.compute as pc
-
-    from cultura.pipelines.generate.schema import conform
 
     failed = pc.is_valid(batch.column("error"))
     bad = batch.filter(failed)
@@ -355,9 +346,6 @@ def read_dialogues(out: str | Path, fmt: str | None = None) -> Any:
 
     ``fmt`` defaults to the format recorded in the run's manifest.
     """
-    from cultura.pipelines.generate.schema import dialogue_schema
-    from cultura.pipelines.writer import read_parts
-
     folder = OutputFolder(out, DIALOGUES, "generate")
     if fmt is None:
         manifest = folder.manifest() or {}

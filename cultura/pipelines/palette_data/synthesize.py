@@ -24,9 +24,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cultura.data.hofstede import CONTINENTS, DIMENSIONS
+from cultura.actors.agents import agent_demands, agent_placement_fixes, start_agents
+from cultura.data.hofstede import CONTINENTS, DIMENSIONS, continent_centroid
+from cultura.data.prompts import load_prompts
 from cultura.errors import CulturaError, DataError
 from cultura.jsonl import read_jsonl_objects
+from cultura.palette.gate import vector_distance
+from cultura.palette.judge import JUDGE_SYSTEM, describe, rate, ratings_to_scores
+from cultura.palette.meta import draft_messages
+from cultura.personas import Persona, continent_persona
+from cultura.pipelines.writer import atomic_write_text
+from cultura.placement import Demand, check_placement, cluster_nodes
+from cultura.ray_utils import init_ray
+from cultura.storage import is_uri, staged_output
 
 PARQUET, JSONL, MANIFEST = "palette.parquet", "palette.jsonl", "manifest.json"
 
@@ -164,11 +174,6 @@ class PaletteDataWorker:
         import pyarrow as pa
         import ray
 
-        from cultura.data.hofstede import continent_centroid
-        from cultura.palette.gate import vector_distance
-        from cultura.palette.judge import describe, rate, ratings_to_scores
-        from cultura.palette.meta import draft_messages
-
         prompts = batch.to_pylist()
         futures = {}
         for continent in CONTINENTS:  # one batched call per continent agent, all at once
@@ -230,8 +235,6 @@ def synthesize_palette(config: Any, out: str | Path, prompts: str = "bundled", *
     holding a dataset needs ``overwrite``. ``out`` and ``prompts`` may be filesystem URIs (``s3://``,
     ``gs://``, ``file://``); a remote ``out`` is written in a local stage and copied there at the end.
     """
-    from cultura.storage import is_uri, staged_output
-
     with staged_output(out) as local_out:
         summary = _synthesize(config, local_out, out, prompts, limit, samples, overwrite, progress)
     if is_uri(out):
@@ -244,13 +247,6 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
                 overwrite: bool, progress: bool) -> PaletteDataSummary:
     """:func:`synthesize_palette` into the local folder ``out`` (``out_spec`` is what the caller named)."""
     import ray
-
-    from cultura.actors.agents import start_agents
-    from cultura.data.prompts import load_prompts
-    from cultura.palette.judge import JUDGE_SYSTEM
-    from cultura.personas import Persona, continent_persona
-    from cultura.pipelines.writer import atomic_write_text
-    from cultura.ray_utils import init_ray
 
     p, s = config.palette, config.sampling
     if limit is not None and limit < 1:
@@ -332,9 +328,6 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
 
 def check_palette_data_placement(config: Any, n_agents: int, workers: int) -> None:
     """Fail at once when the continent agents, the judge and the Ray Data workers cannot be placed."""
-    from cultura.actors.agents import agent_demands, agent_placement_fixes
-    from cultura.placement import Demand, check_placement, cluster_nodes
-
     fixes = agent_placement_fixes(config, n_agents, cluster_nodes(), "a Palette dataset needs the five continent "
                                   "agents and the judge, so take one of the other fixes")
     check_placement("this palette-data run", [*agent_demands(config, n_agents), Demand("Ray Data workers", workers, {})],

@@ -20,6 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.embeddings import embed, load_embedder
+from cultura.pipelines.refine.llm_stage import METRICS, blocks_of
+from cultura.ray_utils import actors_that_fit
+
 REPRESENTATIVES = ("centroid", "longest")
 CLUSTER_BY = ("seed", "culture")
 # ``refine.preset``: the grouping and representative a preset stands for; set fields override them
@@ -52,7 +56,6 @@ class EmbedWorker:
             import torch
 
             torch.set_num_threads(num_threads)
-        from cultura.embeddings import load_embedder
 
         self.model = load_embedder(embedder)
         self.text_column, self.id_column, self.encode_batch_size = text_column, id_column, encode_batch_size
@@ -60,8 +63,6 @@ class EmbedWorker:
     def __call__(self, batch: Any) -> Any:
         """Embed the batch's texts; the output keeps the id column and adds ``embedding``."""
         import pyarrow as pa
-
-        from cultura.embeddings import embed
 
         texts = [str(t) for t in batch.column(self.text_column).to_pylist()]
         vectors = l2_normalise(embed(texts, self.model, batch_size=self.encode_batch_size))
@@ -90,8 +91,6 @@ def text_blocks(ids: Sequence[str], texts: Sequence[str], batch_size: int) -> An
     """
     import pyarrow as pa
 
-    from cultura.pipelines.refine.llm_stage import blocks_of
-
     order = sorted(range(len(ids)), key=lambda i: len(texts[i]))
     table = pa.table({"opinion_id": [ids[i] for i in order], "text": [texts[i] for i in order]})
     return blocks_of(table, batch_size)
@@ -104,7 +103,6 @@ def embed_texts(ids: Sequence[str], texts: Sequence[str], embedder: str = "defau
 
     if not ids:
         return np.zeros((0, 0), dtype=np.float32)
-    from cultura.ray_utils import actors_that_fit
 
     workers = min(actors_that_fit(workers, num_cpus), -(-len(ids) // batch_size))
     ds = embedding_stage(text_blocks(ids, texts, batch_size), embedder, workers=workers, batch_size=batch_size,
@@ -208,8 +206,6 @@ def cluster_cultures(jobs: Mapping[str, Sequence[tuple[Any, int, Sequence[int]]]
 
 def _cluster_counted(culture: str, *args: Any) -> list[Clustering]:
     """:func:`cluster_groups` in a Ray task, counting the culture's representatives in the metrics."""
-    from cultura.pipelines.refine.llm_stage import METRICS
-
     results = cluster_groups(*args)
     METRICS.inc("refine_representatives", sum(len(r.representatives) for r in results), culture=culture)
     return results

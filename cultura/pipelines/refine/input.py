@@ -12,8 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cultura.data.cultures import CULTUREPARK_CULTURES, culture_keys
+from cultura.data.seed_files import load_seeds
 from cultura.errors import CulturaError, DataError
 from cultura.jsonl import read_jsonl_objects
+from cultura.pipelines.generate.schema import dialogue_schema
+from cultura.pipelines.writer import part_files
 
 DIALOGUE_COLUMNS = ("dialogue_id", "seed_id", "seed_source", "seed_text", "seed_kind", "options", "culture",
                     "country", "attitude", "mode", "turns")
@@ -42,8 +46,6 @@ def _check_parquet_schema(path: Path) -> None:
     """Raise DataError naming the columns (and turn fields) of ``path`` that are missing or mistyped."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from cultura.pipelines.generate.schema import dialogue_schema
 
     try:
         schema = pq.read_schema(path)
@@ -103,8 +105,6 @@ def read_generation(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, A
     """
     import pyarrow.parquet as pq
 
-    from cultura.pipelines.writer import part_files
-
     root = Path(path).expanduser()
     manifest = read_manifest(root)
     folder = root / "dialogues"
@@ -125,10 +125,6 @@ def run_seeds(manifest: Mapping[str, Any]) -> tuple[list[Any], list[str], bool] 
     """(seeds, culture keys, pooled) of the generation run: the seeds it read, its cultures (the eight
     CulturePark cultures when the manifest does not list them), and whether attitudes were pooled;
     None when the seeds cannot be read again."""
-    from cultura.data.cultures import CULTUREPARK_CULTURES
-    from cultura.data.seed_files import load_seeds
-    from cultura.data.cultures import culture_keys
-
     params = manifest.get("params") or {}
     try:
         seeds = load_seeds(params.get("seeds", "bundled"), sources=params.get("sources") or ("wvs", "pew"))

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cultura.data.seeds import agreement_verb, as_clause
+from cultura.eval.metrics import accuracy, macro_f1
 from cultura.pipelines.refine.verify import CONTRADICT, ENTAIL, LABELS
 
 
@@ -35,8 +37,6 @@ class Attitude:
 
 def first_person(seed: Any, option: str) -> str:
     """A first-person opinion choosing ``option`` on ``seed`` ("I disagree that ...", "My answer ...")."""
-    from cultura.data.seeds import agreement_verb, as_clause
-
     verb = agreement_verb(option)
     if seed.kind == "statement" and verb:
         return f"I {option.strip().lower()} that {as_clause(seed.text)}."
@@ -122,8 +122,6 @@ class JudgeScore:
 
 def score_judge(expected: Sequence[str], predicted: Sequence[str], valid_mass: Sequence[float] = ()) -> JudgeScore:
     """Accuracy and macro-F1 of ``predicted`` labels, and of the majority-label baseline."""
-    from cultura.eval.metrics import accuracy, macro_f1
-
     majority = max(LABELS, key=lambda label: (sum(e == label for e in expected), -LABELS.index(label)))
     constant = [majority] * len(expected)
     return JudgeScore(

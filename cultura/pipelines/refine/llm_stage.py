@@ -15,7 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cultura.engines.base import ChatRequest, Completion, Failure, OptionScores, ScoreRequest, generate_each, score_each
+from cultura.errors import CulturaError
 from cultura.metrics import Metrics, counter
+from cultura.pipelines.refine.judge_check import judged_schema
+from cultura.pipelines.refine.opinions import extraction_messages, parse_opinions
+from cultura.pipelines.refine.schema import extraction_schema, opinion_schema
+from cultura.pipelines.refine.verify import judge, verify_opinions
 
 METRICS = Metrics([
     counter("refine_extracted", "Opinions extracted from the delegates' turns", ("culture",)),
@@ -41,8 +46,6 @@ class EngineCaller:
     def complete(self, chats: Sequence[Sequence[Mapping[str, str]]], max_tokens: int) -> list[Completion | Failure]:
         """One greedy completion per chat, in order, computed together; a chat that fails gives a
         :class:`~cultura.engines.base.Failure` in its place and the others complete."""
-        from cultura.errors import CulturaError
-
         results: list[Completion | Failure | None] = []
         requests = []
         for chat in chats:
@@ -98,9 +101,6 @@ class ExtractWorker:
         """Extract and parse the opinions of every unit in the batch (one engine call)."""
         import pyarrow as pa
 
-        from cultura.pipelines.refine.opinions import extraction_messages, parse_opinions
-        from cultura.pipelines.refine.schema import extraction_schema
-
         units = batch.to_pylist()
         chats = [extraction_messages(u["country"], u["seed_text"], u["text"], self.max_chars) for u in units]
         rows = []
@@ -129,9 +129,6 @@ class VerifyWorker:
         """Label, rewrite and re-verify the batch's opinions (at most three engine calls)."""
         import pyarrow as pa
 
-        from cultura.pipelines.refine.schema import opinion_schema
-        from cultura.pipelines.refine.verify import verify_opinions
-
         rows = batch.to_pylist()
         results = verify_opinions(rows, self.caller.score, self.caller.ask, self.rewrite_tokens, self.min_words)
         for row, result in zip(rows, results):
@@ -151,9 +148,6 @@ class JudgeWorker:
     def __call__(self, batch: Any) -> Any:
         """Judge the batch's items (one engine call)."""
         import pyarrow as pa
-
-        from cultura.pipelines.refine.judge_check import judged_schema
-        from cultura.pipelines.refine.verify import judge
 
         rows = batch.to_pylist()
         out = []

@@ -27,9 +27,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cultura.actors.agents import stop_actors
+from cultura.actors.engine_actor import start_engine_actor
+from cultura.data.cultures import get_culture
 from cultura.errors import CulturaError
-from cultura.pipelines.refine.input import read_generation, seed_attitudes
-from cultura.pipelines.refine.schema import SEED_COLUMNS
+from cultura.pipelines.refine.diversify import cluster_cultures, clustering_settings, embed_texts, group_k
+from cultura.pipelines.refine.input import read_generation, run_seeds, seed_attitudes
+from cultura.pipelines.refine.judge_check import culture_attitudes, judged_schema, labelled_items, score_rows
+from cultura.pipelines.refine.llm_stage import ExtractWorker, JudgeWorker, VerifyWorker, caller_settings, map_table
+from cultura.pipelines.refine.opinions import delegate_text
+from cultura.pipelines.refine.schema import SEED_COLUMNS, extraction_schema, opinion_schema, unit_schema
+from cultura.pipelines.refine.sft import atomic_write_parquet, write_sft_sets
+from cultura.pipelines.writer import atomic_write_text
+from cultura.ray_utils import init_ray
+from cultura.storage import display, fetch, is_uri, staged_output, warn_if_local
 
 STAGES = ("generate", "verify", "diversify")
 OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.json", "sft")
@@ -93,8 +104,6 @@ def _short_id(*parts: Any) -> str:
 
 
 def _country_of(culture: str) -> str:
-    from cultura.data.cultures import get_culture
-
     try:
         return get_culture(culture).primary_country
     except CulturaError:
@@ -108,8 +117,6 @@ def extraction_units(rows: Sequence[Mapping[str, Any]], attitudes: Callable[[str
     among the delegate turns. ``attitudes(seed_id, culture)`` supplies an attitude the row lacks.
     Dialogues without delegate text make no unit.
     """
-    from cultura.pipelines.refine.opinions import delegate_text
-
     units = []
     for row in rows:
         turns = row.get("turns") or []
@@ -171,8 +178,6 @@ def prepare_output(out: Path, source: Path, overwrite: bool) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from cultura.pipelines.writer import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -225,10 +230,6 @@ def _judge_check(config: Any, summary: RefineSummary, manifest: Mapping[str, Any
     items); the result goes to ``summary.judge`` and, when the judge is at chance, a note."""
     import pyarrow as pa
 
-    from cultura.pipelines.refine.input import run_seeds
-    from cultura.pipelines.refine.judge_check import culture_attitudes, judged_schema, labelled_items, score_rows
-    from cultura.pipelines.refine.llm_stage import JudgeWorker, map_table
-
     r = config.refine
     found = run_seeds(manifest)
     items = labelled_items(culture_attitudes(*found), r.judge_check) if found else []
@@ -253,8 +254,6 @@ def _diversify(config: Any, summary: RefineSummary, rows: list[dict[str, Any]]) 
     """Embed the verified opinions, cluster them per (culture, seed question) or per culture (the
     preset's ``cluster_by``), mark the representatives (in place). Cluster numbers run on across a
     culture's groups, so (culture, cluster) names one cluster."""
-    from cultura.pipelines.refine.diversify import cluster_cultures, clustering_settings, embed_texts, group_k
-
     r = config.refine
     settings = clustering_settings(r)
     keep = [row for row in rows if row["verified"]]
@@ -301,8 +300,6 @@ def refine(config: Any, source: str | Path, out: str | Path, *, overwrite: bool 
     local folders or filesystem URIs (``s3://``, ``gs://``, ``file://``); a remote ``out`` is written
     in a local stage and copied there at the end (:func:`cultura.storage.staged_output`).
     """
-    from cultura.storage import is_uri, staged_output
-
     with staged_output(out) as local_out:
         summary = _refine(config, source, local_out, out, overwrite, engine, progress)
     if is_uri(out):
@@ -315,15 +312,7 @@ def _refine(config: Any, source_spec: str | Path, out: Path, out_spec: str | Pat
     """:func:`refine` into the local folder ``out`` (``out_spec`` is what the caller named)."""
     import pyarrow as pa
 
-    from cultura.actors.agents import stop_actors
-    from cultura.actors.engine_actor import start_engine_actor
-    from cultura.pipelines.refine.llm_stage import ExtractWorker, VerifyWorker, caller_settings, map_table
-    from cultura.pipelines.refine.schema import extraction_schema, opinion_schema, unit_schema
-    from cultura.pipelines.refine.sft import atomic_write_parquet, write_sft_sets
-    from cultura.ray_utils import init_ray
-
     r = config.refine
-    from cultura.storage import display, fetch, warn_if_local
 
     source = fetch(source_spec)
     rows, manifest = read_generation(source)

@@ -17,11 +17,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cultura.data.seeds import Seed
+from cultura.personas import chatbot_messages
+from cultura.pipelines.refine.schema import sft_schema
+from cultura.pipelines.writer import atomic_write_text
+
 
 def seed_of(row: Mapping[str, Any]) -> Any:
     """The :class:`~cultura.data.seeds.Seed` an opinion row was generated from (text, kind, options)."""
-    from cultura.data.seeds import Seed
-
     return Seed(id=row["seed_id"], source=row["seed_source"], topic="", kind=row["seed_kind"],
                 text=row["seed_text"], options=tuple(row.get("options") or ()))
 
@@ -35,8 +38,6 @@ def option_number(options: Any, attitude: str | None) -> int | None:
 def sft_record(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """One fine-tuning record for an opinion row (``opinion_schema``; its ``text`` is the opinion
     used), or None when the row's attitude is not one of its seed's options (no number to answer)."""
-    from cultura.personas import chatbot_messages
-
     number = option_number(row.get("options"), row.get("attitude"))
     if number is None:
         return None
@@ -64,9 +65,6 @@ def write_sft_sets(folder: str | os.PathLike, rows: Iterable[Mapping[str, Any]])
     to a temporary name and renamed into place.
     """
     import pyarrow as pa
-
-    from cultura.pipelines.refine.schema import sft_schema
-    from cultura.pipelines.writer import atomic_write_text
 
     by_culture: dict[str, list[dict[str, Any]]] = {}
     skipped: dict[str, int] = {}

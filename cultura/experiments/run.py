@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cultura import api
 from cultura.config import CulturaConfig
 from cultura.errors import CulturaError
 from cultura.experiments.plan import Stage, is_done, mark_done, plan_stages
@@ -132,8 +133,6 @@ def _fresh(folder: Path) -> Path:
 
 
 def _run_generate(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     resume = (folder / "manifest.json").is_file()  # an interrupted generation goes on where it stopped
     result = api.generate(config, out=folder, resume=resume, overwrite=not resume)
     if result.failures:
@@ -142,31 +141,23 @@ def _run_generate(stage: Stage, folder: Path, config: CulturaConfig, root: Path)
 
 
 def _run_refine(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     [generated] = stage.needs
     api.refine(config, source=generated.folder(root), out=_fresh(folder), stages=stage.params["variant"])
 
 
 def _run_finetune(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     [refined] = stage.needs
     result = api.finetune(config, data=refined.folder(root), out=_fresh(folder), per="culture")
     _no_failures(stage, result)
 
 
 def _run_palette_data(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     prompts = stage.settings["prompts"]
     api.synthesize_palette(config, out=_fresh(folder), prompts=prompts["prompts"], limit=prompts["limit"],
                            samples=prompts["samples"])
 
 
 def _run_palette_adapters(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     [data] = stage.needs
     result = api.finetune(config, data=data.folder(root), out=_fresh(folder), per="continent")
     _no_failures(stage, result)
@@ -179,8 +170,6 @@ def _no_failures(stage: Stage, result: Any) -> None:
 
 
 def _run_eval(stage: Stage, folder: Path, config: CulturaConfig, root: Path) -> None:
-    from cultura import api
-
     report = _fresh(folder)
     adapters = None
     if stage.needs:

@@ -24,7 +24,7 @@ from cultura.config import CulturaConfig
 from cultura.eval import plots
 from cultura.eval.report import atomic_write, markdown_table, with_intervals, write_text
 from cultura.experiments.spec import ExperimentSpec
-from cultura.intervals import bootstrap_note, paired_difference, versus_baseline
+from cultura.intervals import MIN_ITEMS, bootstrap_note, paired_difference, versus_baseline
 
 METHOD_ROWS = "by_method.json"  # each evaluation stage's per-method means, as its report computed them
 BASE = "base"
@@ -202,7 +202,8 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
              "the base model over the same units, `vs_control` an adapter's own culture against the other-culture "
              "control (the same training, another culture's adapter): a format effect lifts both, a "
              "cultural one only the first. *better* / *worse* only when an interval excludes zero, "
-             "otherwise *cannot tell*. Rows resting on few units say so.\n"]
+             f"otherwise *cannot tell*; a difference over fewer than {MIN_ITEMS} units says *few* (a bootstrap over "
+             "a handful of units cannot carry a verdict).\n"]
     if config.engine.model == "default":
         lines.append("The default model (SmolLM2-135M) barely tells cultures apart: expect most differences "
                      "to be *cannot tell*. Read the intervals before the means.\n")
@@ -212,7 +213,9 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
         for row, original in zip(shown, rows):
             for name in PAIRED:
                 if original.get(f"{name}_reads"):
-                    row[name] = f"{row[name]} ({original[f'{name}_reads']})"
+                    units = original[f"{name}_units"]
+                    few = f"; {units} units: few" if units < MIN_ITEMS else ""
+                    row[name] = f"{row[name]} ({original[f'{name}_reads']}{few})"
         lines += [f"\n## {evaluation}\n", METRIC_NOTES[evaluation] + "\n",
                   markdown_table(shown, [c for c in layout.columns if any(c in r for r in rows)])]
     if figures:

@@ -236,18 +236,19 @@ def synthesize_palette(config: ConfigLike = None, *, out: str | Path, prompts: s
 
 def evaluate(config: ConfigLike = None, evaluation: str = "opinions", *, methods: str | Sequence[str] | None = None,
              report: str | Path | None = None, adapters: str | None = None, **options: Any) -> Any:
-    """Evaluate methods and write a report folder (``cultura eval hofstede|opinions|moderation``).
+    """Evaluate methods and write a report folder (``cultura eval hofstede|opinions|moderation|bench``).
 
     Args:
         config: the configuration, a YAML path, or None for the defaults.
-        evaluation: ``"hofstede"``, ``"opinions"`` or ``"moderation"``.
+        evaluation: ``"hofstede"``, ``"opinions"``, ``"moderation"`` or ``"bench"``.
         methods: method names (``"base,prompted"``, a list, or ``"all"``; ``cultura eval methods`` lists them);
             default: the evaluation's own.
         report: the report folder (``report.md``, ``results.parquet``, plots); default ``reports/<evaluation>``.
         adapters: an adapter registry folder (from :func:`finetune`) for the ``adapter`` and continent methods.
         **options: the evaluation's options (hofstede: ``cultures``; opinions: ``countries``, ``questions``,
             ``split``, ``limit``, ``proxy``, ``allow_overlap``; moderation: ``tasks``, ``cultures``,
-            ``text_column``, ``label_column``, ``positive_label``, ``template``, ``dev_fraction``, ``limit``),
+            ``text_column``, ``label_column``, ``positive_label``, ``template``, ``dev_fraction``, ``limit``;
+            bench: ``benchmark``, ``source``, ``limit``),
             then ``eval`` section fields (``actors``, ``mode``, ``samples``, ``seed``) or sections as dicts.
 
     Returns an :class:`~cultura.eval.evaluate.EvaluationSummary`: ``result`` is the evaluation's report

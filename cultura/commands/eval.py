@@ -1,4 +1,4 @@
-"""``cultura eval``: Hofstede alignment, opinion alignment and content moderation, with reports."""
+"""``cultura eval``: Hofstede alignment, opinion alignment, content moderation and benchmark accuracy, with reports."""
 
 from __future__ import annotations
 
@@ -170,4 +170,25 @@ def moderation(tasks: str, text_column: str | None, label_column: str | None, po
                                 "roc_auc", "best_baseline", "baseline_macro_f1", "lift"])
     click.echo("")
     echo_table(result.by_method)
+    _finish(done)
+
+
+@eval_.command()
+@click.argument("benchmark", metavar="NAME|DIR")
+@click.option("--from", "source", default=None, type=click.Path(exists=True),
+              help="With NAME: read this local file or folder in the benchmark's published format instead of "
+                   "downloading it.")
+@click.option("--limit", type=click.IntRange(1, None), default=None,
+              help="Use only the first N scored items (a group the limit cuts is kept whole).")
+@eval_options("base,prompted", "reports/bench")
+def bench(benchmark: str, source: str | None, limit: int | None, **kwargs: Any) -> None:
+    """Benchmark accuracy: NAME (a benchmark, read by its loader: `cultura data get --help` names them) or DIR (a
+    folder written by `cultura data get`). Items with options and a gold answer are asked as numbered
+    multiple-choice questions; accuracy per country and method next to the random and most-common
+    baselines, with CulturalBench-Hard's all-rows-right question accuracy. Other kinds are counted, not scored."""
+    from cultura.eval.bench import SHOWN_COLUMNS, left_out_line
+
+    done = _run("bench", kwargs, benchmark=benchmark, source=source, limit=limit)
+    click.echo(left_out_line(done.inputs))
+    echo_table(done.result.by_method, SHOWN_COLUMNS)
     _finish(done)

@@ -1,4 +1,4 @@
-"""One entry point for every evaluation: ``evaluate(config, "hofstede" | "opinions" | "moderation", ...)``.
+"""One entry point for every evaluation: ``evaluate(config, "hofstede" | "opinions" | "moderation" | "bench", ...)``.
 
 Each evaluation names its own options (an :class:`EvaluationOptions` model: a typo is an error naming
 the field) and a runner. :func:`evaluate` validates the methods and options before any model loads,
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cultura.data.seed_files import read_seeds
 from cultura.data.seeds import select_seeds
 from cultura.errors import ConfigError, UnknownNameError
+from cultura.eval.bench import BenchInputs, read_benchmark, run_bench, select_items
 from cultura.eval.context import build_context
 from cultura.eval.countries import resolve_countries
 from cultura.eval.methods import Method, MethodContext, get_methods
@@ -70,6 +71,16 @@ class ModerationOptions(EvaluationOptions):
     dev_fraction: float = Field(0.3, gt=0, lt=1, description="share of each label's examples in the dev split")
     cultures: str | list[str] = Field("all", description="'all' or culture keys or countries")
     limit: int | None = Field(None, ge=1, description="only the first N examples per task")
+
+
+class BenchOptions(EvaluationOptions):
+    """``bench``: accuracy on a benchmark's items with options and a gold answer, next to baselines."""
+
+    benchmark: str = Field(min_length=1, description="a benchmark name (read by its loader) or a folder written "
+                           "by `cultura data get`")
+    source: str | None = Field(None, min_length=1, description="with a name: a local file or folder in the "
+                               "published format (default: download)")
+    limit: int | None = Field(None, ge=1, description="only the first N scored items (a group kept whole)")
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,18 @@ def _run_moderation(config: Any, inputs: ModerationInputs, methods: Sequence[Met
     return run_moderation(config, inputs.tasks, inputs.targets, methods, ctx, report, options.dev_fraction)
 
 
+def _prepare_bench(config: Any, options: BenchOptions) -> BenchInputs:
+    items, source, notes = read_benchmark(options.benchmark, options.source)
+    chosen, left_out = select_items(items, options.limit)
+    name = items[0].benchmark if items else options.benchmark
+    return BenchInputs(name, chosen, left_out, source, len(items), notes)
+
+
+def _run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx: MethodContext, report: Path,
+               options: BenchOptions) -> Any:
+    return run_bench(config, inputs, methods, ctx, report)
+
+
 EVALUATIONS: dict[str, Evaluation] = {
     e.name: e for e in [
         Evaluation("hofstede", "VSM 2013 answers -> Hofstede indices, distance to the published scores",
@@ -181,6 +204,8 @@ EVALUATIONS: dict[str, Evaluation] = {
                    _run_opinions),
         Evaluation("moderation", "content moderation macro-F1 and ROC AUC per task and culture",
                    ModerationOptions, "base,prompted", _prepare_moderation, _run_moderation),
+        Evaluation("bench", "benchmark accuracy (items with options and a gold answer) next to trivial baselines",
+                   BenchOptions, "base,prompted", _prepare_bench, _run_bench),
     ]
 }
 
@@ -216,7 +241,8 @@ def evaluate(config: Any, evaluation: str, *, methods: str | Sequence[str] | Non
     method names or ``"all"`` (default: the evaluation's own); ``report`` the report folder (default
     ``reports/<evaluation>``); ``adapters`` an adapter registry folder (culture adapters for the
     ``adapter`` method, continent adapters for the continent agents). ``options`` are the evaluation's
-    own (:class:`HofstedeOptions`, :class:`OpinionsOptions`, :class:`ModerationOptions`). Everything is
+    own (:class:`HofstedeOptions`, :class:`OpinionsOptions`, :class:`ModerationOptions`,
+    :class:`BenchOptions`). Everything is
     checked before any model loads; the engine actors started here are stopped before returning.
     """
     kind = get_evaluation(evaluation)

@@ -30,13 +30,14 @@ from cultura.eval.report import (
     markdown_table,
     markdown_tail,
     method_lines,
+    put_interval,
     run_description,
     short,
     with_intervals,
     write_table,
     write_text,
 )
-from cultura.intervals import MIN_ITEMS, Interval, bootstrap_note, mean_interval, statistic_interval, versus_baseline
+from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval, statistic_interval, versus_baseline
 
 ANSWERS = ("Yes", "No")  # option 1 = the positive label, option 2 = the negative one
 DEV_FRACTION = 0.3
@@ -162,10 +163,6 @@ def _lift_statistic(truth: Any, predicted: Any, baseline: Any, axis: int = -1) -
     return binary_macro_f1(truth, predicted, axis) - binary_macro_f1(truth, baseline, axis)
 
 
-def _put(entry: dict[str, Any], name: str, interval: Interval) -> None:
-    entry.update({name: interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high})
-
-
 def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targets: Sequence[Target],
               methods: Sequence[Method], thresholds: dict[tuple[str, str, str], tuple[float, str]],
               baselines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -193,14 +190,14 @@ def summarise(rows: list[dict[str, Any]], tasks: dict[str, list[Example]], targe
                     truth, predicted = [r["label"] for r in test], [r["prediction"] for r in test]
                     t = [float(x == template.positive) for x in truth]
                     p = [float(x == template.positive) for x in predicted]
-                    _put(entry, "macro_f1", statistic_interval(binary_macro_f1, t, p))
-                    _put(entry, "accuracy", mean_interval([float(a == b) for a, b in zip(t, p)]))
+                    put_interval(entry, "macro_f1", statistic_interval(binary_macro_f1, t, p))
+                    put_interval(entry, "accuracy", mean_interval([float(a == b) for a, b in zip(t, p)]))
                     entry.update(roc_auc=roc_auc([x == 1.0 for x in t], [p_yes(r) for r in test]),
                                  positive_rate=sum(p) / len(test))
                     if best:  # the constant label on the same examples: a paired difference
                         constant = float(best["baseline"] == f"always {template.positive}")
                         lift = statistic_interval(_lift_statistic, t, p, [constant] * len(t))
-                        _put(entry, "lift", lift)
+                        put_interval(entry, "lift", lift)
                         entry["versus_baseline"] = versus_baseline(lift)
                 else:
                     entry["note"] = next((r["note"] for r in mine if r["note"]), "no test example answered")

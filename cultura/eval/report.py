@@ -18,7 +18,7 @@ from cultura.eval.jobs import not_applicable, sample_counts
 
 # column name -> Arrow type name; the schema is built from this once (see result_schema()).
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("evaluation", "string"),    # hofstede | opinions | moderation
+    ("evaluation", "string"),    # hofstede | opinions | moderation | bench
     ("item_id", "string"),       # VSM item number, seed id, or task:row
     ("item_text", "string"),
     ("target", "string"),        # culture key or country as evaluated
@@ -37,7 +37,9 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("split", "string"),         # opinions: the seed's split (train | eval)
     ("overlap", "bool"),         # opinions: the adapter was trained on this seed (--allow-overlap)
     ("label", "string"),         # moderation: gold label
-    ("prediction", "string"),    # moderation: predicted label
+    ("prediction", "string"),    # moderation: predicted label; bench: the top option
+    ("gold", "string"),          # bench: the gold answer
+    ("correct", "bool"),         # bench: the top option is the gold answer
     ("gate", "string"),          # JSON continent -> weight (gate-based methods)
     ("components", "string"),    # JSON: each component's label, adapter, weight, distribution, counts
     ("n_samples", "int32"),
@@ -155,6 +157,12 @@ def with_intervals(rows: Sequence[dict[str, Any]], names: Sequence[str], signed:
                     shown[count] = f"{row[count]} *few*"
         out.append(shown)
     return out
+
+
+def put_interval(entry: dict[str, Any], name: str, interval: Any) -> None:
+    """Set ``entry[name]``, ``entry[name_low]`` and ``entry[name_high]`` from an interval's mean and bounds
+    (the layout :func:`with_intervals` reads)."""
+    entry.update({name: interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high})
 
 
 def method_lines(methods: Sequence[Any]) -> str:

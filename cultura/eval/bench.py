@@ -1,0 +1,320 @@
+"""Benchmark accuracy (``cultura eval bench``): items with options and a gold answer, asked as numbered
+multiple-choice questions and scored by option log-probabilities.
+
+Every item of kind ``multiple_choice`` or ``binary`` (and ``scale`` with a gold answer) is asked as
+its country (or, without one, as its culture as written): the prediction is the option the method puts
+the most probability on, and it is correct when that option is the gold answer. Accuracy per country
+and overall per method carries a 95% bootstrap interval over the items, next to two trivial baselines
+on the same items: ``random`` (expected accuracy 1 / number of options) and ``most-common`` (always the
+most common gold answer of the subset); ``lift`` is the accuracy above the better baseline, a paired
+difference. Items that share a ``group`` (CulturalBench-Hard's four true/false rows of one question)
+also give the benchmark's own question-level accuracy: a question is right only when all its rows are.
+Items of the other kinds are not scored by this version; the report counts them, by kind and reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cultura.choices import numbered_question
+from cultura.data.benchmarks.get import load
+from cultura.data.benchmarks.registry import get_benchmark
+from cultura.data.benchmarks.schema import Item, read_items
+from cultura.errors import ConfigError, UnknownNameError
+from cultura.eval import plots
+from cultura.eval.jobs import Question, evaluate
+from cultura.eval.methods import (
+    Method,
+    MethodContext,
+    Target,
+    country_target,
+    culture_target,
+)
+from cultura.eval.report import (
+    RESULT_COLUMNS,
+    markdown_table,
+    markdown_tail,
+    method_lines,
+    put_interval,
+    run_description,
+    with_intervals,
+    write_table,
+    write_text,
+)
+from cultura.intervals import (
+    MIN_ITEMS,
+    bootstrap_note,
+    mean_interval,
+    paired_difference,
+    versus_baseline,
+)
+
+SCORED_KINDS = ("multiple_choice", "binary", "scale")  # scale only with a gold answer
+ALL = "all"  # the country column of a subset's overall row
+BASELINES = ("random", "most-common")
+# why each kind this version does not score is left out
+NOT_SCORED = {
+    "short_answer": "free-text answers need an answer matcher, not option scoring",
+    "distribution": "scored against a reference distribution, not a gold answer (see `cultura eval opinions`)",
+    "agreement": "scored against a reference share on each side, not a gold answer",
+    "orientation": "no gold answer: the model's lean is measured, not its accuracy",
+    "scale": "no gold answer",
+}
+# accuracy, question_accuracy, the baselines and lift carry 95% bootstrap intervals (<name>_low / _high)
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("benchmark", "string"), ("subset", "string"), ("country", "string"), ("method", "string"),
+    ("items", "int32"), ("accuracy", "double"), ("accuracy_low", "double"), ("accuracy_high", "double"),
+    ("questions", "int32"), ("question_accuracy", "double"), ("question_accuracy_low", "double"),
+    ("question_accuracy_high", "double"), ("random", "double"), ("random_low", "double"), ("random_high", "double"),
+    ("most_common", "double"), ("most_common_low", "double"), ("most_common_high", "double"),
+    ("best_baseline", "string"), ("lift", "double"), ("lift_low", "double"), ("lift_high", "double"),
+    ("versus_baseline", "string"), ("few", "bool"), ("note", "string"),
+)
+SHOWN_COLUMNS = ["subset", "country", "method", "items", "accuracy", "questions", "question_accuracy", "random",
+                 "most_common", "best_baseline", "lift", "versus_baseline"]
+INTERVALS = ("accuracy", "question_accuracy", "random", "most_common", "lift")
+LEFT_OUT_COLUMNS = ["kind", "items", "reason"]
+
+
+@dataclass(frozen=True)
+class BenchInputs:
+    """The items scored (each with its target), what was left out and why, and where the items came from."""
+
+    benchmark: str
+    items: list[tuple[Item, Target]]
+    left_out: list[dict[str, Any]]
+    source: str
+    total: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BenchReport:
+    """What ``cultura eval bench`` produced."""
+
+    summary: list[dict[str, Any]]
+    by_method: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def read_benchmark(name: str, source: str | None = None) -> tuple[list[Item], str, list[str]]:
+    """(items, where they came from, the loader's notes) for ``name``: a folder or file written by
+    ``cultura data get`` (its ``items.parquet``), or a benchmark name read by its loader (from ``source``,
+    a file or folder in the published format, or downloaded without it)."""
+    path = Path(name)
+    if path.exists():
+        if source is not None:
+            raise ConfigError(f"{name} is an items folder: --from only goes with a benchmark name")
+        return read_items(path), str(path), []
+    benchmark = get_benchmark(name)
+    loaded, read_from = load(benchmark, Path(source) if source is not None else None)
+    return loaded.items, read_from, list(loaded.notes)
+
+
+def scored(item: Item) -> bool:
+    """True for the items this evaluation scores: options and one gold answer among them."""
+    return item.kind in SCORED_KINDS and bool(item.options) and bool(item.gold) and len(item.gold) == 1
+
+
+def item_target(item: Item) -> Target:
+    """Who answers the item: its country when known, else its culture as written (UnknownNameError
+    when that names no country or culture)."""
+    if item.country:
+        return country_target(item.country)
+    if not item.culture:
+        raise UnknownNameError("culture", "(none)", [])
+    return culture_target(item.culture)
+
+
+def select_items(items: Sequence[Item], limit: int | None = None) -> tuple[list[tuple[Item, Target]], list[dict]]:
+    """(scored items with their targets, left-out counts by kind and reason). ``limit`` keeps the first
+    N scored items, the rest of a group the limit cuts kept with it (a group is scored whole)."""
+    chosen: list[tuple[Item, Target]] = []
+    left: Counter[tuple[str, str]] = Counter()
+    for item in items:
+        if not scored(item):
+            left[(item.kind, NOT_SCORED.get(item.kind, "no single gold answer among the options"))] += 1
+            continue
+        try:
+            target = item_target(item)
+        except UnknownNameError:
+            left[(item.kind, "culture not a known country or culture: no one to answer as")] += 1
+            continue
+        chosen.append((item, target))
+    if limit is not None and len(chosen) > limit:
+        last = chosen[limit - 1][0].group
+        kept = chosen[:limit] + [c for c in chosen[limit:] if last is not None and c[0].group == last]
+        left[("(any)", f"past --limit {limit}")] += len(chosen) - len(kept)
+        chosen = kept
+    return chosen, [{"kind": k, "items": n, "reason": why} for (k, why), n in left.items()]
+
+
+def item_prompt(item: Item) -> str:
+    """The item as a numbered multiple-choice question; a binary item that judges one proposed answer
+    (``meta["option"]``, as CulturalBench-Hard's rows do) names that answer and asks whether it is right."""
+    text = item.question
+    if item.kind == "binary" and item.meta.get("option"):
+        text = f"{text}\nProposed answer: {item.meta['option']}\nIs the proposed answer correct?"
+    return numbered_question(text, item.options)
+
+
+def build_pairs(items: Iterable[tuple[Item, Target]]) -> list[tuple[Question, Target]]:
+    """(question, target) pairs, each question carrying its gold answer."""
+    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options), {"gold": item.gold[0]}),
+             target) for item, target in items]
+
+
+def add_predictions(rows: list[dict[str, Any]]) -> None:
+    """Set ``prediction`` (the top option) and ``correct`` (it is the gold answer) on every answered row."""
+    for r in rows:
+        if r["status"] == "ok":
+            r["prediction"] = r["options"][r["top_option"] - 1]
+            r["correct"] = r["prediction"] == r["gold"]
+
+
+def group_correct(rows: Iterable[dict[str, Any]], groups: dict[str, str | None]) -> dict[str, bool]:
+    """Per group of items (``groups``: item id -> group), True when every answered row of it is correct.
+    Rows without a group, unanswered rows and groups with an unanswered row are left out."""
+    answered: dict[str, list[bool]] = {}
+    broken: set[str] = set()
+    for r in rows:
+        group = groups.get(r["item_id"])
+        if group is None:
+            continue
+        if r["status"] != "ok":
+            broken.add(group)
+        else:
+            answered.setdefault(group, []).append(bool(r["correct"]))
+    return {g: all(v) for g, v in answered.items() if g not in broken}
+
+
+def most_common_answer(items: Iterable[Item]) -> str | None:
+    """The gold answer string the items share most often (the first such among equals)."""
+    counts = Counter(item.gold[0] for item in items)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence[Method]) -> list[dict[str, Any]]:
+    """Per (subset, country or ``all``, method): accuracy, question-level accuracy over groups (where the
+    subset has groups of more than one item), the random and most-common baselines on the same items, and
+    the lift over the better baseline."""
+    items = {item.id: item for item, _ in inputs.items}
+    subsets: dict[str, list[Item]] = {}
+    for item, _ in inputs.items:
+        subsets.setdefault(item.subset or "-", []).append(item)
+    summary = []
+    for subset, members in subsets.items():
+        common = most_common_answer(members)
+        grouped = any(n > 1 for n in Counter(i.group for i in members if i.group).values())
+        countries = sorted({r["target"] for r in rows if (items[r["item_id"]].subset or "-") == subset})
+        for country in (ALL, *countries):
+            for method in methods:
+                mine = [r for r in rows if (items[r["item_id"]].subset or "-") == subset and r["method"] == method.name
+                        and country in (ALL, r["target"])]
+                summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, common, grouped))
+    return summary
+
+
+def _cell(benchmark: str, subset: str, country: str, method: str, mine: list[dict[str, Any]], items: dict[str, Item],
+          common: str | None, grouped: bool) -> dict[str, Any]:
+    ok = [r for r in mine if r["status"] == "ok"]
+    entry: dict[str, Any] = {"benchmark": benchmark, "subset": subset, "country": country, "method": method,
+                             "items": len(ok), "few": len(ok) < MIN_ITEMS, "note": ""}
+    if not ok:
+        entry["note"] = next((r["note"] for r in mine if r["note"]), "no item answered")
+        return entry
+    correct = [float(r["correct"]) for r in ok]
+    put_interval(entry, "accuracy", mean_interval(correct))
+    baselines = {"random": [1.0 / len(r["options"]) for r in ok],
+                 "most-common": [float(r["gold"] == common) for r in ok]}
+    for name, values in baselines.items():
+        put_interval(entry, name.replace("-", "_"), mean_interval(values))
+    best = max(BASELINES, key=lambda b: entry[b.replace("-", "_")])
+    lift = paired_difference(correct, baselines[best])
+    put_interval(entry, "lift", lift)
+    # one item gives a zero-width interval: it tells nothing apart
+    entry.update(best_baseline=best, versus_baseline=versus_baseline(lift) if len(ok) > 1 else "cannot tell")
+    if grouped:
+        questions = list(group_correct(mine, {i: items[i].group for i in {r["item_id"] for r in mine}}).values())
+        entry["questions"] = len(questions)
+        put_interval(entry, "question_accuracy", mean_interval([float(q) for q in questions]))
+    return entry
+
+
+def by_method(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The overall rows (country ``all``) of each subset and method."""
+    return [s for s in summary if s["country"] == ALL]
+
+
+def run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx: MethodContext,
+              out: Path) -> BenchReport:
+    """Run the benchmark evaluation and write the report folder ``out``."""
+    rows = evaluate("bench", build_pairs(inputs.items), methods, ctx, config)
+    add_predictions(rows)
+    summary = summarise(rows, inputs, methods)
+    result = BenchReport(summary, by_method(summary), rows, inputs.left_out)
+    result.files = write_report(out, result, inputs, methods, config)
+    return result
+
+
+def left_out_line(inputs: BenchInputs) -> str:
+    """One sentence on how many items were scored and how many of which kind were left out, and why."""
+    scored_items = len(inputs.items)
+    line = f"{scored_items} of {inputs.total} items scored"
+    if inputs.left_out:
+        parts = [f"{e['items']} {e['kind']} ({e['reason']})" for e in inputs.left_out]
+        line += "; left out: " + "; ".join(parts)
+    return line + "."
+
+
+def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: Sequence[Method],
+                 config: Any) -> list[Path]:
+    """Write results, summary, the accuracy plot and report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = write_table(out, "results", result.rows, RESULT_COLUMNS)
+    files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
+    shown = [s for s in result.by_method if s.get("accuracy") is not None]
+    labels = [f"{s['subset']}/{s['method']}" for s in shown]
+    values = [(s["accuracy"], s["accuracy_low"], s["accuracy_high"]) for s in shown]
+    for s in {s["subset"]: s for s in shown}.values():  # the baselines once per subset
+        for name in ("random", "most_common"):
+            labels.append(f"{s['subset']}/{name}")
+            values.append((s[name], s[f"{name}_low"], s[f"{name}_high"]))
+    figures = []
+    if labels:
+        figures.append(("Accuracy per subset and method, with the baselines",
+                        plots.interval_bars(out / "accuracy.png", f"{inputs.benchmark}: accuracy (95% CI)",
+                                            "accuracy", labels, values)))
+    files += [p for _, p in figures]
+    lines = [f"# Benchmark: {inputs.benchmark}\n",
+             f"Items from `{inputs.source}`. Each item with options and a gold answer is asked as a numbered "
+             "multiple-choice question, as the item's country (or its culture as written) per method; the "
+             "prediction is the option with the most probability, and `accuracy` is the share of items where it "
+             "is the gold answer. `random` is the expected accuracy of a uniform guess (the mean of 1 / number of "
+             "options) and `most_common` the accuracy of always answering the subset's most common gold answer, "
+             "both on the same items; `lift` is the accuracy above the better of the two (`best_baseline`), a "
+             "paired difference over the items; `versus_baseline` is `better` or `worse` when its interval "
+             "excludes zero, else `cannot tell`. Where items share a group (CulturalBench-Hard: four true/false "
+             "rows of one question), `question_accuracy` is the benchmark's own metric: a question counts right "
+             "only when every row of it is right (over `questions`, groups with every row answered). Every figure "
+             "is `value [low, high]` with its 95% bootstrap interval over items (over questions for "
+             "`question_accuracy`).\n",
+             bootstrap_note() + "\n", run_description(config),
+             "## Items\n", left_out_line(inputs) + "\n",
+             markdown_table(inputs.left_out, LEFT_OUT_COLUMNS) if inputs.left_out else "Nothing was left out.\n",
+             *[f"- loader note: {n}" for n in inputs.notes],
+             "\n## Methods\n", method_lines(methods),
+             "## Overall per subset and method\n",
+             markdown_table(with_intervals(result.by_method, INTERVALS, ("lift",)), SHOWN_COLUMNS),
+             "\n## Per country\n",
+             markdown_table(with_intervals([s for s in result.summary if s["country"] != ALL], INTERVALS, ("lift",)),
+                            SHOWN_COLUMNS),
+             markdown_tail(result.rows, config, figures, out)]
+    files.append(write_text(out / "report.md", "\n".join(lines)))
+    return files

@@ -1,0 +1,132 @@
+"""`cultura eval bench` for real on the benchmark fixtures (the default model, a local Ray, Ray Data), the
+CulturalBench-Hard group rule on hand-made rows, what is left out, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cultura.data.benchmarks.registry import get_benchmark
+from cultura.data.benchmarks.schema import write_items
+from cultura.eval.bench import (
+    group_correct,
+    left_out_line,
+    most_common_answer,
+    select_items,
+)
+
+FIXTURES = Path(__file__).parent / "data" / "benchmarks"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(item_id: str, correct: bool | None, status: str = "ok") -> dict:
+    return {"item_id": item_id, "status": status, "correct": correct}
+
+
+def test_group_rule_counts_a_question_right_only_when_all_its_rows_are():
+    groups = {"a1": "q1", "a2": "q1", "a3": "q1", "a4": "q1", "b1": "q2", "b2": "q2", "c1": "q3", "c2": "q3",
+              "d1": None}
+    rows = [_row("a1", True), _row("a2", True), _row("a3", True), _row("a4", True),  # q1: all right
+            _row("b1", True), _row("b2", False),  # q2: one row wrong
+            _row("c1", True), _row("c2", None, "failed"),  # q3: a row unanswered: not counted
+            _row("d1", True)]  # no group: not a question
+    assert group_correct(rows, groups) == {"q1": True, "q2": False}
+
+
+def test_select_items_counts_left_out_kinds_and_keeps_a_cut_group_whole():
+    items = get_benchmark("culturalbench").read(FIXTURES / "culturalbench").items
+    chosen, left = select_items(items, limit=5)  # 3 Easy items, then the first Hard group (4 rows) kept whole
+    assert [i.id for i, _ in chosen][:3] == ["easy-0", "easy-1", "easy-2"]
+    assert len(chosen) == 7 and {i.group for i, _ in chosen[3:]} == {"hard-0"}
+    assert left == [{"kind": "(any)", "items": 4, "reason": "past --limit 5"}]
+    assert chosen[0][1].country == "Japan"
+    assert most_common_answer([i for i, _ in chosen[3:]]) == "no"
+    blend = get_benchmark("blend").read(FIXTURES / "blend").items
+    chosen, left = select_items(blend)
+    assert {i.kind for i, _ in chosen} == {"multiple_choice"}
+    assert left and left[0]["kind"] == "short_answer" and "answer matcher" in left[0]["reason"]
+    assert left[0]["items"] == sum(i.kind == "short_answer" for i in blend)
+
+
+def test_eval_bench_culturalbench(ray_session, tmp_path):
+    """The fixture's 3 Easy and 8 Hard rows, base and prompted: every row scored against its gold answer,
+    accuracy intervals around their means, both baselines, Hard's question accuracy from its rows."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from cultura.cli import cli
+    from cultura.eval.report import result_schema
+
+    out = tmp_path / "cb"
+    result = CliRunner().invoke(cli, ["eval", "bench", "culturalbench", "--from", str(FIXTURES / "culturalbench"),
+                                      "--methods", "base,prompted", "--report", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "11 of 11 items scored." in result.output
+    for name in ("report.md", "results.parquet", "results.csv", "summary.parquet", "summary.csv", "accuracy.png"):
+        assert (out / name).is_file(), name
+    assert (out / "accuracy.png").read_bytes().startswith(PNG_SIGNATURE)
+    with Image.open(out / "accuracy.png") as image:
+        image.verify()
+    table = pq.read_table(out / "results.parquet")
+    assert table.schema.equals(result_schema())
+    rows = table.to_pylist()
+    assert len(rows) == 11 * 2 and all(r["status"] == "ok" and r["evaluation"] == "bench" for r in rows)
+    for r in rows:
+        assert r["prediction"] == r["options"][r["top_option"] - 1] and r["correct"] == (r["prediction"] == r["gold"])
+    summary = pq.read_table(out / "summary.parquet").to_pylist()
+    for s in summary:
+        mine = [r for r in rows if r["method"] == s["method"] and r["item_id"].startswith(s["subset"])
+                and s["country"] in ("all", r["target"])]
+        assert s["items"] == len(mine) and s["few"]
+        assert s["accuracy"] == pytest.approx(sum(r["correct"] for r in mine) / len(mine))
+        for name in ("accuracy", "random", "most_common", "lift"):
+            assert s[f"{name}_low"] <= s[name] <= s[f"{name}_high"], (name, s)
+        assert s["random"] == pytest.approx(0.25 if s["subset"] == "easy" else 0.5)
+        assert s["best_baseline"] in ("random", "most-common") and s["versus_baseline"]
+        if s["items"] == 1:
+            assert s["versus_baseline"] == "cannot tell"
+    assert all(s["questions"] is None for s in summary if s["subset"] == "easy")  # one row per question there
+    hard = {s["method"]: s for s in summary if s["subset"] == "hard" and s["country"] == "all"}
+    assert set(hard) == {"base", "prompted"}
+    for method, s in hard.items():
+        mine = [r for r in rows if r["method"] == method and r["item_id"].startswith("hard")]
+        by_question = [all(r["correct"] for r in mine if r["item_id"] in ids)
+                       for ids in ({f"hard-{i}" for i in range(4)}, {f"hard-{i}" for i in range(4, 8)})]
+        assert s["questions"] == 2 and s["question_accuracy"] == pytest.approx(sum(by_question) / 2)
+        assert s["most_common"] == pytest.approx(6 / 8)  # 'no' is gold on 6 of the 8 rows
+    report = (out / "report.md").read_text()
+    assert "Nothing was left out." in report and "question_accuracy" in report and "*few*" in report
+    assert "(accuracy.png)" in report
+
+
+def test_eval_bench_api_on_a_data_get_folder_reports_what_it_left_out(ray_session, tmp_path):
+    import cultura
+
+    items = get_benchmark("blend").read(FIXTURES / "blend").items
+    folder = tmp_path / "blend"
+    write_items(items, folder)
+    done = cultura.evaluate(None, "bench", benchmark=str(folder), methods="base", report=tmp_path / "r", limit=1)
+    assert len(done.inputs.items) == 1 and done.answered == 1
+    short = sum(i.kind == "short_answer" for i in items)
+    line = left_out_line(done.inputs)
+    assert line.startswith(f"1 of {len(items)} items scored; left out: {short} short_answer")
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert line in report and "answer matcher" in report
+    assert {s["country"] for s in done.result.summary} == {"all", done.inputs.items[0][1].key}
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("culturalbenchh", "unknown benchmark 'culturalbenchh'"),
+    ("EMPTY", "items.parquet: file not found"),
+])
+def test_eval_bench_bad_name_or_folder_is_a_clear_error(target, message, tmp_path):
+    if target == "EMPTY":
+        target = str(tmp_path)
+    result = subprocess.run([str(Path(sys.executable).with_name("cultura")), "eval", "bench", target],
+                            capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -41,7 +41,6 @@ from cultura.pipelines.generate import generate_dialogues
 from cultura.pipelines.palette_data import synthesize_palette as run_synthesis
 from cultura.pipelines.refine import refine as run_refine
 from cultura.ray_utils import polite_threads
-from cultura.serve.app import start
 
 ConfigLike = CulturaConfig | str | os.PathLike | None
 
@@ -274,4 +273,8 @@ def serve(config: ConfigLike = None, **overrides: Any) -> str:
     The app runs until ``ray.serve.delete(config.serve.app_name)`` or ``ray.serve.shutdown()``.
     Example: ``url = cultura.serve(port=8000)``, then any OpenAI client with ``base_url=url``.
     """
+    # Imported here: importing the cultura.serve package binds it onto the cultura namespace, where it
+    # would shadow this verb (cultura.serve) for everyone who imported the API first.
+    from cultura.serve.app import start
+
     return start(with_overrides(config, "serve", **overrides))

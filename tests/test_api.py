@@ -30,7 +30,8 @@ def test_import_is_lazy_and_changes_no_environment():
         assert dict(os.environ) == before, "import cultura changed the environment"
         assert "cultura.api" not in sys.modules
         verbs = [cultura.load_config, cultura.create_engine, cultura.generate, cultura.refine, cultura.finetune,
-                 cultura.synthesize_palette, cultura.evaluate, cultura.serve]
+                 cultura.synthesize_palette, cultura.evaluate, cultura.serve, cultura.run_experiment]
+        assert cultura.serve.__module__ == "cultura.api", "the serve verb, not the cultura.serve package"
         assert all("Args:" in (v.__doc__ or "") for v in verbs)
         heavy = [m for m in ("torch", "transformers", "ray", "sentence_transformers") if m in sys.modules]
         assert not heavy, heavy

@@ -22,12 +22,17 @@ from typing import Any
 from cultura.cards import DATA_LICENCES, PAPERS, write_card
 from cultura.config import CulturaConfig
 from cultura.eval import plots
-from cultura.eval.report import atomic_write, markdown_table, with_intervals, write_text
+from cultura.eval.report import markdown_table, with_intervals, write_table, write_text
 from cultura.experiments.spec import ExperimentSpec
 from cultura.intervals import MIN_ITEMS, bootstrap_note, paired_difference, versus_baseline
 
 METHOD_ROWS = "by_method.json"  # each evaluation stage's per-method means, as its report computed them
 BASE = "base"
+# results.parquet: one row per table cell (level "table") and per unit score (level "unit")
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("evaluation", "string"), ("row", "string"), ("kind", "string"), ("level", "string"), ("unit", "string"),
+    ("metric", "string"), ("value", "double"), ("low", "double"), ("high", "double"),
+)
 PAIRED = ("vs_base", "vs_control")  # paired differences: with the base model; own adapter with the control
 
 
@@ -79,7 +84,7 @@ def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaCon
         rows, units = evaluation_table(evaluation, stages)
         tables[evaluation] = rows
         long += _long_rows(evaluation, rows, units)
-    files = [_write_parquet(root / "results.parquet", long, atomic_write)]
+    files = write_table(root, "results", long, RESULT_COLUMNS)
     figures = []
     for evaluation, rows in tables.items():
         layout = LAYOUTS[evaluation]
@@ -179,16 +184,6 @@ def _long_rows(evaluation: str, rows: Sequence[dict[str, Any]], units: dict[str,
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
-
-def _write_parquet(path: Path, rows: list[dict[str, Any]], atomic_write: Any) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([("evaluation", pa.string()), ("row", pa.string()), ("kind", pa.string()),
-                        ("level", pa.string()), ("unit", pa.string()), ("metric", pa.string()),
-                        ("value", pa.float64()), ("low", pa.float64()), ("high", pa.float64())])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    return atomic_write(path, lambda p: pq.write_table(table, p))
 
 
 def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, list[dict[str, Any]]],

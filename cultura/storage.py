@@ -195,6 +195,11 @@ class Location:
             self.fs.delete_file(self.path)
 
 
+def location(where: str | os.PathLike | Location) -> Location:
+    """``where`` as a :class:`Location` (a local path or a filesystem URI)."""
+    return where if isinstance(where, Location) else Location(where)
+
+
 def _remote_files(loc: Location) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime in ns) of every file under the folder ``loc`` (or of the file)."""
     import pyarrow.fs as pafs

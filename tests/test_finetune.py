@@ -65,10 +65,13 @@ def trained(ray_session, demo_data, tmp_path_factory):
 
 
 def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
+    from cultura.cards import read_card
     from cultura.pipelines.finetune.data import file_sha256
     from cultura.registry import load_registry
 
     assert [e.name for e in trained.adapters] == sorted(CULTURES)
+    folder, _ = read_card(trained.out)
+    assert folder["stage"] == "finetune" and sorted(folder["adapters"]) == sorted(CULTURES)
     registry = load_registry(trained.out)
     raw = json.loads(trained.registry.read_text())["adapters"]
     for name in CULTURES:
@@ -83,7 +86,13 @@ def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
         assert raw[name]["path"] == name  # stored relative: the folder can move
         assert e.seed_ids is None  # these rows do not say which seed they came from
         assert Path(e.path) == trained.out / name
-        assert sorted(p.name for p in Path(e.path).iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+        assert sorted(p.name for p in Path(e.path).iterdir()) == ["README.md", "adapter_config.json",
+                                                                  "adapter_model.safetensors"]
+        card, body = read_card(e.path)  # a Hugging Face model card saying what the adapter was trained on
+        assert card["base_model"] == "default" and card["library_name"] == "peft" and card["adapter"] == name
+        assert card["data_sha256"] == e.data_sha256 and card["eval_loss"] == pytest.approx(e.eval_loss)
+        assert card["paper"] == "CulturePark arXiv:2405.15145v3" and "seed_ids" not in card and "torch" in card["versions"]
+        assert f"{e.train_rows} rows" in body
         # Ray Train kept two checkpoints of three: the best and the latest.
         checkpoints = [p for p in Path(e.run).glob("checkpoint_*") if p.is_dir()]
         assert len(checkpoints) == 2, checkpoints

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cultura.cards import DATA_LICENCES, PAPERS, data_licence, provenance, upstream_of, write_card
 from cultura.data.seed_files import read_seeds
 from cultura.data.seeds import select_seeds
 from cultura.errors import ConfigError, UnknownNameError
@@ -93,6 +94,7 @@ class Evaluation:
     default_methods: str
     prepare: Callable[[Any, EvaluationOptions], Any]  # inputs loaded and checked before any model loads
     run: Callable[[Any, Any, Sequence[Method], MethodContext, Path, Any], Any]  # (config, inputs, methods, ctx, report, options)
+    data: Callable[[Any, Any, Any], dict[str, Any]]  # (config, inputs, options) -> what the report's card says it rests on
 
 
 @dataclass
@@ -144,6 +146,11 @@ def _run_hofstede(config: Any, targets: Any, methods: Sequence[Method], ctx: Met
     return run_hofstede(config, targets, methods, ctx, report)
 
 
+def _hofstede_data(config: Any, targets: Any, options: HofstedeOptions) -> dict[str, Any]:
+    return {"data": "the 24 items of Hofstede's VSM 2013 and the published country scores",
+            "targets": [str(getattr(t, "key", t)) for t in targets], "data_licence": DATA_LICENCES["bundled"]}
+
+
 def _prepare_opinions(config: Any, options: OpinionsOptions) -> OpinionInputs:
     countries = resolve_countries(options.countries)
     loaded = read_seeds(options.questions, sources=options.sources)
@@ -156,6 +163,12 @@ def _run_opinions(config: Any, inputs: OpinionInputs, methods: Sequence[Method],
                   report: Path, options: OpinionsOptions) -> Any:
     return run_opinions(config, inputs.countries, inputs.seeds, methods, ctx, report, proxy=options.proxy,
                         allow_overlap=options.allow_overlap, data_note=inputs.note)
+
+
+def _opinions_data(config: Any, inputs: OpinionInputs, options: OpinionsOptions) -> dict[str, Any]:
+    ids = [s.id for s in inputs.seeds]
+    return {"seeds": options.questions, "split": inputs.split, "eval_fraction": config.data.eval_fraction,
+            "countries": list(inputs.countries), "seed_ids": ids, "data_licence": data_licence(options.questions, ids)}
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,13 @@ def _run_moderation(config: Any, inputs: ModerationInputs, methods: Sequence[Met
     return run_moderation(config, inputs.tasks, inputs.targets, methods, ctx, report, options.dev_fraction)
 
 
+def _moderation_data(config: Any, inputs: ModerationInputs, options: ModerationOptions) -> dict[str, Any]:
+    bundled = options.tasks == "bundled"
+    return {"data": "cultura's bundled moderation examples" if bundled else str(options.tasks),
+            "examples": {task: len(rows) for task, rows in inputs.tasks.items()},
+            "data_licence": DATA_LICENCES["bundled"] if bundled else "as the task files' source states"}
+
+
 def _prepare_bench(config: Any, options: BenchOptions) -> BenchInputs:
     items, source, notes = read_benchmark(options.benchmark, options.source)
     chosen, left_out = select_items(items, options.limit)
@@ -195,17 +215,24 @@ def _run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx:
     return run_bench(config, inputs, methods, ctx, report)
 
 
+def _bench_data(config: Any, inputs: BenchInputs, options: BenchOptions) -> dict[str, Any]:
+    items = [item for item, _ in inputs.items]
+    return {"benchmark": inputs.benchmark, "source": inputs.source, "split": sorted({i.split for i in items}),
+            "item_ids": [i.id for i in items], "data_licence": sorted({i.licence for i in items}),
+            **({"benchmark_paper": PAPERS[inputs.benchmark].reference} if inputs.benchmark in PAPERS else {})}
+
+
 EVALUATIONS: dict[str, Evaluation] = {
     e.name: e for e in [
         Evaluation("hofstede", "VSM 2013 answers -> Hofstede indices, distance to the published scores",
-                   HofstedeOptions, "base,prompted", _prepare_hofstede, _run_hofstede),
+                   HofstedeOptions, "base,prompted", _prepare_hofstede, _run_hofstede, _hofstede_data),
         Evaluation("opinions", "answer distributions per country on held-out survey questions, next to baselines",
                    OpinionsOptions, "base,prompted,nearest-continent,uniform-blend,gate-mixture", _prepare_opinions,
-                   _run_opinions),
+                   _run_opinions, _opinions_data),
         Evaluation("moderation", "content moderation macro-F1 and ROC AUC per task and culture",
-                   ModerationOptions, "base,prompted", _prepare_moderation, _run_moderation),
+                   ModerationOptions, "base,prompted", _prepare_moderation, _run_moderation, _moderation_data),
         Evaluation("bench", "benchmark accuracy (items with options and a gold answer) next to trivial baselines",
-                   BenchOptions, "base,prompted", _prepare_bench, _run_bench),
+                   BenchOptions, "base,prompted", _prepare_bench, _run_bench, _bench_data),
     ]
 }
 
@@ -256,5 +283,21 @@ def evaluate(config: Any, evaluation: str, *, methods: str | Sequence[str] | Non
     with EnginePool(config, ctx.adapters) as pool:
         ctx.engines = pool
         result = kind.run(config, inputs, chosen, ctx, folder, checked)
+    result.files.append(write_report_card(folder, kind, config, chosen, checked, kind.data(config, inputs, checked),
+                                          adapters))
     return EvaluationSummary(evaluation, folder, result, [m.name for m in chosen], inputs,
                              time.perf_counter() - started, pool.summary())
+
+
+def write_report_card(folder: Path, kind: Evaluation, config: Any, methods: Sequence[Method],
+                      options: EvaluationOptions, data: dict[str, Any], adapters: str | None) -> Path:
+    """The report folder's card: the evaluation and its options, the methods and the papers they follow,
+    the model, engine and dtype, the adapters, and the data the numbers rest on with its licence."""
+    papers = sorted({m.paper for m in methods if m.paper})
+    fields = {"stage": "evaluate", "evaluation": kind.name, "methods": [m.name for m in methods],
+              **provenance(config), "papers": [f"{PAPERS[p].name} {PAPERS[p].reference}" for p in papers],
+              **data, "adapters": adapters, "adapters_trained_on": upstream_of(adapters) if adapters else None,
+              "options": options.model_dump(mode="json"), "config": {"eval": config.eval.model_dump(mode="json")}}
+    body = (f"{kind.description}. Methods: {', '.join(m.name for m in methods)}. The numbers are in `report.md`, "
+            "every answer in `results.parquet` (and `.csv`).")
+    return write_card(folder, f"cultura evaluation: {kind.name}", fields, body)

@@ -133,6 +133,7 @@ class Method:
     description: str
     build: Callable[[MethodContext, Target, str], Plan]
     prepare: Callable[[MethodContext, list[tuple[str, Target]], Any], None] | None = None
+    paper: str | None = None  # the method's paper (a cultura.cards.PAPERS key); None for the plain model
 
 
 def _user(question: str) -> dict[str, str]:
@@ -242,14 +243,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("base", "the model as it is, no persona", _base),
     Method("prompted", "the model prompted with the culture's (or country's) persona", _prompted),
     Method("adapter", "the culture's fine-tuned LoRA adapter, asked as its fine-tuning rows ask (CulturePark's "
-           "chatbot prompt and the numbered question)", _adapter),
-    Method("home-continent", "the continent agent of the country's own continent", _home_continent),
-    Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent),
-    Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend),
+           "chatbot prompt and the numbered question)", _adapter, paper="culturepark"),
+    Method("home-continent", "the continent agent of the country's own continent", _home_continent, paper="palette"),
+    Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent,
+           paper="palette"),
+    Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend, paper="palette"),
     Method("gate-mixture", "the continent agents' option distributions mixed by the Cultural MoE gate's "
-           "weights (top-k)", _gate_mixture),
+           "weights (top-k)", _gate_mixture, paper="palette"),
     Method("palette", "Cultural Palette as served: gate -> continent drafts -> Meta Agent answer (target "
-           "country in the prompt); the options are scored after that answer", _palette, _palette_prepare),
+           "country in the prompt); the options are scored after that answer", _palette, _palette_prepare,
+           paper="palette"),
 )}
 
 

@@ -17,15 +17,10 @@ from typing import Any
 
 from cultura.errors import CulturaError, DataError
 from cultura.jsonl import read_jsonl_objects
-from cultura.storage import Location
+from cultura.storage import Location, location
 
 MANIFEST = "manifest.json"
 FORMATS = ("parquet", "jsonl")
-
-
-def location(where: str | os.PathLike | Location) -> Location:
-    """``where`` as a :class:`~cultura.storage.Location` (a local path or a filesystem URI)."""
-    return where if isinstance(where, Location) else Location(where)
 
 
 def atomic_write_text(path: str | os.PathLike | Location, text: str) -> None:

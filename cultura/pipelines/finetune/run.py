@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.adapters import check_adapter_folder, validate_adapter_name
+from cultura.cards import provenance, upstream_of, write_card
 from cultura.errors import CulturaError, last_line
 from cultura.metrics import Metrics, counter, gauge
 from cultura.models import resolve_model
@@ -36,7 +37,7 @@ from cultura.pipelines.finetune.data import SftSet, load_sft_sets, split_rows, t
 from cultura.pipelines.finetune.lora_train import build_trainer, load_lora_model, train_with_eval
 from cultura.placement import Demand, check_placement
 from cultura.ray_utils import init_ray
-from cultura.registry import REGISTRY_FILE, AdapterEntry, register_adapter, registry_path
+from cultura.registry import REGISTRY_FILE, AdapterEntry, load_registry, register_adapter, registry_path
 from cultura.storage import display, fetch, is_uri, staged_output, warn_if_local
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -314,6 +315,7 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
         hyperparameters=dict(plan.hp), run=f"{plan.storage.rstrip('/')}/{run_name}",
         seed_ids=list(job.sft.seed_ids) if job.sft.seed_ids is not None else None,
     )
+    write_adapter_card(job, entry, config)
     register_adapter(plan.out, entry)
     timings = {
         "startup_seconds": figures.get("entered", submitted) - submitted,
@@ -326,6 +328,44 @@ def run_adapter(plan: FinetunePlan, job: AdapterJob, config: Any, queue: Any = N
         "node_id": figures.get("node_id"),
     }
     return entry, timings
+
+
+def write_adapter_card(job: AdapterJob, entry: AdapterEntry, config: Any) -> Path:
+    """The adapter folder's card, in the Hugging Face model-card form (``base_model``, ``library_name``,
+    ``tags``) with what it was trained on: the SFT file and its hash, the seeds, split and data licence
+    its rows rest on, the losses before and after, and the paper it follows."""
+    inherited = upstream_of(job.sft.source)
+    paper = "palette" if job.sft.kind == "continent" else "culturepark"
+    fields = {"base_model": entry.base_model, "library_name": "peft", "tags": ["cultura", paper, "lora", job.sft.kind],
+              "stage": "finetune", **provenance(config, paper), "adapter": entry.name, "kind": entry.kind,
+              "target": entry.target, "data": entry.data_path, "data_sha256": entry.data_sha256, **inherited,
+              **({"seed_ids": sorted(set(job.sft.seed_ids))} if job.sft.seed_ids else {}), "train_rows": entry.train_rows,
+              "eval_rows": entry.eval_rows, "steps": entry.steps, "eval_loss_before": entry.eval_loss_before,
+              "eval_loss": entry.eval_loss, "hyperparameters": entry.hyperparameters,
+              "config": {"finetune": config.finetune.model_dump(mode="json")}}
+    body = (f"A LoRA adapter of `{entry.base_model}` for {entry.kind} {entry.target!r}, trained on "
+            f"{entry.train_rows} rows of `{entry.data_path}` ({entry.steps} steps; held-out loss "
+            f"{entry.eval_loss_before:.4f} -> {entry.eval_loss:.4f}). A lower loss says the adapter learnt the "
+            "data's wording and answers; whether it answers more like the culture is for `cultura eval`, "
+            "next to the base model, the prompted model and another culture's adapter.")
+    return write_card(job.target, f"cultura adapter: {entry.name}", fields, body)
+
+
+def write_adapters_card(plan: FinetunePlan, config: Any) -> Path:
+    """The adapters folder's card: every adapter its registry holds (trained now or before) and what the
+    data of this run rests on."""
+    registered = load_registry(plan.out)
+    inherited = upstream_of(plan.jobs[0].sft.source) if plan.jobs else {}
+    fields = {"stage": "finetune", **provenance(config), **inherited,
+              "adapters": {name: {"kind": e.kind, "target": e.target, "data": e.data_path, "eval_loss": e.eval_loss}
+                           for name, e in sorted(registered.items())},
+              "config": {"finetune": config.finetune.model_dump(mode="json")}}
+    lines = [f"| {name} | {e.kind} | {e.target} | {e.train_rows} | {e.eval_loss_before:.4f} -> {e.eval_loss:.4f} |"
+             for name, e in sorted(registered.items())]
+    body = ("LoRA adapters of `" + plan.model + "`, one folder each (its own card inside), listed in "
+            f"`{REGISTRY_FILE}`.\n\n| adapter | kind | target | train rows | held-out loss |\n|---|---|---|---|---|\n"
+            + "\n".join(lines))
+    return write_card(plan.out, "cultura adapters", fields, body)
 
 
 def export_adapter(checkpoint: Any, target: Path) -> Path:
@@ -420,6 +460,8 @@ def _run_plan(config: Any, plan: FinetunePlan, out_spec: str | Path, progress: b
             raise
         pool.shutdown()
     entries.sort(key=lambda e: e.name)
+    if entries:
+        write_adapters_card(plan, config)
     return FinetuneSummary(entries, failures, time.time() - started, plan.out, registry_path(plan.out), slots,
                            plan.notes, timings)
 
@@ -492,7 +534,7 @@ class _Progress:
         if bar is not None and failed:
             bar.set_postfix_str("failed")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.actors.agents import agent_demands, agent_placement_fixes, start_agents
+from cultura.cards import data_licence, provenance, write_card
 from cultura.data.cultures import get_culture
 from cultura.data.seed_files import load_seeds
 from cultura.errors import CulturaError
@@ -237,7 +238,27 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
         raise
     finally:
         folder.write_manifest({"status": status, "summary": summary.as_dict()})
+        write_generation_card(folder, config, rows, summary, status)
     return summary
+
+
+def write_generation_card(folder: OutputFolder, config: Any, rows: Sequence[dict], summary: GenerateSummary,
+                          status: str) -> Any:
+    """The run folder's card: the model, the seeds and split the dialogues rest on, the paper, the data licence."""
+    gen = config.generate
+    seed_ids = sorted({r["seed_id"] for r in rows})
+    fields = {"stage": "generate", "status": status, **provenance(config, "culturepark"),
+              "cultures": list(gen.cultures), "mode": gen.mode, "rounds": gen.rounds, "seeds": gen.seeds,
+              "split": gen.split, "eval_fraction": config.data.eval_fraction, "seed_ids": seed_ids,
+              "data_licence": data_licence(gen.seeds, seed_ids),
+              "dialogues": {"planned": summary.planned, "written": summary.already_written + summary.dialogues},
+              "config": config.model_dump(mode="json")}
+    body = (f"CulturePark's first stage: {gen.mode}-cultural dialogues of {gen.rounds} rounds seeded with "
+            f"{len(seed_ids)} survey questions of the {gen.split!r} split ({gen.seeds} seeds), for "
+            f"{', '.join(gen.cultures)}. {fields['dialogues']['written']} of {summary.planned} planned dialogues "
+            f"are written ({status}). Rows: `{DIALOGUES}/part-*`; the run's parameters: `manifest.json`; "
+            "`cultura refine --in <this folder>` turns them into fine-tuning sets.")
+    return write_card(folder.location, "CulturePark dialogues", fields, body)
 
 
 def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputFolder, summary: GenerateSummary,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.actors.agents import agent_demands, agent_placement_fixes, start_agents
+from cultura.cards import DATA_LICENCES, provenance, write_card
 from cultura.data.hofstede import CONTINENTS, DIMENSIONS, continent_centroid
 from cultura.data.prompts import load_prompts
 from cultura.errors import CulturaError, DataError
@@ -220,8 +221,7 @@ def write_palette(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     os.replace(tmp, parquet)
     tmp = out / f".{JSONL}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:
-        for row in table.to_pylist():
-            fh.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(_jsonable(row), ensure_ascii=False) + "\n" for row in table.to_pylist())
     os.replace(tmp, jsonl)
     return [parquet, jsonl]
 
@@ -323,7 +323,22 @@ def _synthesize(config: Any, out: Path, out_spec: str | Path, prompts: str, limi
         if pool is not None:
             pool.stop()
         atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+        write_palette_card(root, config, prompts, items, summary, manifest["status"])
     return summary
+
+
+def write_palette_card(root: Path, config: Any, prompts: str | Path, items: Sequence[Any], summary: Any,
+                       status: str) -> Path:
+    """The dataset's card: the model, the prompts the continent agents answered, the paper, the rows kept."""
+    bundled = str(prompts) == "bundled"
+    fields = {"stage": "palette-data", "status": status, **provenance(config, "palette"), "prompts": str(prompts),
+              "prompt_ids": [i.id for i in items], "rows": summary.rows,
+              "data_licence": DATA_LICENCES["bundled"] if bundled else "as the prompt file's source states",
+              "config": {"palette": config.palette.model_dump(mode="json"), "sampling": config.sampling.model_dump(mode="json")}}
+    body = (f"Cultural Palette's data: {len(items)} prompts answered by the five continent agents, each answer "
+            f"kept when the Hofstede judge placed it near its continent; {summary.rows} rows kept ({status}) in "
+            f"`{PARQUET}` and `{JSONL}`. `cultura finetune --per continent` trains the continent adapters on them.")
+    return write_card(root, "Cultural Palette continent data", fields, body)
 
 
 def check_palette_data_placement(config: Any, n_agents: int, workers: int) -> None:

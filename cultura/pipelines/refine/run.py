@@ -29,6 +29,7 @@ from typing import Any
 
 from cultura.actors.agents import stop_actors
 from cultura.actors.engine_actor import start_engine_actor
+from cultura.cards import CARD_NAME, provenance, upstream, write_card
 from cultura.data.cultures import get_culture
 from cultura.errors import CulturaError
 from cultura.pipelines.refine.diversify import cluster_cultures, clustering_settings, embed_texts, group_k
@@ -43,7 +44,7 @@ from cultura.ray_utils import init_ray
 from cultura.storage import display, fetch, is_uri, staged_output, warn_if_local
 
 STAGES = ("generate", "verify", "diversify")
-OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.json", "sft")
+OUTPUTS = ("opinions.parquet", "extractions.parquet", "summary.json", "manifest.json", "sft", CARD_NAME)
 
 
 @dataclass
@@ -401,4 +402,22 @@ def _refine(config: Any, source_spec: str | Path, out: Path, out_spec: str | Pat
         _write_json(out / "summary.json", summary.as_dict())
         _write_json(out / "manifest.json", {"stage": "refine", "params": params, "status": status,
                                             "summary": summary.as_dict(), "created_at": created})
+        write_refine_card(out, config, source, display(source_spec), summary, status)
     return summary
+
+
+def write_refine_card(out: Path, config: Any, source: Path, source_name: str, summary: RefineSummary,
+                      status: str) -> Path:
+    """The refinement's card: its model and stages, the fine-tuning rows per culture, and what the
+    dialogues rest on (seeds, split, seed ids, data licence, as the generation run's card names them)."""
+    sft = {culture: c.get("sft", 0) for culture, c in sorted(summary.cultures.items())}
+    fields = {"stage": "refine", "status": status, **provenance(config, "culturepark"), "input": source_name,
+              **upstream(source), "refine_stages": summary.stages, "sft_rows": sft,
+              "config": config.model_dump(mode="json")}
+    done = {"generate": "extraction", "verify": "extraction and verification",
+            "diversify": "extraction, verification and diversification"}[summary.stages]
+    body = (f"CulturePark's refinement ({done}) of the dialogues in `{source_name}`. Fine-tuning sets: "
+            + ", ".join(f"{c} {n} rows" for c, n in sft.items())
+            + f" in `sft/<culture>.jsonl` and `.parquet` ({status}); every opinion with its verdicts: "
+            "`opinions.parquet`; counts per stage: `summary.json`.")
+    return write_card(out, "CulturePark fine-tuning data", fields, body)

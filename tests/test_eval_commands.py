@@ -112,6 +112,22 @@ def test_eval_hofstede_writes_a_report(ray_session, tmp_path):
     assert summary[("korean", "base")]["distance"] != pytest.approx(german["distance"])
     assert summary[("german", "adapter")]["distance"] is None
     assert "mean_distance" in result.output and "r_PDI" in result.output and "needs 3 or more targets" in result.output
+    # the trivial baselines beside the methods: every index at 50, and the other countries' mean scores
+    from cultura.data.hofstede import DIMENSIONS, countries, country_scores
+
+    assert summary[("german", "midpoint")]["distance"] == pytest.approx(hofstede_distance(dict.fromkeys(DIMENSIONS, 50.0),
+                                                                                           "Germany"))
+    others = [country_scores(c) for c in countries() if c != "Germany"]
+    world = {d: sum(o[d] for o in others if o[d] is not None) / sum(o[d] is not None for o in others)
+             for d in DIMENSIONS}
+    assert summary[("german", "world-mean")]["PDI"] == pytest.approx(world["PDI"])
+    assert summary[("german", "world-mean")]["distance"] == pytest.approx(hofstede_distance(world, "Germany"))
+    assert "| midpoint | 2 |" in report and "| world-mean | 2 |" in report and "`world-mean`:" in report
+    best = min(("midpoint", "world-mean"), key=lambda b: sum(summary[(t, b)]["distance"] for t in ("german", "korean")))
+    lift = sum(summary[(t, best)]["distance"] - summary[(t, "base")]["distance"] for t in ("german", "korean")) / 2
+    shown = re.escape(f"| {best} | {lift:+.3f} [")
+    assert re.search(rf"\| base \| 2 \| [\d.]+ \[[\d.]+, [\d.]+\] {shown}.*\| cannot tell \|", report), base_line
+    # two targets give a bootstrap three distinct means: too few to tell a method from a baseline
 
 
 def test_eval_opinions_with_adapter_and_palette(ray_session, tmp_path, adapter_registry):
@@ -246,6 +262,14 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
                                                                                  "global-mean")))
         assert entry["lift"] == pytest.approx(entry["similarity"] - entry["baseline_similarity"])
     assert "no data (not scored): Brazil" in result.output and "best_baseline" in result.output
+    from cultura.api import load_config
+    from cultura.cards import read_card
+
+    card, _ = read_card(out)  # what the numbers rest on: the held-out seeds scored, the file's licence
+    assert card["evaluation"] == "opinions" and card["split"] == "eval" and card["seeds"] == str(FIXTURE)
+    assert set(card["seed_ids"]) == {r["item_id"] for r in rows} and card["data_licence"] == "CC-BY-NC-SA-4.0"
+    assert card["methods"] == ["base", "adapter"] and card["papers"] == ["CulturePark arXiv:2405.15145v3"]
+    assert card["model"] == load_config().engine.model and card["dtype"] == "float32" and "torch" in card["versions"]
 
 
 def test_eval_opinions_scores_countries_without_hofstede_scores(ray_session, tmp_path):

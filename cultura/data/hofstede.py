@@ -248,9 +248,10 @@ def countries(continent: str | None = None) -> list[str]:
     return sorted(n for n, e in _bundled().items() if e.continent == wanted)
 
 
-def continent_centroid(continent: str, exclude: str | None = None) -> dict[str, float]:
-    """Return the mean score per dimension over a continent's countries that have that dimension,
-    leaving out the country ``exclude`` (when a country is being scored against its own scores)."""
+def continent_centroid(continent: str | None, exclude: str | None = None) -> dict[str, float]:
+    """Return the mean score per dimension over a continent's countries (every country's with ``None``)
+    that have that dimension, leaving out the country ``exclude`` (when a country is being scored
+    against its own scores)."""
     left_out = resolve_country(exclude) if exclude else None
     entries = [_bundled()[n] for n in countries(continent) if n != left_out]
     centroid = {}

@@ -11,6 +11,11 @@ method's mean distance is over the same targets (those every method with a dista
 with three or more targets the report adds Pearson's r per dimension across targets: VSM indices
 are only meaningful relative to each other (the constant C shifts every distance), so r says
 whether a method ranks the cultures as Hofstede does, whatever C is.
+
+Two trivial baselines sit beside the methods (:data:`BASELINES`): ``midpoint`` (every index at C,
+what an answerer indifferent on every item scores) and ``world-mean`` (each dimension at the mean of
+every other country's published score). Each method's ``lift`` is its paired distance gain over the
+best of them across the shared targets, with its interval.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.data.cultures import CULTUREPARK_CULTURES
-from cultura.data.hofstede import CONTINENTS, DIMENSIONS, country_scores
+from cultura.data.hofstede import CONTINENTS, DIMENSIONS, continent_centroid, country_scores
 from cultura.data.vsm import load_vsm_items, vsm_prompt
 from cultura.eval import plots
 from cultura.eval.hofstede import DIMENSION_ITEMS, hofstede_distance, vsm_indices
@@ -40,7 +45,7 @@ from cultura.eval.report import (
     write_table,
     write_text,
 )
-from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval
+from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval, paired_difference, versus_baseline
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("target", "string"), ("country", "string"), ("method", "string"), ("items", "int32"),
@@ -50,7 +55,15 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 MIN_TARGETS_FOR_R = 3
-MEAN_COLUMNS = ["method", "targets", "mean_distance", "r_PDI", "r_IDV", "r_MAS", "r_UAI", "r_LTO", "r_IVR", "mean_r"]
+MEAN_COLUMNS = ["method", "targets", "mean_distance", "best_baseline", "lift", "versus_baseline", "r_PDI", "r_IDV", "r_MAS", "r_UAI", "r_LTO", "r_IVR", "mean_r"]
+
+# trivial predictors of a country's indices that read no model: name -> (description, indices)
+BASELINES: dict[str, tuple[str, Any]] = {
+    "midpoint": ("every index at C = 50: what an answerer indifferent on every item (all item means 3) scores",
+                 lambda country: {d: 50.0 for d in DIMENSIONS}),
+    "world-mean": ("each dimension at the mean of every other country's published score (leave-one-out)",
+                   lambda country: continent_centroid(None, exclude=country)),
+}
 
 
 @dataclass
@@ -66,7 +79,7 @@ class HofstedeReport:
 
     @property
     def mean_distance(self) -> dict[str, float | None]:
-        """Method -> mean distance over the shared targets."""
+        """Method (and baseline) -> mean distance over the shared targets."""
         return {m["method"]: m["mean_distance"] for m in self.by_method}
 
 
@@ -130,6 +143,13 @@ def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods
                 lacking = [d for d in reference if d not in indices]
                 entry["note"] = f"items missing for {', '.join(lacking)}"
             summary.append(entry)
+        for name, (_, predict) in BASELINES.items():
+            indices = predict(target.country)
+            summary.append({"target": target.key, "country": target.country, "method": name, "items": None,
+                            **{d: indices.get(d) for d in DIMENSIONS},
+                            "distance": hofstede_distance(indices, target.country) if reference else None,
+                            "dimensions": len(reference) if reference else None,
+                            "note": "" if reference else f"Hofstede publishes no scores for {target.country}"})
     return summary
 
 
@@ -158,13 +178,15 @@ def shared_targets(summary: Sequence[dict[str, Any]], methods: Sequence[Method])
 
 
 def method_means(summary: Sequence[dict[str, Any]], methods: Sequence[Method], targets: Sequence[str]) -> list[dict[str, Any]]:
-    """Per method: mean distance over ``targets`` (the shared set) and, with three or more of them,
-    Pearson's r per dimension between the method's indices and the published scores across targets."""
+    """Per method, then per baseline: mean distance over ``targets`` (the shared set) and, with three or
+    more of them, Pearson's r per dimension between the indices and the published scores across
+    targets. A method's ``lift`` is the best baseline's distance minus its own, paired over the targets
+    (above zero: closer than the best baseline), with ``versus_baseline`` saying what its interval says."""
     out = []
-    for method in methods:
-        mine = [s for s in summary if s["method"] == method.name and s["target"] in targets and s["distance"] is not None]
+    for name in [*(m.name for m in methods), *BASELINES]:
+        mine = [s for s in summary if s["method"] == name and s["target"] in targets and s["distance"] is not None]
         distance = mean_interval([s["distance"] for s in mine])
-        entry: dict[str, Any] = {"method": method.name, "targets": len(mine),
+        entry: dict[str, Any] = {"method": name, "targets": len(mine),
                                  "mean_distance": distance.mean if mine else None,
                                  "mean_distance_low": distance.low if mine else None,
                                  "mean_distance_high": distance.high if mine else None}
@@ -175,7 +197,31 @@ def method_means(summary: Sequence[dict[str, Any]], methods: Sequence[Method], t
         rs = [entry[f"r_{d}"] for d in DIMENSIONS if entry[f"r_{d}"] is not None]
         entry["mean_r"] = sum(rs) / len(rs) if rs else None
         out.append(entry)
+    _add_lifts(out, summary, targets)
     return out
+
+
+def _add_lifts(means: list[dict[str, Any]], summary: Sequence[dict[str, Any]], targets: Sequence[str]) -> None:
+    """Set each method's ``best_baseline``, ``lift`` (with its interval) and ``versus_baseline``."""
+    scored = [b for b in means if b["method"] in BASELINES and b["mean_distance"] is not None]
+    best = min(scored, key=lambda b: b["mean_distance"])["method"] if scored else None
+
+    def distances(name: str) -> dict[str, float]:
+        return {s["target"]: s["distance"] for s in summary
+                if s["method"] == name and s["target"] in targets and s["distance"] is not None}
+
+    for entry in means:
+        entry.update(best_baseline=None, lift=None, lift_low=None, lift_high=None, versus_baseline=None)
+        mine = distances(entry["method"])
+        if entry["method"] in BASELINES or best is None or not mine:
+            continue
+        theirs = distances(best)
+        shared = sorted(set(mine) & set(theirs))
+        lift = paired_difference([theirs[t] for t in shared], [mine[t] for t in shared])
+        # a bootstrap over one or two targets has at most three distinct means: it cannot carry a verdict
+        verdict = versus_baseline(lift) if len(shared) >= MIN_TARGETS_FOR_R else "cannot tell"
+        entry.update(best_baseline=best, lift=lift.mean, lift_low=lift.low, lift_high=lift.high,
+                     versus_baseline=verdict)
 
 
 def run_hofstede(config: Any, targets: Sequence[Target], methods: Sequence[Method], ctx: MethodContext,
@@ -252,7 +298,11 @@ def _markdown(result: HofstedeReport, targets: Sequence[Target], methods: Sequen
              "uncertainty of a mean distance is how much it depends on which cultures were evaluated"
              + (f", and with fewer than {MIN_ITEMS} targets it is rough" if len(shared) < MIN_ITEMS else "") + ".\n",
              bootstrap_note() + "\n",
-             markdown_table(with_intervals(result.by_method, ("mean_distance",)), MEAN_COLUMNS),
+             "Baselines (no model): " + "; ".join(f"`{n}`: {d}" for n, (d, _) in BASELINES.items())
+             + ". `lift`: the best baseline's distance minus the method's, paired over the targets (above zero: "
+             "closer to Hofstede than the baseline), with `versus_baseline` saying whether its interval excludes "
+             f"zero (`cannot tell` below {MIN_TARGETS_FOR_R} targets, too few for a bootstrap to carry a verdict).\n",
+             markdown_table(with_intervals(result.by_method, ("mean_distance", "lift"), ("lift",)), MEAN_COLUMNS),
              "\n## Indices and distance per culture and method\n",
              markdown_table(result.summary, ["target", "country", "method", "items", *DIMENSIONS, "distance", "note"], 1),
              "\n## Published Hofstede scores\n",

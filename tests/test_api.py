@@ -87,9 +87,20 @@ def test_readme_python_api_example_runs_without_the_cli(tmp_path, default_model_
     check = textwrap.dedent("""
         import sys
         assert "cultura.commands" not in sys.modules and "cultura.cli" not in sys.modules
-        assert {r["method"] for r in res.result.by_method} == {"base", "prompted", "adapter"}
+        assert {r["method"] for r in res.result.by_method} == {"base", "prompted", "adapter", "midpoint", "world-mean"}
         assert res.answered >= 2 * 3 * 24 * 0.9, res.answered
         assert (res.report / "report.md").is_file()
+        from cultura.cards import read_card
+        made = read_card(gen.out)[0]  # every output's card, each passing on the seeds it rests on
+        assert made["stage"] == "generate" and made["split"] == "train" and made["seed_ids"]
+        assert made["paper"] == "CulturePark arXiv:2405.15145v3" and made["data_licence"].startswith("Apache-2.0")
+        refined, adapters, german, report = (read_card(p)[0] for p in (ref.out, ada.out, ada.out / "german", res.report))
+        for card in (refined, adapters, german, report["adapters_trained_on"]):
+            assert card["seed_ids"] == made["seed_ids"] or set(card["seed_ids"]) <= set(made["seed_ids"]), card
+            assert card["split"] == "train" and card["data_licence"] == made["data_licence"]
+        assert refined["made_by"]["stage"] == "generate" and refined["sft_rows"]["german"] > 0
+        assert german["library_name"] == "peft" and german["base_model"] == made["model"] and "eval_loss" in german
+        assert set(adapters["adapters"]) == {"german", "chinese"} and report["evaluation"] == "hofstede"
         print("API-EXAMPLE-OK")
     """)
     done = _python(_readme_example() + check, cwd=tmp_path, timeout=1200)

@@ -19,6 +19,7 @@ from cultura.experiments.run import RUNNERS
 from cultura.experiments.spec import load_experiment
 
 PRESETS = Path(__file__).resolve().parents[1] / "experiments"
+CULTURALBENCH = Path(__file__).parent / "data" / "benchmarks" / "culturalbench"
 CULTURA = str(Path(sys.executable).with_name("cultura"))
 TINY = {
     "name": "tiny", "cultures": ["german", "chinese"], "seeds": "bundled",
@@ -31,7 +32,9 @@ TINY = {
 @pytest.mark.parametrize(("change", "message"), [
     ({"generate": {"rouds": 1}}, "generate.rouds: unknown field"),
     ({"cultures": ["Germna"]}, "unknown culture 'Germna'"),
-    ({"evaluations": {}}, "name at least one of opinions, hofstede, moderation"),
+    ({"evaluations": {}}, "name at least one of opinions, hofstede, moderation, bench"),
+    ({"evaluations": {"bench": [{"benchmark": "blend"}, {"benchmark": "blend"}]}}, "a benchmark is listed twice"),
+    ({"evaluations": {"bench": [{"benchmark": "blend", "limt": 3}]}}, "evaluations.bench.0.limt"),
     ({"methods": ["base", "adaptr"]}, "adaptr"),
     ({"generate": {"split": "eval"}}, "generate.split: set by the experiment itself"),
     ({"cultures": ["german"]}, "the other-culture control needs two or more cultures"),
@@ -55,6 +58,13 @@ def test_every_shipped_preset_is_valid_and_plans(preset):
     stages = plan_stages(spec, spec.config())
     assert stages and all(s.kind in RUNNERS for s in stages)
     assert any(s.kind == "eval" for s in stages)
+
+
+def test_each_benchmark_is_a_table_of_its_own_with_the_same_variants():
+    spec = load_experiment({**TINY, "evaluations": {"bench": [{"benchmark": "blend"}, {"benchmark": "normad"}]}})
+    names = [s.name for s in plan_stages(spec, spec.config()) if s.kind == "eval"]
+    assert names == [f"eval-bench-{b}-{part}" for b in ("blend", "normad")
+                     for part in ("methods", "adapter-generate", "other-culture-generate")]
 
 
 def test_a_changed_setting_changes_only_its_stage_and_those_downstream():
@@ -110,3 +120,17 @@ def test_a_small_protocol_runs_end_to_end_and_resumes(ray_session, tmp_path):
     assert [s.stage.name for s in more.stages if s.status == "ran"] == ["eval-opinions-methods"], \
         "a method added to the comparison reruns only the stage that answers it"
     assert "prompted" in {r["row"] for r in more.table}
+
+    bench = {"benchmark": "culturalbench", "source": str(CULTURALBENCH)}
+    benched = run_experiment(TINY | {"evaluations": {**TINY["evaluations"], "bench": [bench]}}, out)
+    assert [s.stage.name for s in benched.stages if s.status == "ran"] == [
+        "eval-bench-culturalbench-methods", "eval-bench-culturalbench-adapter-generate",
+        "eval-bench-culturalbench-other-culture-generate"], "a benchmark added runs only its own stages"
+    table = {r["row"]: r for r in benched.table if r["evaluation"] == "bench-culturalbench"}
+    assert {"base [easy]", "base [hard]", "adapter (Generate) [easy]"} <= set(table)
+    for name in ("base [easy]", "base [hard]"):
+        assert table[name]["accuracy_low"] <= table[name]["accuracy"] <= table[name]["accuracy_high"]
+        assert table[name]["best_baseline"] in ("random", "most-common")
+    assert table["base [hard]"]["question_accuracy"] is not None, "CulturalBench-Hard's own metric: whole questions"
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## bench-culturalbench" in report and "| base [hard] |" in report and "## opinions" in report

@@ -166,7 +166,8 @@ def item_prompt(item: Item) -> str:
 
 def build_pairs(items: Iterable[tuple[Item, Target]]) -> list[tuple[Question, Target]]:
     """(question, target) pairs, each question carrying its gold answer."""
-    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options), {"gold": item.gold[0]}),
+    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options),
+                      {"gold": item.gold[0], "subset": item.subset or "-"}),
              target) for item, target in items]
 
 

@@ -39,6 +39,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("label", "string"),         # moderation: gold label
     ("prediction", "string"),    # moderation: predicted label; bench: the top option
     ("gold", "string"),          # bench: the gold answer
+    ("subset", "string"),        # bench: the item's subset (CulturalBench Easy / Hard; "-" without one)
     ("correct", "bool"),         # bench: the top option is the gold answer
     ("gate", "string"),          # JSON continent -> weight (gate-based methods)
     ("components", "string"),    # JSON: each component's label, adapter, weight, distribution, counts

@@ -96,8 +96,9 @@ def plan_stages(spec: ExperimentSpec, config: CulturaConfig) -> list[Stage]:
                         (data,))
         stages += [data, trained]
         continent = (trained,)
-    for evaluation, options in spec.evaluations.chosen().items():
-        stages += _eval_stages(spec, dump, evaluation, _options(spec, evaluation, options), adapters, continent)
+    for table, evaluation, options in spec.evaluations.tables():
+        stages += _eval_stages(spec, dump, table, evaluation, _options(spec, evaluation, options), adapters,
+                               continent)
     return stages
 
 
@@ -113,28 +114,30 @@ def _options(spec: ExperimentSpec, evaluation: str, options: Any) -> dict[str, A
     return values
 
 
-def _eval_stages(spec: ExperimentSpec, dump: dict[str, Any], evaluation: str, options: dict[str, Any],
+def _eval_stages(spec: ExperimentSpec, dump: dict[str, Any], table: str, evaluation: str, options: dict[str, Any],
                  adapters: dict[str, Stage], continent: Sequence[Stage]) -> list[Stage]:
-    """One evaluation's stages: the untrained methods together, then each variant's adapter and control."""
+    """One table's stages (an evaluation, or one benchmark of ``bench``): the untrained methods together,
+    then each variant's adapter and control."""
     common = {"evaluation": evaluation, "options": options, "eval": dump["eval"], "engine": dump["engine"],
               "data": dump["data"]}
+    named = {"evaluation": evaluation, "table": table}
     untrained = [m for m in spec.methods if m not in ("adapter",)]
     stages = []
     if untrained:
         settings = {**common, "methods": untrained}
         if any(m in CONTINENT_METHODS for m in untrained):
             settings.update(palette=dump["palette"], sampling=dump["sampling"])
-        stages.append(Stage(f"eval-{evaluation}-methods", "eval", settings, tuple(continent),
-                            {"evaluation": evaluation, "methods": untrained, "labels": {}}))
+        stages.append(Stage(f"eval-{table}-methods", "eval", settings, tuple(continent),
+                            {**named, "methods": untrained, "labels": {}}))
     for variant, trained in adapters.items():
         own = variant_label("adapter", variant)
-        stages.append(Stage(f"eval-{evaluation}-adapter-{variant}", "eval", {**common, "methods": ["adapter"]},
-                            (trained,), {"evaluation": evaluation, "methods": ["adapter"],
-                                         "labels": {"adapter": own}, "variant": variant}))
+        stages.append(Stage(f"eval-{table}-adapter-{variant}", "eval", {**common, "methods": ["adapter"]},
+                            (trained,), {**named, "methods": ["adapter"], "labels": {"adapter": own},
+                                         "variant": variant}))
         if "other-culture" in spec.controls:
             other = f"other-culture {own}"
-            stages.append(Stage(f"eval-{evaluation}-other-culture-{variant}", "eval",
+            stages.append(Stage(f"eval-{table}-other-culture-{variant}", "eval",
                                 {**common, "methods": ["adapter"], "rotate": list(spec.cultures)}, (trained,),
-                                {"evaluation": evaluation, "methods": ["adapter"], "labels": {"adapter": other},
+                                {**named, "methods": ["adapter"], "labels": {"adapter": other},
                                  "variant": variant, "rotate": True, "control_of": own}))
     return stages

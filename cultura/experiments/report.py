@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cultura.cards import DATA_LICENCES, PAPERS, write_card
+from cultura.cards import PAPERS, data_licence, provenance, write_card
 from cultura.config import CulturaConfig
 from cultura.eval import plots
 from cultura.eval.report import markdown_table, with_intervals, write_table, write_text
@@ -56,21 +56,37 @@ LAYOUTS = {
                        ("row", "countries", "questions", "similarity", "lift", "versus_baseline", "vs_base",
                         "vs_control", "alignment_pct", "valid_mass"),
                        "results.parquet", ("target", "item_id"), "similarity", True, "similarity"),
-    "hofstede": Layout(("mean_distance",), (), ("row", "targets", "mean_distance", "vs_base", "vs_control", "mean_r"),
+    "hofstede": Layout(("mean_distance", "lift"), ("lift",),
+                       ("row", "targets", "mean_distance", "lift", "versus_baseline", "vs_base", "vs_control", "mean_r"),
                        "summary.parquet", ("target",), "distance", False, "mean_distance"),
     "moderation": Layout(("macro_f1", "roc_auc", "lift"), ("lift",),
                          ("row", "cells", "macro_f1", "lift", "vs_base", "vs_control", "roc_auc"),
                          "summary.parquet", ("task", "target"), "macro_f1", True, "macro_f1"),
+    "bench": Layout(("accuracy", "question_accuracy", "random", "most_common", "lift"), ("lift",),
+                    ("row", "items", "accuracy", "questions", "question_accuracy", "random", "most_common",
+                     "best_baseline", "lift", "versus_baseline", "vs_base", "vs_control"),
+                    "results.parquet", ("subset", "target", "item_id"), "correct", True, "accuracy"),
 }
 METRIC_NOTES = {
     "opinions": "similarity: 1 - Jensen-Shannon distance to the country's answer distribution on held-out "
                 "questions (higher is closer); lift: paired difference with the best trivial baseline; "
                 "valid_mass: probability the model put on the options at all.",
     "hofstede": "mean_distance: Euclidean distance of the VSM 2013 indices to Hofstede's published scores "
-                "(lower is closer; vs_base below zero means closer than the base model).",
+                "(lower is closer; vs_base below zero means closer than the base model); lift: the best trivial "
+                "baseline's distance minus the row's (above zero: closer than that baseline).",
     "moderation": "macro_f1 on the test split, threshold chosen on the dev split; lift: over the best "
                   "constant-label baseline.",
+    "bench": "accuracy: share of the benchmark's scored items whose top option (by log-probability) is the gold "
+             "answer; question_accuracy: where items share a question (CulturalBench-Hard's four true/false "
+             "rows), the share of questions with every row right, the benchmark's own metric; random and "
+             "most_common: the trivial baselines on the same items; lift: accuracy above the better of them. "
+             "A benchmark with several subsets has a row per method and subset ([subset]); vs_base pairs items.",
 }
+
+
+def evaluation_kind(table: str) -> str:
+    """The evaluation a table of the experiment report shows: ``bench-<name>`` tables are benchmarks."""
+    return "bench" if table.startswith("bench-") else table
 
 
 def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaConfig,
@@ -79,19 +95,20 @@ def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaCon
     return (the files written, the table rows of every evaluation)."""
     tables: dict[str, list[dict[str, Any]]] = {}
     long: list[dict[str, Any]] = []
-    for evaluation in spec.evaluations.chosen():
-        stages = [r for r in runs if r.stage.kind == "eval" and r.stage.params["evaluation"] == evaluation]
+    for table, evaluation, _ in spec.evaluations.tables():
+        stages = [r for r in runs if r.stage.kind == "eval" and r.stage.params.get("table", r.stage.params["evaluation"])
+                  == table]
         rows, units = evaluation_table(evaluation, stages)
-        tables[evaluation] = rows
-        long += _long_rows(evaluation, rows, units)
+        tables[table] = rows
+        long += _long_rows(table, rows, units)
     files = write_table(root, "results", long, RESULT_COLUMNS)
     figures = []
-    for evaluation, rows in tables.items():
-        layout = LAYOUTS[evaluation]
+    for table, rows in tables.items():
+        layout = LAYOUTS[evaluation_kind(table)]
         shown = [r for r in rows if r.get(layout.headline) is not None]
         if shown:
-            path = root / f"{evaluation}.png"
-            plots.interval_bars(path, f"{spec.name}: {evaluation}", layout.headline, [r["row"] for r in shown],
+            path = root / f"{table}.png"
+            plots.interval_bars(path, f"{spec.name}: {table}", layout.headline, [r["row"] for r in shown],
                                 [(r[layout.headline], r.get(f"{layout.headline}_low"),
                                   r.get(f"{layout.headline}_high")) for r in shown])
             figures.append(path)
@@ -112,24 +129,35 @@ def evaluation_table(evaluation: str, stages: Sequence[Any]) -> tuple[list[dict[
         params = run.stage.params
         entries = json.loads((run.folder / METHOD_ROWS).read_text(encoding="utf-8"))
         scores = _unit_scores(run.folder / layout.unit_file, layout)
+        subsets = {e["subset"] for e in entries if e.get("subset")}
         for entry in entries:
             method = entry["method"]
             if method in params["methods"]:
-                label = params["labels"].get(method, method)
+                label, control_of = params["labels"].get(method, method), params.get("control_of")
+                mine, subset = scores.get(method, {}), entry["subset"] if len(subsets) > 1 else None
+                if subset:  # a benchmark's subsets: one row each, paired over the subset's items
+                    label, control_of = _in_subset(label, subset), control_of and _in_subset(control_of, subset)
+                    mine = {k: v for k, v in mine.items() if k[0] == subset}
                 kind = "control" if params.get("rotate") else "method"
-                rows.append(entry | {"row": label, "kind": kind, "stage": run.stage.name,
-                                     "control_of": params.get("control_of")})
-                units[label] = scores.get(method, {})
+                rows.append(entry | {"row": label, "kind": kind, "stage": run.stage.name, "control_of": control_of,
+                                     "row_subset": subset})
+                units[label] = mine
             elif not any(b["row"] == method for b in baselines):  # the same baselines in every stage
                 baselines.append(entry | {"row": method, "kind": "baseline", "stage": run.stage.name})
                 units[method] = scores.get(method, {})
-    base = units.get(BASE)
     for row in rows + baselines:
-        _paired(row, "vs_base", units.get(row["row"], {}), base if row["row"] != BASE else None, layout.higher)
+        base = _in_subset(BASE, row.get("row_subset"))
+        _paired(row, "vs_base", units.get(row["row"], {}), units.get(base) if row["row"] != base else None,
+                layout.higher)
     for control in (r for r in rows if r["kind"] == "control"):
         own = next(r for r in rows if r["row"] == control["control_of"])
         _paired(own, "vs_control", units.get(own["row"], {}), units.get(control["row"]), layout.higher)
     return rows + baselines, units
+
+
+def _in_subset(label: str, subset: str | None) -> str:
+    """A row's name within a benchmark's subset: ``base [Hard]`` (the label itself without a subset)."""
+    return f"{label} [{subset}]" if subset else label
 
 
 def _unit_scores(path: Path, layout: Layout) -> dict[str, dict[tuple, float]]:
@@ -166,7 +194,7 @@ def _paired(row: dict[str, Any], name: str, mine: dict[tuple, float], other: dic
 
 def _long_rows(evaluation: str, rows: Sequence[dict[str, Any]], units: dict[str, dict]) -> list[dict[str, Any]]:
     """The table's cells and every unit score, one row each (``level``: table | unit)."""
-    layout = LAYOUTS[evaluation]
+    layout = LAYOUTS[evaluation_kind(evaluation)]
     out = []
     for row in rows:
         for figure in (*layout.figures, *PAIRED):
@@ -202,8 +230,8 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
     if config.engine.model == "default":
         lines.append("The default model (SmolLM2-135M) barely tells cultures apart: expect most differences "
                      "to be *cannot tell*. Read the intervals before the means.\n")
-    for evaluation, rows in tables.items():
-        layout = LAYOUTS[evaluation]
+    for table, rows in tables.items():
+        layout = LAYOUTS[evaluation_kind(table)]
         shown = with_intervals(rows, (*layout.figures, *PAIRED), (*layout.signed, *PAIRED))
         for row, original in zip(shown, rows):
             for name in PAIRED:
@@ -211,7 +239,7 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
                     units = original[f"{name}_units"]
                     few = f"; {units} units: few" if units < MIN_ITEMS else ""
                     row[name] = f"{row[name]} ({original[f'{name}_reads']}{few})"
-        lines += [f"\n## {evaluation}\n", METRIC_NOTES[evaluation] + "\n",
+        lines += [f"\n## {table}\n", METRIC_NOTES[evaluation_kind(table)] + "\n",
                   markdown_table(shown, [c for c in layout.columns if any(c in r for r in rows)])]
     if figures:
         lines.append("\n## Plots\n")
@@ -225,14 +253,10 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
 
 
 def _write_card(root: Path, spec: ExperimentSpec, config: CulturaConfig, runs: Sequence[Any]) -> Path:
-    paper = PAPERS[spec.paper]
-    source = spec.seeds if spec.seeds in DATA_LICENCES else "file"
-    fields = {"experiment": spec.name, "paper": f"{paper.name} {paper.reference}", "model": config.engine.model,
-              "engine": config.engine.kind, "cultures": list(spec.cultures), "seeds": spec.seeds,
-              "data_licence": DATA_LICENCES.get(source, "as the seed file's source states"),
-              "sampling_seed": config.sampling.seed, "stages": {r.stage.name: r.stage.key for r in runs},
-              "config": config.model_dump(mode="json")}
+    fields = {"experiment": spec.name, **provenance(config, spec.paper), "cultures": list(spec.cultures),
+              "seeds": spec.seeds, "data_licence": data_licence(spec.seeds),
+              "stages": {r.stage.name: r.stage.key for r in runs}, "config": config.model_dump(mode="json")}
     return write_card(root, f"Experiment {spec.name}", fields,
                       "What produced this folder; the results are in `report.md` and `results.parquet`. "
                       "`experiment.yaml` reruns it: `cultura experiment run experiment.yaml --out <this folder>` "
-                      "skips every finished stage.")
+                      "skips every finished stage. Each stage's folder carries its own card.")

@@ -42,7 +42,7 @@ from cultura.config import (
     format_validation_error,
 )
 from cultura.errors import ConfigError, CulturaError
-from cultura.eval.evaluate import HofstedeOptions, ModerationOptions, OpinionsOptions
+from cultura.eval.evaluate import BenchOptions, HofstedeOptions, ModerationOptions, OpinionsOptions
 from cultura.eval.methods import get_methods
 
 REFINE_VARIANTS = ("generate", "verify", "diversify")  # the paper's refinement ablation, in pipeline order
@@ -75,15 +75,34 @@ class Variants(Strict):
 
 class Evaluations(Strict):
     """The evaluations to run, each with its own options (``{}`` for the defaults). ``cultures`` /
-    ``countries`` left unset take the experiment's cultures (their primary countries for opinions)."""
+    ``countries`` left unset take the experiment's cultures (their primary countries for opinions).
+    ``bench`` lists benchmarks (``- {benchmark: culturalbench, source: FILE}``), each its own table."""
 
     opinions: OpinionsOptions | None = None
     hofstede: HofstedeOptions | None = None
     moderation: ModerationOptions | None = None
+    bench: list[BenchOptions] | None = Field(None, min_length=1)
 
-    def chosen(self) -> dict[str, BaseModel]:
-        """Evaluation name -> options, for those the file names."""
-        return {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
+    @model_validator(mode="after")
+    def _distinct_benchmarks(self) -> Evaluations:
+        names = [table for table, _, _ in self.tables() if table.startswith("bench-")]
+        if len(set(names)) != len(names):
+            raise ValueError(f"bench: a benchmark is listed twice ({', '.join(names)})")
+        return self
+
+    def tables(self) -> list[tuple[str, str, BaseModel]]:
+        """(table name, evaluation, options) for each evaluation the file names, in file order; a
+        benchmark's table is ``bench-<name>`` (the name of its folder when it is an items folder)."""
+        out: list[tuple[str, str, BaseModel]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name == "bench":
+                out += [(f"bench-{Path(b.benchmark).name}", name, b) for b in value]
+            else:
+                out.append((name, name, value))
+        return out
 
 
 class PaletteTraining(Strict):
@@ -131,8 +150,8 @@ class ExperimentSpec(Strict):
         if taken:
             raise ValueError(f"generate.{taken[0]}: set by the experiment itself (cultures and seeds at the top "
                              "level; dialogues always use the train split, evaluations the held-out one)")
-        if not self.evaluations.chosen():
-            raise ValueError("evaluations: name at least one of opinions, hofstede, moderation")
+        if not self.evaluations.tables():
+            raise ValueError("evaluations: name at least one of opinions, hofstede, moderation, bench")
         if self.controls and "adapter" not in self.methods:
             raise ValueError("controls: the other-culture control needs the 'adapter' method")
         if self.controls and len(self.cultures) < 2:

@@ -235,6 +235,8 @@ class EvalConfig(Section):
     samples: int = Field(5, ge=1, le=1000, description="answers sampled per question in sample mode")
     max_reasks: int = Field(2, ge=0, le=20, description="re-asks of an unreadable sampled answer")
     max_tokens: int = Field(16, ge=1, le=1024, description="tokens per sampled answer")
+    answer_tokens: int = Field(24, ge=1, le=1024, description="tokens of a free-text (short-answer) reply, "
+                               "generated greedily in either mode")
     temperature: float = Field(0.7, ge=0, le=5)
     top_p: float = Field(0.95, gt=0, le=1)
     seed: int = 0

@@ -48,9 +48,11 @@ def test_select_items_counts_left_out_kinds_and_keeps_a_cut_group_whole():
     assert most_common_answer([i for i, _ in chosen[3:]]) == "no"
     blend = get_benchmark("blend").read(FIXTURES / "blend").items
     chosen, left = select_items(blend)
-    assert {i.kind for i, _ in chosen} == {"multiple_choice"}
-    assert left and left[0]["kind"] == "short_answer" and "answer matcher" in left[0]["reason"]
-    assert left[0]["items"] == sum(i.kind == "short_answer" for i in blend)
+    assert {i.kind for i, _ in chosen} == {"multiple_choice", "short_answer"} and len(chosen) == len(blend) and not left
+    cdeval = get_benchmark("cdeval").read(FIXTURES / "cdeval").items
+    chosen, left = select_items(cdeval)
+    assert not chosen and left[0]["kind"] == "orientation" and "no gold answer" in left[0]["reason"]
+    assert left[0]["items"] == len(cdeval)
 
 
 def test_eval_bench_culturalbench(ray_session, tmp_path):
@@ -104,20 +106,49 @@ def test_eval_bench_culturalbench(ray_session, tmp_path):
     assert "(accuracy.png)" in report
 
 
-def test_eval_bench_api_on_a_data_get_folder_reports_what_it_left_out(ray_session, tmp_path):
+def test_eval_bench_blend_short_answers_are_replies_matched_against_the_accepted_answers(ray_session, tmp_path):
     import cultura
+    from cultura.eval.answer_match import matches
 
     items = get_benchmark("blend").read(FIXTURES / "blend").items
     folder = tmp_path / "blend"
-    write_items(items, folder)
-    done = cultura.evaluate(None, "bench", benchmark=str(folder), methods="base", report=tmp_path / "r", limit=1)
-    assert len(done.inputs.items) == 1 and done.answered == 1
-    short = sum(i.kind == "short_answer" for i in items)
-    line = left_out_line(done.inputs)
-    assert line.startswith(f"1 of {len(items)} items scored; left out: {short} short_answer")
+    write_items(items, folder)  # a `cultura data get` folder
+    done = cultura.evaluate(None, "bench", benchmark=str(folder), methods="base,prompted,home-continent,uniform-blend",
+                            report=tmp_path / "r")
+    assert len(done.inputs.items) == len(items) and not done.inputs.left_out
+    assert left_out_line(done.inputs) == f"{len(items)} of {len(items)} items scored."
+    by_id = {i.id: i for i in items}
+    open_rows = [r for r in done.result.rows if by_id[r["item_id"]].kind == "short_answer"]
+    answered = [r for r in open_rows if r["status"] == "ok"]
+    assert {r["method"] for r in answered} == {"base", "prompted", "home-continent"}  # one chat each: a reply
+    for r in answered:
+        item = by_id[r["item_id"]]
+        assert r["response"] and r["prediction"] == r["response"] and r.get("probs") is None and r["subset"] == "saq"
+        assert r["correct"] == matches(r["response"], item.gold, item.language)
+    mixed = [r for r in open_rows if r["method"] == "uniform-blend"]
+    assert mixed and all(r["status"] == "not_applicable" and "mixes 5 chats" in r["note"] for r in mixed)
+    scored_mc = [r for r in done.result.rows if by_id[r["item_id"]].kind == "multiple_choice" and r["status"] == "ok"]
+    assert scored_mc and all(r["probs"] and r.get("response") is None for r in scored_mc)
+
+    def other_answer(item):  # the baseline by hand: the other country's most-voted answer, same question and language
+        votes = {}
+        for o in items:
+            if o.kind == "short_answer" and o.group == item.group and o.language == item.language and o.country != item.country:
+                for cluster in o.meta["votes"]:
+                    votes[cluster["answers"][0]] = votes.get(cluster["answers"][0], 0) + cluster["count"]
+        return max(votes, key=votes.get) if votes else None
+
+    base = next(s for s in done.result.by_method if s["subset"] == "saq" and s["method"] == "base")
+    mine = [r for r in answered if r["method"] == "base"]
+    expected = [float(other_answer(by_id[r["item_id"]]) is not None
+                      and matches(other_answer(by_id[r["item_id"]]), by_id[r["item_id"]].gold, by_id[r["item_id"]].language))
+                for r in mine]
+    assert base["items"] == len(mine) and base.get("random") is None and base["best_baseline"] == "most-common"
+    assert base["most_common"] == pytest.approx(sum(expected) / len(expected))
+    assert base["accuracy"] == pytest.approx(sum(r["correct"] for r in mine) / len(mine))
+    assert base.get("questions") is None, "a short answer's group spans countries: no question-level score"
     report = (tmp_path / "r" / "report.md").read_text()
-    assert line in report and "answer matcher" in report
-    assert {s["country"] for s in done.result.summary} == {"all", done.inputs.items[0][1].key}
+    assert "greedy reply" in report and "Nothing was left out." in report
 
 
 @pytest.mark.parametrize(("target", "message"), [

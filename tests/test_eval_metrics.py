@@ -184,9 +184,12 @@ def test_available_indices_and_hofstede_summary_from_answers():
     target = culture_target("german")
     rows = [{"target": "german", "method": "base", "item_id": str(i), "status": "ok", "expected": 3.0, "note": ""}
             for i in range(1, 25)]
-    [entry] = summarise(rows, [target], get_methods("base"))
+    entry, midpoint, world = summarise(rows, [target], get_methods("base"))
     assert entry["items"] == 24 and entry["PDI"] == 50.0
     assert entry["distance"] == pytest.approx(hofstede_distance({d: 50.0 for d in available_indices(neutral)}, "Germany"))
+    # an answerer indifferent on every item is the midpoint baseline exactly
+    assert (midpoint["method"], world["method"]) == ("midpoint", "world-mean")
+    assert midpoint["distance"] == pytest.approx(entry["distance"]) and midpoint["items"] is None
 
 
 def test_opinion_references_are_the_country_own_data():

@@ -9,6 +9,14 @@ on the same items: ``random`` (expected accuracy 1 / number of options) and ``mo
 most common gold answer of the subset); ``lift`` is the accuracy above the better baseline, a paired
 difference. Items that share a ``group`` (CulturalBench-Hard's four true/false rows of one question)
 also give the benchmark's own question-level accuracy: a question is right only when all its rows are.
+
+A ``short_answer`` item (BLEnD's questions) is asked as an open question: the method's greedy reply
+is correct when one of the item's accepted answers appears in it (:mod:`cultura.eval.answer_match`,
+BLEnD's soft exact match). Its baseline ``most-common`` answers with another country's answer: the
+most-voted answer the *other* countries' annotators gave to the same question in the same language,
+correct when it is one of this country's accepted answers (an item no other country answered counts
+as wrong for it); a reply has no ``random`` baseline. Methods that mix several chats' distributions
+do not apply to open questions.
 Items of the other kinds are not scored by this version; the report counts them, by kind and reason.
 """
 
@@ -26,6 +34,7 @@ from cultura.data.benchmarks.registry import get_benchmark
 from cultura.data.benchmarks.schema import Item, read_items
 from cultura.errors import ConfigError, UnknownNameError
 from cultura.eval import plots
+from cultura.eval.answer_match import matches
 from cultura.eval.jobs import Question, evaluate
 from cultura.eval.methods import (
     Method,
@@ -53,12 +62,12 @@ from cultura.intervals import (
     versus_baseline,
 )
 
-SCORED_KINDS = ("multiple_choice", "binary", "scale")  # scale only with a gold answer
+SCORED_KINDS = ("multiple_choice", "binary", "scale", "short_answer")  # scale only with a gold answer
+OPEN_INSTRUCTION = "Answer with a single word or short phrase, without explanation."
 ALL = "all"  # the country column of a subset's overall row
 BASELINES = ("random", "most-common")
 # why each kind this version does not score is left out
 NOT_SCORED = {
-    "short_answer": "free-text answers need an answer matcher, not option scoring",
     "distribution": "scored against a reference distribution, not a gold answer (see `cultura eval opinions`)",
     "agreement": "scored against a reference share on each side, not a gold answer",
     "orientation": "no gold answer: the model's lean is measured, not its accuracy",
@@ -118,7 +127,10 @@ def read_benchmark(name: str, source: str | None = None) -> tuple[list[Item], st
 
 
 def scored(item: Item) -> bool:
-    """True for the items this evaluation scores: options and one gold answer among them."""
+    """True for the items this evaluation scores: options and one gold answer among them, or a short-answer
+    question with its accepted answers."""
+    if item.kind == "short_answer":
+        return bool(item.gold)
     return item.kind in SCORED_KINDS and bool(item.options) and bool(item.gold) and len(item.gold) == 1
 
 
@@ -156,9 +168,11 @@ def select_items(items: Sequence[Item], limit: int | None = None) -> tuple[list[
 
 
 def item_prompt(item: Item) -> str:
-    """The item as a numbered multiple-choice question; a binary item that judges one proposed answer
+    """The item as a numbered multiple-choice question (a short-answer item as an open one); a binary item that judges one proposed answer
     (``meta["option"]``, as CulturalBench-Hard's rows do) names that answer and asks whether it is right."""
     text = item.question
+    if item.kind == "short_answer":
+        return f"{text}\n{OPEN_INSTRUCTION}"
     if item.kind == "binary" and item.meta.get("option"):
         text = f"{text}\nProposed answer: {item.meta['option']}\nIs the proposed answer correct?"
     return numbered_question(text, item.options)
@@ -166,17 +180,42 @@ def item_prompt(item: Item) -> str:
 
 def build_pairs(items: Iterable[tuple[Item, Target]]) -> list[tuple[Question, Target]]:
     """(question, target) pairs, each question carrying its gold answer."""
-    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options),
-                      {"gold": item.gold[0], "subset": item.subset or "-"}),
+    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options or ()),
+                      {"gold": " | ".join(item.gold) if is_open(item) else item.gold[0], "subset": item.subset or "-"}),
              target) for item, target in items]
 
 
-def add_predictions(rows: list[dict[str, Any]]) -> None:
-    """Set ``prediction`` (the top option) and ``correct`` (it is the gold answer) on every answered row."""
+def is_open(item: Item) -> bool:
+    """Whether the item is answered by a free-text reply (a short-answer question)."""
+    return item.kind == "short_answer"
+
+
+def add_predictions(rows: list[dict[str, Any]], items: dict[str, Item]) -> None:
+    """Set ``prediction`` (the top option, or the reply) and ``correct`` (it is the gold answer, or the
+    reply holds an accepted answer) on every answered row."""
     for r in rows:
-        if r["status"] == "ok":
+        if r["status"] != "ok":
+            continue
+        item = items[r["item_id"]]
+        if is_open(item):
+            r["prediction"] = r["response"]
+            r["correct"] = matches(r["response"] or "", item.gold, item.language)
+        else:
             r["prediction"] = r["options"][r["top_option"] - 1]
             r["correct"] = r["prediction"] == r["gold"]
+
+
+def other_countries_answer(item: Item, items: Iterable[Item]) -> str | None:
+    """The most-voted answer the other countries' annotators gave to ``item``'s question (its ``group``)
+    in its language: the cross-country baseline of a short-answer item (None when no other country has one)."""
+    votes: Counter[str] = Counter()
+    for other in items:
+        if (other.group == item.group and other.language == item.language
+                and (other.country or other.culture) != (item.country or item.culture)):
+            for cluster in other.meta.get("votes") or [{"answers": list(other.gold[:1]), "count": 1}]:
+                if cluster.get("answers"):
+                    votes[cluster["answers"][0]] += int(cluster.get("count") or 0)
+    return votes.most_common(1)[0][0] if votes else None
 
 
 def group_correct(rows: Iterable[dict[str, Any]], groups: dict[str, str | None]) -> dict[str, bool]:
@@ -211,19 +250,37 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
         subsets.setdefault(item.subset or "-", []).append(item)
     summary = []
     for subset, members in subsets.items():
-        common = most_common_answer(members)
-        grouped = any(n > 1 for n in Counter(i.group for i in members if i.group).values())
+        baselines = baseline_scores(members)
+        # short answers share a group across countries (one question asked of each): no question-level score
+        grouped = any(n > 1 for n in Counter(i.group for i in members if i.group and not is_open(i)).values())
         countries = sorted({r["target"] for r in rows if (items[r["item_id"]].subset or "-") == subset})
         for country in (ALL, *countries):
             for method in methods:
                 mine = [r for r in rows if (items[r["item_id"]].subset or "-") == subset and r["method"] == method.name
                         and country in (ALL, r["target"])]
-                summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, common, grouped))
+                summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, baselines, grouped))
     return summary
 
 
+def baseline_scores(members: Sequence[Item]) -> dict[str, dict[str, float]]:
+    """Baseline name -> item id -> the baseline's score on the item: ``random`` (1 / number of options;
+    none for a short answer) and ``most-common`` (the subset's most common gold answer, or for a short
+    answer the other countries' answer, :func:`other_countries_answer`)."""
+    common = most_common_answer([i for i in members if not is_open(i)])
+    random: dict[str, float] = {}
+    most_common: dict[str, float] = {}
+    for item in members:
+        if is_open(item):
+            answer = other_countries_answer(item, members)
+            most_common[item.id] = float(answer is not None and matches(answer, item.gold, item.language))
+        else:
+            random[item.id] = 1.0 / len(item.options)
+            most_common[item.id] = float(item.gold[0] == common)
+    return {"random": random, "most-common": most_common}
+
+
 def _cell(benchmark: str, subset: str, country: str, method: str, mine: list[dict[str, Any]], items: dict[str, Item],
-          common: str | None, grouped: bool) -> dict[str, Any]:
+          baseline_by_item: dict[str, dict[str, float]], grouped: bool) -> dict[str, Any]:
     ok = [r for r in mine if r["status"] == "ok"]
     entry: dict[str, Any] = {"benchmark": benchmark, "subset": subset, "country": country, "method": method,
                              "items": len(ok), "few": len(ok) < MIN_ITEMS, "note": ""}
@@ -232,11 +289,11 @@ def _cell(benchmark: str, subset: str, country: str, method: str, mine: list[dic
         return entry
     correct = [float(r["correct"]) for r in ok]
     put_interval(entry, "accuracy", mean_interval(correct))
-    baselines = {"random": [1.0 / len(r["options"]) for r in ok],
-                 "most-common": [float(r["gold"] == common) for r in ok]}
+    baselines = {name: [scores[r["item_id"]] for r in ok] for name, scores in baseline_by_item.items()
+                 if all(r["item_id"] in scores for r in ok)}
     for name, values in baselines.items():
         put_interval(entry, name.replace("-", "_"), mean_interval(values))
-    best = max(BASELINES, key=lambda b: entry[b.replace("-", "_")])
+    best = max(baselines, key=lambda b: entry[b.replace("-", "_")])
     lift = paired_difference(correct, baselines[best])
     put_interval(entry, "lift", lift)
     # one item gives a zero-width interval: it tells nothing apart
@@ -257,7 +314,7 @@ def run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx: 
               out: Path) -> BenchReport:
     """Run the benchmark evaluation and write the report folder ``out``."""
     rows = evaluate("bench", build_pairs(inputs.items), methods, ctx, config)
-    add_predictions(rows)
+    add_predictions(rows, {item.id: item for item, _ in inputs.items})
     summary = summarise(rows, inputs, methods)
     result = BenchReport(summary, by_method(summary), rows, inputs.left_out)
     result.files = write_report(out, result, inputs, methods, config)
@@ -284,7 +341,7 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
     labels = [f"{s['subset']}/{s['method']}" for s in shown]
     values = [(s["accuracy"], s["accuracy_low"], s["accuracy_high"]) for s in shown]
     for s in {s["subset"]: s for s in shown}.values():  # the baselines once per subset
-        for name in ("random", "most_common"):
+        for name in (n for n in ("random", "most_common") if s.get(n) is not None):
             labels.append(f"{s['subset']}/{name}")
             values.append((s[name], s[f"{name}_low"], s[f"{name}_high"]))
     figures = []
@@ -303,7 +360,12 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
              "paired difference over the items; `versus_baseline` is `better` or `worse` when its interval "
              "excludes zero, else `cannot tell`. Where items share a group (CulturalBench-Hard: four true/false "
              "rows of one question), `question_accuracy` is the benchmark's own metric: a question counts right "
-             "only when every row of it is right (over `questions`, groups with every row answered). Every figure "
+             "only when every row of it is right (over `questions`, groups with every row answered). A short-answer "
+             "item is asked as an open question (\"" + OPEN_INSTRUCTION + "\" after it) and answered by the method's "
+             "greedy reply, which is correct when one of the country's accepted answers appears in it after "
+             "normalising both (case, punctuation; in English also articles and plural -s: a stand-in for the "
+             "lemmatiser of BLEnD's own scorer); its `most_common` baseline answers with the other countries' "
+             "most-voted answer to the same question in the same language, and there is no `random`. Every figure "
              "is `value [low, high]` with its 95% bootstrap interval over items (over questions for "
              "`question_accuracy`).\n",
              bootstrap_note() + "\n", run_description(config),

@@ -19,7 +19,8 @@ from cultura.eval.runner import EnginePool
 
 @dataclass(frozen=True)
 class Question:
-    """One multiple-choice item: its id and text, the user message asked, the options.
+    """One item: its id and text, the user message asked, the options (none for an open question,
+    answered by a free-text reply).
 
     ``columns`` holds evaluation-specific result columns (a gold label, a reference distribution).
     """
@@ -39,7 +40,9 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
     engine actors (``ctx.engines``), or on a pool started for this call and freed at its end. A
     method that does not apply to a target gives a ``not_applicable`` row with the reason; a sampled
     answer that stays unreadable an ``unreadable`` row with its counts; a row the engine refused or
-    failed a ``failed`` row with the reason, the other rows answered. Answered rows carry ``valid_mass``.
+    failed a ``failed`` row with the reason, the other rows answered. Answered rows carry ``valid_mass``;
+    an open question (no options) is answered by one chat's greedy reply, in ``response``, and a method
+    that mixes several chats does not apply to it.
     """
     pairs = list(pairs)
     owned = ctx.engines is None
@@ -61,6 +64,9 @@ def evaluate(evaluation: str, pairs: Iterable[tuple[Question, Target]], methods:
                    n_reasks=answer["n_reasks"], n_unparsable=answer["n_unparsable"])
         if answer["status"] != "ok":
             row.update(status=answer["status"], note=join_notes(row.get("note"), answer["error"]))
+            continue
+        if not row["options"]:  # an open question: the reply is the answer
+            row.update(status="ok", response=answer["response"])
             continue
         row.update(status="ok", probs=answer["probs"], expected=expected_option(answer["probs"]),
                    top_option=top_option(answer["probs"]) + 1)
@@ -88,6 +94,8 @@ def _plan_rows(evaluation: str, pairs: Sequence[tuple[Question, Target]], method
                    "options": list(question.options), **question.columns}
             try:
                 plan = method.build(ctx, target, question.prompt)
+                if not question.options:
+                    check_open(method, plan)
             except NotApplicable as exc:
                 row.update(status="not_applicable", note=str(exc))
             else:
@@ -98,6 +106,15 @@ def _plan_rows(evaluation: str, pairs: Sequence[tuple[Question, Target]], method
             results.append(row)
     jobs.sort(key=lambda job: job[0])  # stable: the rows of one question keep their order
     return results, [job for _, job in jobs]
+
+
+def check_open(method: Method, plan: Any) -> None:
+    """Raise NotApplicable unless ``method`` can answer an open question: by one chat's reply."""
+    if method.prepare is not None:
+        raise NotApplicable(f"{method.name} reads the options after a drafted answer; an open question has none")
+    if len(plan.components) != 1:
+        raise NotApplicable(f"{method.name} mixes {len(plan.components)} chats' option distributions; "
+                            "a free-text reply comes from one")
 
 
 def not_applicable(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

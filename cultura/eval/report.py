@@ -40,6 +40,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prediction", "string"),    # moderation: predicted label; bench: the top option
     ("gold", "string"),          # bench: the gold answer
     ("subset", "string"),        # bench: the item's subset (CulturalBench Easy / Hard; "-" without one)
+    ("response", "string"),      # bench: the free-text reply to an open (short-answer) question
     ("correct", "bool"),         # bench: the top option is the gold answer
     ("gate", "string"),          # JSON continent -> weight (gate-based methods)
     ("components", "string"),    # JSON: each component's label, adapter, weight, distribution, counts

@@ -50,7 +50,7 @@ METRICS = Metrics([
     histogram("eval_batch_seconds", "Seconds per evaluation batch", ()),
 ])
 ANSWER_COLUMNS = ("row_id", "status", "probs", "valid_mass", "components", "n_samples", "n_reasks", "n_unparsable",
-                  "error")
+                  "response", "error")
 TASKS_PER_ACTOR = 2  # batches in flight per engine actor: one scored, the next queued
 
 
@@ -178,13 +178,16 @@ class BatchAnswerer:
                 plans.append(failure_reason(exc))
         chats = {_key(c, row["options"]): (c, [str(o) for o in row["options"]])
                  for row, plan in zip(rows, plans) if not isinstance(plan, str) for c in plan}
-        keys = list(chats)
+        keys = [k for k in chats if chats[k][1]]
+        open_keys = [k for k in chats if not chats[k][1]]  # no options: a free-text reply
         if self.cfg.mode == "score":
             found = await self._score([chats[k] for k in keys])
         else:
             found = await asyncio.gather(*(self._sample(*chats[k]) for k in keys))
+        found += await self._reply([chats[k][0] for k in open_keys])
         METRICS.inc("eval_answers", len(keys), mode=self.cfg.mode)
-        results = dict(zip(keys, found))
+        METRICS.inc("eval_answers", len(open_keys), mode="reply")
+        results = dict(zip(keys + open_keys, found))
         return [_failed(row, plan) if isinstance(plan, str) else
                 _combine(row, plan, [results[_key(c, row["options"])] for c in plan]) for row, plan in zip(rows, plans)]
 
@@ -194,6 +197,15 @@ class BatchAnswerer:
         return [{"error": s.error} if isinstance(s, Failure) else
                 {"probs": softmax(s.logprobs), "valid_mass": s.valid_mass, "n_samples": 0, "n_reasks": 0,
                  "n_unparsable": 0} for s in scores]
+
+    async def _reply(self, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Free-text replies (short-answer items), greedy: one generation per component."""
+        requests = [ChatRequest.of(c["messages"], adapter=c["adapter"], max_tokens=self.cfg.answer_tokens,
+                                   temperature=0.0, seed=self.cfg.seed) for c in components]
+        completions = await self.generate_each(requests) if requests else []
+        return [{"error": c.error} if isinstance(c, Failure) else
+                {"response": c.text.strip(), "probs": None, "valid_mass": None, "n_samples": 1, "n_reasks": 0,
+                 "n_unparsable": 0} for c in completions]
 
     async def _sample(self, component: dict[str, Any], options: list[str]) -> dict[str, Any]:
         try:
@@ -236,8 +248,8 @@ def _components(row: dict[str, Any]) -> list[dict[str, Any]]:
     if not components or not all(isinstance(c, dict) and {"label", "messages", "adapter", "weight"} <= c.keys()
                                  for c in components):
         raise CulturaError("the plan must list components with label, messages, adapter and weight")
-    if not row["options"]:
-        raise CulturaError("the row has no options")
+    if not row["options"] and len(components) != 1:
+        raise CulturaError("a free-text reply comes from one chat: a mixture of several cannot give one")
     return components
 
 
@@ -248,7 +260,7 @@ def _key(component: dict[str, Any], options: Sequence[Any]) -> str:
 
 def _failed(row: dict[str, Any], reason: str) -> dict[str, Any]:
     return {"row_id": row["row_id"], "status": "failed", "probs": None, "valid_mass": None, "components": "[]", "n_samples": 0,
-            "n_reasks": 0, "n_unparsable": 0, "error": reason}
+            "n_reasks": 0, "n_unparsable": 0, "response": None, "error": reason}
 
 
 def _combine(row: dict[str, Any], components: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -260,13 +272,16 @@ def _combine(row: dict[str, Any], components: list[dict[str, Any]], results: lis
     if failed:
         return _failed(row, "; ".join(failed)) | {"components": json.dumps(summary)}
     counts = {key: sum(s[key] for s in summary) for key in ("n_samples", "n_reasks", "n_unparsable")}
+    if not row["options"]:  # a free-text reply: one component (checked by _components)
+        return {"row_id": row["row_id"], "status": "ok", "probs": None, "valid_mass": None,
+                "components": json.dumps(summary), "response": summary[0]["response"], "error": "", **counts}
     weights = [s["weight"] for s in summary]
     valid_mass = sum(w * s["valid_mass"] for w, s in zip(weights, summary)) / sum(weights)
     unreadable = [s["label"] for s in summary if s["probs"] is None]
     probs = None if unreadable else mixture([s["probs"] for s in summary], weights)
     error = f"no readable answer from {', '.join(unreadable)}" if unreadable else ""
     return {"row_id": row["row_id"], "status": "unreadable" if unreadable else "ok", "probs": probs,
-            "valid_mass": valid_mass, "components": json.dumps(summary), "error": error, **counts}
+            "valid_mass": valid_mass, "components": json.dumps(summary), "response": None, "error": error, **counts}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def plain_run(plan, job, cpus: float) -> dict[str, float]:
 
 def ray_run(plan, job, config) -> dict[str, float]:
     """Train the same adapter as a Ray Train run; returns start-up seconds and samples/s."""
-    from cultura.pipelines.finetune.run import run_adapter
+    from cultura.pipelines.finetune.train import run_adapter
 
     entry, timings = run_adapter(plan, job, config)
     return {"startup_seconds": timings["startup_seconds"] + timings["prepare_seconds"],
@@ -71,7 +71,7 @@ def ray_run(plan, job, config) -> dict[str, float]:
 def main() -> None:
     args = parse_args()
     from cultura.config import load_config
-    from cultura.pipelines.finetune.run import plan_finetune
+    from cultura.pipelines.finetune.plan import plan_finetune
     from cultura.pipelines.finetune.data import seed_answer_conversations, write_sft_jsonl
     from cultura.ray_utils import init_ray
 

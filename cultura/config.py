@@ -249,7 +249,7 @@ class EvalConfig(Section):
 class FinetuneConfig(Section):
     """LoRA fine-tuning with Ray Train (``cultura finetune``).
 
-    Hyper-parameters left at ``None`` take the preset's value (``cultura.pipelines.finetune.run.PRESETS``):
+    Hyper-parameters left at ``None`` take the preset's value (``cultura.pipelines.finetune.plan.PRESETS``):
     ``cpu-small`` (minutes on a CPU) or ``paper`` (the reference QLoRA settings).
     """
 

@@ -91,7 +91,8 @@ def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
         card, body = read_card(e.path)  # a Hugging Face model card saying what the adapter was trained on
         assert card["base_model"] == "default" and card["library_name"] == "peft" and card["adapter"] == name
         assert card["data_sha256"] == e.data_sha256 and card["eval_loss"] == pytest.approx(e.eval_loss)
-        assert card["paper"] == "CulturePark arXiv:2405.15145v3" and "seed_ids" not in card and "torch" in card["versions"]
+        assert card["paper"] == "CulturePark arXiv:2405.15145v3" and "seed_ids" not in card
+        assert "torch" in card["versions"]
         assert f"{e.train_rows} rows" in body
         # Ray Train kept two checkpoints of three: the best and the latest.
         checkpoints = [p for p in Path(e.run).glob("checkpoint_*") if p.is_dir()]
@@ -166,7 +167,7 @@ def test_bad_input_is_a_clear_error_before_training(tmp_path, rows, extra, messa
 
 def test_output_folder_must_not_be_a_file_or_a_foreign_folder(tmp_path, demo_data):
     from cultura.config import load_config
-    from cultura.pipelines.finetune.run import plan_finetune
+    from cultura.pipelines.finetune.plan import plan_finetune
 
     config = load_config()
     (tmp_path / "file").write_text("x")
@@ -194,7 +195,7 @@ def test_sft_sets_know_the_seeds_their_rows_came_from(tmp_path):
 
 def test_concurrency_comes_from_resources():
     from cultura.config import load_config
-    from cultura.pipelines.finetune.run import concurrent_runs
+    from cultura.pipelines.finetune.plan import concurrent_runs
 
     def runs(resources, n_jobs=8, **finetune):
         return concurrent_runs(load_config(None, {f"finetune.{k}": v for k, v in finetune.items()}), resources, n_jobs)
@@ -212,7 +213,7 @@ def test_concurrency_comes_from_resources():
 
 def test_presets_and_overrides():
     from cultura.config import FinetuneConfig
-    from cultura.pipelines.finetune.run import hyperparameters
+    from cultura.pipelines.finetune.plan import hyperparameters
 
     paper = hyperparameters(FinetuneConfig(preset="paper"))
     assert (paper["lora_r"], paper["lora_alpha"], paper["lora_dropout"], paper["learning_rate"]) == (64, 16, 0.1, 2e-4)

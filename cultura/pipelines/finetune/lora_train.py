@@ -1,8 +1,8 @@
 """One LoRA training job with a Hugging Face ``Trainer``: the model, the trainer, the loop.
 
-Runs inside each Ray Train worker (``cultura.pipelines.finetune.run``) and, unchanged, in a plain
+Runs inside each Ray Train worker (``cultura.pipelines.finetune.train``) and, unchanged, in a plain
 process (``bench/finetune.py`` compares the two). Hyper-parameters arrive as a plain dict
-(:func:`cultura.pipelines.finetune.run.hyperparameters`); the rows are already tokenised.
+(:func:`cultura.pipelines.finetune.plan.hyperparameters`); the rows are already tokenised.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 MIN_ITEMS = 20  # a mean over fewer items than this is flagged as resting on few items
+MIN_VERDICT_UNITS = 3  # a paired difference over fewer units than this gives no verdict
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 SEED = 0
@@ -62,8 +63,10 @@ class Interval:
 
 def versus_baseline(lift: Interval) -> str:
     """What a lift over a baseline (a paired difference, higher better) says: ``better`` or ``worse``
-    when its interval excludes zero, else ``cannot tell`` (the two cannot be told apart)."""
-    if not lift.excludes_zero:
+    when its interval excludes zero, else ``cannot tell`` (the two cannot be told apart). Below
+    :data:`MIN_VERDICT_UNITS` paired units it is always ``cannot tell``: a bootstrap over one unit has
+    one mean and over two only three, so an interval that excludes zero there says nothing."""
+    if lift.n < MIN_VERDICT_UNITS or not lift.excludes_zero:
         return "cannot tell"
     return "better" if lift.mean > 0 else "worse"
 

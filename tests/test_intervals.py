@@ -110,3 +110,5 @@ def test_versus_baseline_reads_the_interval():
     assert versus_baseline(Interval(-0.1, -0.2, -0.01, 40)) == "worse"
     assert versus_baseline(Interval(0.01, -0.02, 0.04, 40)) == "cannot tell"
     assert versus_baseline(mean_interval([])) == "cannot tell"
+    assert versus_baseline(Interval(0.1, 0.03, 0.15, 2)) == "cannot tell", "two units carry no verdict"
+    assert versus_baseline(Interval(0.1, 0.03, 0.15, 3)) == "better"

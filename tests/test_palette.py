@@ -170,7 +170,9 @@ def test_palette_data_synthesis_pairs_chosen_and_rejected(ray_session, tmp_path)
     import pyarrow.parquet as pq
 
     from cultura.config import load_config
-    from cultura.pipelines.palette_data.synthesize import load_palette_jsonl, palette_schema, synthesize_palette
+    from cultura.pipelines.palette_data.read import load_palette_jsonl
+    from cultura.pipelines.palette_data.schema import palette_schema
+    from cultura.pipelines.palette_data.synthesize import synthesize_palette
 
     config = load_config(None, {"palette.max_tokens": 16, "palette.max_distance": 10.0})
     summary = synthesize_palette(config, tmp_path / "pal", "bundled", limit=2, samples=2)
@@ -203,7 +205,7 @@ def test_palette_data_synthesis_pairs_chosen_and_rejected(ray_session, tmp_path)
 
 def test_published_palette_jsonl_loads(tmp_path):
     from cultura.errors import DataError
-    from cultura.pipelines.palette_data.synthesize import load_palette_jsonl, palette_pairs
+    from cultura.pipelines.palette_data.read import load_palette_jsonl, palette_pairs
 
     folder = tmp_path / "published"
     folder.mkdir()

@@ -173,7 +173,7 @@ def test_judge_ratings_come_from_option_scores_in_both_scale_directions():
 
 
 def test_selection_keeps_the_sample_closest_to_the_centroid():
-    from cultura.pipelines.palette_data.synthesize import select_rows
+    from cultura.pipelines.palette_data.select import select_rows
 
     def sample(text, distance):
         return {"response": text, "judge_text": "", "ratings": {"PDI": 3}, "distance": distance}

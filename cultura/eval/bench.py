@@ -296,8 +296,7 @@ def _cell(benchmark: str, subset: str, country: str, method: str, mine: list[dic
     best = max(baselines, key=lambda b: entry[b.replace("-", "_")])
     lift = paired_difference(correct, baselines[best])
     put_interval(entry, "lift", lift)
-    # one item gives a zero-width interval: it tells nothing apart
-    entry.update(best_baseline=best, versus_baseline=versus_baseline(lift) if len(ok) > 1 else "cannot tell")
+    entry.update(best_baseline=best, versus_baseline=versus_baseline(lift))
     if grouped:
         questions = list(group_correct(mine, {i: items[i].group for i in {r["item_id"] for r in mine}}).values())
         entry["questions"] = len(questions)

@@ -45,7 +45,14 @@ from cultura.eval.report import (
     write_table,
     write_text,
 )
-from cultura.intervals import MIN_ITEMS, bootstrap_note, mean_interval, paired_difference, versus_baseline
+from cultura.intervals import (
+    MIN_ITEMS,
+    MIN_VERDICT_UNITS,
+    bootstrap_note,
+    mean_interval,
+    paired_difference,
+    versus_baseline,
+)
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("target", "string"), ("country", "string"), ("method", "string"), ("items", "int32"),
@@ -218,10 +225,8 @@ def _add_lifts(means: list[dict[str, Any]], summary: Sequence[dict[str, Any]], t
         theirs = distances(best)
         shared = sorted(set(mine) & set(theirs))
         lift = paired_difference([theirs[t] for t in shared], [mine[t] for t in shared])
-        # a bootstrap over one or two targets has at most three distinct means: it cannot carry a verdict
-        verdict = versus_baseline(lift) if len(shared) >= MIN_TARGETS_FOR_R else "cannot tell"
         entry.update(best_baseline=best, lift=lift.mean, lift_low=lift.low, lift_high=lift.high,
-                     versus_baseline=verdict)
+                     versus_baseline=versus_baseline(lift))
 
 
 def run_hofstede(config: Any, targets: Sequence[Target], methods: Sequence[Method], ctx: MethodContext,
@@ -301,7 +306,7 @@ def _markdown(result: HofstedeReport, targets: Sequence[Target], methods: Sequen
              "Baselines (no model): " + "; ".join(f"`{n}`: {d}" for n, (d, _) in BASELINES.items())
              + ". `lift`: the best baseline's distance minus the method's, paired over the targets (above zero: "
              "closer to Hofstede than the baseline), with `versus_baseline` saying whether its interval excludes "
-             f"zero (`cannot tell` below {MIN_TARGETS_FOR_R} targets, too few for a bootstrap to carry a verdict).\n",
+             f"zero (`cannot tell` below {MIN_VERDICT_UNITS} targets, too few for a bootstrap to carry a verdict).\n",
              markdown_table(with_intervals(result.by_method, ("mean_distance", "lift"), ("lift",)), MEAN_COLUMNS),
              "\n## Indices and distance per culture and method\n",
              markdown_table(result.summary, ["target", "country", "method", "items", *DIMENSIONS, "distance", "note"], 1),

@@ -24,7 +24,7 @@ from cultura.config import CulturaConfig
 from cultura.eval import plots
 from cultura.eval.report import markdown_table, with_intervals, write_table, write_text
 from cultura.experiments.spec import ExperimentSpec
-from cultura.intervals import MIN_ITEMS, bootstrap_note, paired_difference, versus_baseline
+from cultura.intervals import MIN_ITEMS, MIN_VERDICT_UNITS, bootstrap_note, paired_difference, versus_baseline
 
 METHOD_ROWS = "by_method.json"  # each evaluation stage's per-method means, as its report computed them
 BASE = "base"
@@ -224,9 +224,9 @@ def _markdown(spec: ExperimentSpec, config: CulturaConfig, tables: dict[str, lis
              f"Every figure is `mean [low, high]`. {bootstrap_note()} `vs_base` is the paired difference with "
              "the base model over the same units, `vs_control` an adapter's own culture against the other-culture "
              "control (the same training, another culture's adapter): a format effect lifts both, a "
-             "cultural one only the first. *better* / *worse* only when an interval excludes zero, "
-             f"otherwise *cannot tell*; a difference over fewer than {MIN_ITEMS} units says *few* (a bootstrap over "
-             "a handful of units cannot carry a verdict).\n"]
+             "cultural one only the first. *better* / *worse* only when an interval excludes zero over at "
+             f"least {MIN_VERDICT_UNITS} units, otherwise *cannot tell*; a difference over fewer than {MIN_ITEMS} "
+             "units says *few* (a bootstrap over a handful of units is rough).\n"]
     if config.engine.model == "default":
         lines.append("The default model (SmolLM2-135M) barely tells cultures apart: expect most differences "
                      "to be *cannot tell*. Read the intervals before the means.\n")

@@ -5,7 +5,7 @@ Two inputs, one output shape (a list of chat conversations per adapter):
 - ``--per culture``: the refinement output, ``DIR/sft/<culture>.jsonl`` (or ``.parquet``), one
   conversation a row in the OpenAI chat fine-tuning format (``{"messages": [...], "culture": ...}``).
 - ``--per continent``: a Cultural Palette dataset (``DIR/palette.parquet`` or ``.jsonl``, or the
-  published JSONL files), read with :func:`cultura.pipelines.palette_data.synthesize.read_palette`, rows
+  published JSONL files), read with :func:`cultura.pipelines.palette_data.read.read_palette`, rows
   ``{query, continent, response, rejected_response, ...}``; each row becomes the continent persona's
   system prompt, the query, and the chosen response (SFT on the preferred answers).
 
@@ -30,7 +30,8 @@ from cultura.data.seed_files import load_seeds
 from cultura.errors import DataError, UnknownNameError
 from cultura.jsonl import read_jsonl
 from cultura.personas import chatbot_messages, continent_persona
-from cultura.pipelines.palette_data.synthesize import PARQUET, read_palette
+from cultura.pipelines.palette_data.read import read_palette
+from cultura.pipelines.palette_data.schema import PARQUET
 from cultura.pipelines.refine.judge_check import first_person
 
 ROLES = ("system", "user", "assistant")
@@ -148,7 +149,7 @@ def load_culture_sets(data: Path, only: Sequence[str] | None = None) -> list[Sft
 
 
 def _palette_files(data: Path) -> tuple[Path, list[Path]]:
-    """What :func:`cultura.pipelines.palette_data.synthesize.read_palette` reads for ``data``: (source, files)."""
+    """What :func:`cultura.pipelines.palette_data.read.read_palette` reads for ``data``: (source, files)."""
     if data.is_dir() and (data / PARQUET).is_file():
         return data / PARQUET, [data / PARQUET]
     if data.is_dir():

@@ -1,0 +1,30 @@
+"""Typed configuration: a YAML file plus command-line overrides, validated with clear errors.
+
+A configuration starts from a profile's defaults (``local`` for one small machine, ``cluster`` for a
+GPU cluster), then the YAML file, then flags. The profiles differ in values only: every code path
+runs under either. :mod:`.schema` holds the sections' models, :mod:`.load` the profiles and the loader.
+"""
+
+from cultura.config.load import PROFILES, format_validation_error, load_config, set_dotted
+from cultura.config.schema import (
+    CulturaConfig,
+    CultureKeys,
+    DataConfig,
+    EngineConfig,
+    EvalConfig,
+    FinetuneConfig,
+    GenerateConfig,
+    PaletteConfig,
+    RayConfig,
+    RefineConfig,
+    Resources,
+    SamplingConfig,
+    Section,
+    ServeAutoscaling,
+    ServeConfig,
+    ServeDeployment,
+)
+
+__all__ = ["PROFILES", "CultureKeys", "CulturaConfig", "DataConfig", "EngineConfig", "EvalConfig", "FinetuneConfig",
+           "GenerateConfig", "PaletteConfig", "RayConfig", "RefineConfig", "Resources", "SamplingConfig", "Section",
+           "ServeAutoscaling", "ServeConfig", "ServeDeployment", "format_validation_error", "load_config", "set_dotted"]

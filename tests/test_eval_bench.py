@@ -19,6 +19,7 @@ from cultura.eval.bench import (
     most_common_answer,
     select_items,
 )
+from cultura.eval.methods import culture_target
 
 FIXTURES = Path(__file__).parent / "data" / "benchmarks"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -50,9 +51,13 @@ def test_select_items_counts_left_out_kinds_and_keeps_a_cut_group_whole():
     chosen, left = select_items(blend)
     assert {i.kind for i, _ in chosen} == {"multiple_choice", "short_answer"} and len(chosen) == len(blend) and not left
     cdeval = get_benchmark("cdeval").read(FIXTURES / "cdeval").items
-    chosen, left = select_items(cdeval)
-    assert not chosen and left[0]["kind"] == "orientation" and "no gold answer" in left[0]["reason"]
+    chosen, left = select_items(cdeval)  # items naming no culture, and no one to ask them as
+    assert not chosen and left[0]["kind"] == "orientation" and "no cultures were given" in left[0]["reason"]
     assert left[0]["items"] == len(cdeval)
+    targets = [culture_target("german"), culture_target("korean")]
+    chosen, left = select_items(cdeval, limit=2, cultures=targets)  # the limit counts items, not (item, culture)
+    assert [(i.id, t.key) for i, t in chosen] == [(i.id, t.key) for i in cdeval[:2] for t in targets]
+    assert left == [{"kind": "(any)", "items": len(cdeval) - 2, "reason": "past --limit 2"}]
 
 
 def test_eval_bench_culturalbench(ray_session, tmp_path):
@@ -133,22 +138,68 @@ def test_eval_bench_blend_short_answers_are_replies_matched_against_the_accepted
     def other_answer(item):  # the baseline by hand: the other country's most-voted answer, same question and language
         votes = {}
         for o in items:
-            if o.kind == "short_answer" and o.group == item.group and o.language == item.language and o.country != item.country:
+            same_question = o.group == item.group and o.language == item.language
+            if o.kind == "short_answer" and same_question and o.country != item.country:
                 for cluster in o.meta["votes"]:
                     votes[cluster["answers"][0]] = votes.get(cluster["answers"][0], 0) + cluster["count"]
         return max(votes, key=votes.get) if votes else None
 
     base = next(s for s in done.result.by_method if s["subset"] == "saq" and s["method"] == "base")
     mine = [r for r in answered if r["method"] == "base"]
-    expected = [float(other_answer(by_id[r["item_id"]]) is not None
-                      and matches(other_answer(by_id[r["item_id"]]), by_id[r["item_id"]].gold, by_id[r["item_id"]].language))
-                for r in mine]
+    expected = []
+    for r in mine:
+        item = by_id[r["item_id"]]
+        answer = other_answer(item)
+        expected.append(float(answer is not None and matches(answer, item.gold, item.language)))
     assert base["items"] == len(mine) and base.get("random") is None and base["best_baseline"] == "most-common"
     assert base["most_common"] == pytest.approx(sum(expected) / len(expected))
     assert base["accuracy"] == pytest.approx(sum(r["correct"] for r in mine) / len(mine))
     assert base.get("questions") is None, "a short answer's group spans countries: no question-level score"
     report = (tmp_path / "r" / "report.md").read_text()
     assert "greedy reply" in report and "Nothing was left out." in report
+
+
+def test_eval_bench_cdeval_orientation_is_asked_in_both_orders_as_each_culture(ray_session, tmp_path):
+    import cultura
+    from cultura.data.hofstede import country_scores
+    from cultura.eval.metrics import pearson
+
+    items = get_benchmark("cdeval").read(FIXTURES / "cdeval").items
+    cultures = ["german", "chinese", "american"]
+    done = cultura.evaluate(None, "bench", benchmark="cdeval", source=str(FIXTURES / "cdeval"), methods="base,prompted",
+                            cultures=cultures, report=tmp_path / "r")
+    rows = done.result.rows
+    assert len(rows) == len(items) * len(cultures) * 2 * 2 and all(r["status"] == "ok" for r in rows)
+    by_id = {i.id: i for i in items}
+    for r in rows:  # each (item, culture, method) twice: the options in the published order, then reversed
+        options = by_id[r["item_id"]].options
+        assert r["options"] == list(reversed(options) if r["swapped"] else options) and r.get("correct") is None
+
+    def lean(rows):  # P(first pole) per item, averaged over the two orders, then over the items
+        per_item = {}
+        for r in rows:
+            per_item.setdefault(r["item_id"], []).append(r["probs"][1] if r["swapped"] else r["probs"][0])
+        return sum(sum(v) / len(v) for v in per_item.values()) / len(per_item)
+
+    summary = {(s["subset"], s["country"], s["method"]): s for s in done.result.summary}
+    for dimension in {i.meta["dimension"] for i in items}:
+        mine = [r for r in rows if by_id[r["item_id"]].meta["dimension"] == dimension]
+        for method in ("base", "prompted"):
+            cells = []
+            for culture in ("german", "chinese", "united_states"):
+                cell = summary[(dimension, culture, method)]
+                answered = [r for r in mine if r["method"] == method and r["target"] == culture]
+                assert cell["orientation"] == pytest.approx(lean(answered))
+                assert cell["first_position"] == pytest.approx(sum(r["probs"][0] for r in answered) / len(answered))
+                assert cell["hofstede"] == country_scores(answered[0]["country"])[dimension]
+                cells.append(cell)
+            overall = summary[(dimension, "all", method)]
+            assert overall["targets"] == 3
+            assert overall["r_hofstede"] == pearson([c["orientation"] for c in cells], [c["hofstede"] for c in cells])
+        assert summary[(dimension, "all", "base")]["r_hofstede"] is None, "base leans alike for every culture"
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Orientation per Hofstede dimension" in report and "both option orders" in report
+    assert "## Overall per subset and method" not in report, "no accuracy table without accuracy items"
 
 
 @pytest.mark.parametrize(("target", "message"), [

@@ -159,7 +159,8 @@ def test_hofstede_centroids_leave_the_scored_country_out():
 
 def test_pearson_and_shared_targets():
     from cultura.eval.methods import get_methods
-    from cultura.eval.vsm_eval import pearson, shared_targets
+    from cultura.eval.metrics import pearson
+    from cultura.eval.vsm_eval import shared_targets
 
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)

@@ -85,7 +85,8 @@ def hofstede(cultures: str, **kwargs: Any) -> None:
 
 def echo_hofstede(done: Any) -> None:
     """Print a Hofstede evaluation: distances per target and method, means with r, the closing lines."""
-    from cultura.eval.vsm_eval import MEAN_COLUMNS, MIN_TARGETS_FOR_R
+    from cultura.eval.metrics import MIN_TARGETS_FOR_R
+    from cultura.eval.vsm_eval import MEAN_COLUMNS
 
     result = done.result
     echo_table(result.summary, ["target", "method", "items", "PDI", "IDV", "MAS", "UAI", "LTO", "IVR", "distance"])
@@ -180,15 +181,25 @@ def moderation(tasks: str, text_column: str | None, label_column: str | None, po
                    "downloading it.")
 @click.option("--limit", type=click.IntRange(1, None), default=None,
               help="Use only the first N scored items (a group the limit cuts is kept whole).")
+@click.option("--cultures", default="all", show_default=True,
+              help="Who answers items that name no culture (CDEval): 'all' (the eight CulturePark cultures) or "
+                   "comma-separated culture keys or countries.")
 @eval_options("base,prompted", "reports/bench")
-def bench(benchmark: str, source: str | None, limit: int | None, **kwargs: Any) -> None:
+def bench(benchmark: str, source: str | None, limit: int | None, cultures: str, **kwargs: Any) -> None:
     """Benchmark accuracy: NAME (a benchmark, read by its loader: `cultura data get --help` names them) or DIR (a
     folder written by `cultura data get`). Items with options and a gold answer are asked as numbered
     multiple-choice questions; accuracy per country and method next to the random and most-common
-    baselines, with CulturalBench-Hard's all-rows-right question accuracy. Other kinds are counted, not scored."""
-    from cultura.eval.bench import SHOWN_COLUMNS, left_out_line
+    baselines, with CulturalBench-Hard's all-rows-right question accuracy. Short answers (BLEnD) are
+    greedy replies matched against the accepted answers; orientation items (CDEval) give each culture's
+    lean per Hofstede dimension beside Hofstede's score. Other kinds are counted, not scored."""
+    from cultura.eval.bench import ORIENTATION_COLUMNS, SHOWN_COLUMNS, left_out_line
 
-    done = _run("bench", kwargs, benchmark=benchmark, source=source, limit=limit)
+    done = _run("bench", kwargs, benchmark=benchmark, source=source, limit=limit, cultures=cultures)
     click.echo(left_out_line(done.inputs))
-    echo_table(done.result.by_method, SHOWN_COLUMNS)
+    scored = [s for s in done.result.by_method if "orientation" not in s]
+    leaning = [s for s in done.result.by_method if "orientation" in s]
+    if scored or not leaning:
+        echo_table(scored, SHOWN_COLUMNS)
+    if leaning:
+        echo_table(leaning, ORIENTATION_COLUMNS)
     _finish(done)

@@ -10,6 +10,10 @@ most common gold answer of the subset); ``lift`` is the accuracy above the bette
 difference. Items that share a ``group`` (CulturalBench-Hard's four true/false rows of one question)
 also give the benchmark's own question-level accuracy: a question is right only when all its rows are.
 
+An ``orientation`` item (CDEval's) has no gold answer: it is asked as each culture of ``cultures`` and
+summarised by :mod:`cultura.eval.orientation` (the lean to the first pole per Hofstede dimension,
+beside the culture's Hofstede score).
+
 A ``short_answer`` item (BLEnD's questions) is asked as an open question: the method's greedy reply
 is correct when one of the item's accepted answers appears in it (:mod:`cultura.eval.answer_match`,
 BLEnD's soft exact match). Its baseline ``most-common`` answers with another country's answer: the
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ from cultura.eval.methods import (
     country_target,
     culture_target,
 )
+from cultura.eval.metrics import MIN_TARGETS_FOR_R
+from cultura.eval.orientation import NO_LEAN, is_orientation, orientation_summary
 from cultura.eval.report import (
     RESULT_COLUMNS,
     markdown_table,
@@ -70,7 +76,7 @@ BASELINES = ("random", "most-common")
 NOT_SCORED = {
     "distribution": "scored against a reference distribution, not a gold answer (see `cultura eval opinions`)",
     "agreement": "scored against a reference share on each side, not a gold answer",
-    "orientation": "no gold answer: the model's lean is measured, not its accuracy",
+    "orientation": "an orientation item needs two options",
     "scale": "no gold answer",
 }
 # accuracy, question_accuracy, the baselines and lift carry 95% bootstrap intervals (<name>_low / _high)
@@ -82,9 +88,14 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("most_common", "double"), ("most_common_low", "double"), ("most_common_high", "double"),
     ("best_baseline", "string"), ("lift", "double"), ("lift_low", "double"), ("lift_high", "double"),
     ("versus_baseline", "string"), ("few", "bool"), ("note", "string"),
+    # orientation items: the lean to the first pole, the culture's Hofstede score, r over the cultures
+    ("orientation", "double"), ("orientation_low", "double"), ("orientation_high", "double"),
+    ("hofstede", "double"), ("targets", "int32"), ("r_hofstede", "double"), ("first_position", "double"),
 )
 SHOWN_COLUMNS = ["subset", "country", "method", "items", "accuracy", "questions", "question_accuracy", "random",
                  "most_common", "best_baseline", "lift", "versus_baseline"]
+ORIENTATION_COLUMNS = ["subset", "country", "method", "items", "orientation", "first_position", "hofstede", "targets",
+                       "r_hofstede"]
 INTERVALS = ("accuracy", "question_accuracy", "random", "most_common", "lift")
 LEFT_OUT_COLUMNS = ["kind", "items", "reason"]
 
@@ -127,10 +138,12 @@ def read_benchmark(name: str, source: str | None = None) -> tuple[list[Item], st
 
 
 def scored(item: Item) -> bool:
-    """True for the items this evaluation scores: options and one gold answer among them, or a short-answer
-    question with its accepted answers."""
+    """True for the items this evaluation scores: options and one gold answer among them, a short-answer
+    question with its accepted answers, or an orientation item with its two options."""
     if item.kind == "short_answer":
         return bool(item.gold)
+    if item.kind == "orientation":
+        return is_orientation(item)
     return item.kind in SCORED_KINDS and bool(item.options) and bool(item.gold) and len(item.gold) == 1
 
 
@@ -144,14 +157,22 @@ def item_target(item: Item) -> Target:
     return culture_target(item.culture)
 
 
-def select_items(items: Sequence[Item], limit: int | None = None) -> tuple[list[tuple[Item, Target]], list[dict]]:
-    """(scored items with their targets, left-out counts by kind and reason). ``limit`` keeps the first
-    N scored items, the rest of a group the limit cuts kept with it (a group is scored whole)."""
+def select_items(items: Sequence[Item], limit: int | None = None,
+                 cultures: Sequence[Target] = ()) -> tuple[list[tuple[Item, Target]], list[dict]]:
+    """(scored items with their targets, left-out counts by kind and reason). An item naming no culture
+    (CDEval's) is asked as each of ``cultures``. ``limit`` keeps the first N scored items, the rest of a
+    group the limit cuts kept with it (a group is scored whole; an orientation item's group is its
+    dimension, not kept whole)."""
     chosen: list[tuple[Item, Target]] = []
     left: Counter[tuple[str, str]] = Counter()
     for item in items:
         if not scored(item):
             left[(item.kind, NOT_SCORED.get(item.kind, "no single gold answer among the options"))] += 1
+            continue
+        if is_orientation(item) and not (item.country or item.culture):
+            if not cultures:
+                left[(item.kind, "names no culture, and no cultures were given to ask it as")] += 1
+            chosen += [(item, target) for target in cultures]
             continue
         try:
             target = item_target(item)
@@ -159,17 +180,21 @@ def select_items(items: Sequence[Item], limit: int | None = None) -> tuple[list[
             left[(item.kind, "culture not a known country or culture: no one to answer as")] += 1
             continue
         chosen.append((item, target))
-    if limit is not None and len(chosen) > limit:
-        last = chosen[limit - 1][0].group
-        kept = chosen[:limit] + [c for c in chosen[limit:] if last is not None and c[0].group == last]
-        left[("(any)", f"past --limit {limit}")] += len(chosen) - len(kept)
-        chosen = kept
+    ids = list(dict.fromkeys(item.id for item, _ in chosen))
+    if limit is not None and len(ids) > limit:
+        keep = set(ids[:limit])
+        last = next(item for item, _ in chosen if item.id == ids[limit - 1])
+        if last.group is not None and not is_orientation(last):
+            keep |= {item.id for item, _ in chosen if item.group == last.group}
+        left[("(any)", f"past --limit {limit}")] += len(ids) - len(keep)
+        chosen = [c for c in chosen if c[0].id in keep]
     return chosen, [{"kind": k, "items": n, "reason": why} for (k, why), n in left.items()]
 
 
 def item_prompt(item: Item) -> str:
-    """The item as a numbered multiple-choice question (a short-answer item as an open one); a binary item that judges one proposed answer
-    (``meta["option"]``, as CulturalBench-Hard's rows do) names that answer and asks whether it is right."""
+    """The item as a numbered multiple-choice question (a short-answer item as an open one); a binary item
+    that judges one proposed answer (``meta["option"]``, as CulturalBench-Hard's rows do) names that answer
+    and asks whether it is right."""
     text = item.question
     if item.kind == "short_answer":
         return f"{text}\n{OPEN_INSTRUCTION}"
@@ -179,10 +204,26 @@ def item_prompt(item: Item) -> str:
 
 
 def build_pairs(items: Iterable[tuple[Item, Target]]) -> list[tuple[Question, Target]]:
-    """(question, target) pairs, each question carrying its gold answer."""
-    return [(Question(item.id, item.question, item_prompt(item), tuple(item.options or ()),
-                      {"gold": " | ".join(item.gold) if is_open(item) else item.gold[0], "subset": item.subset or "-"}),
-             target) for item, target in items]
+    """(question, target) pairs, each question carrying its gold answer; an orientation item twice, its
+    two options in each order (``swapped``)."""
+    pairs = []
+    for item, target in items:
+        columns = {"gold": gold_text(item), "subset": item.subset or "-"}
+        pairs.append((Question(item.id, item.question, item_prompt(item), tuple(item.options or ()),
+                               columns | ({"swapped": False} if is_orientation(item) else {})), target))
+        if is_orientation(item):  # asked in both orders too, so a lean to the first position cancels out
+            swapped = replace(item, options=tuple(reversed(item.options)))
+            pairs.append((Question(item.id, item.question, item_prompt(swapped), swapped.options,
+                                   columns | {"swapped": True}), target))
+    return pairs
+
+
+def gold_text(item: Item) -> str | None:
+    """The gold answer as the results show it: every accepted answer of a short answer (`` | ``-joined),
+    none for an orientation item."""
+    if not item.gold:
+        return None
+    return " | ".join(item.gold) if is_open(item) else item.gold[0]
 
 
 def is_open(item: Item) -> bool:
@@ -200,6 +241,8 @@ def add_predictions(rows: list[dict[str, Any]], items: dict[str, Item]) -> None:
         if is_open(item):
             r["prediction"] = r["response"]
             r["correct"] = matches(r["response"] or "", item.gold, item.language)
+        elif is_orientation(item):  # no gold: the lean is what is measured
+            r["prediction"] = r["options"][r["top_option"] - 1]
         else:
             r["prediction"] = r["options"][r["top_option"] - 1]
             r["correct"] = r["prediction"] == r["gold"]
@@ -247,7 +290,8 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
     items = {item.id: item for item, _ in inputs.items}
     subsets: dict[str, list[Item]] = {}
     for item, _ in inputs.items:
-        subsets.setdefault(item.subset or "-", []).append(item)
+        if not is_orientation(item):
+            subsets.setdefault(item.subset or "-", []).append(item)
     summary = []
     for subset, members in subsets.items():
         baselines = baseline_scores(members)
@@ -259,7 +303,7 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
                 mine = [r for r in rows if (items[r["item_id"]].subset or "-") == subset and r["method"] == method.name
                         and country in (ALL, r["target"])]
                 summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, baselines, grouped))
-    return summary
+    return summary + orientation_summary(inputs.benchmark, rows, items, [m.name for m in methods])
 
 
 def baseline_scores(members: Sequence[Item]) -> dict[str, dict[str, float]]:
@@ -322,12 +366,37 @@ def run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx: 
 
 def left_out_line(inputs: BenchInputs) -> str:
     """One sentence on how many items were scored and how many of which kind were left out, and why."""
-    scored_items = len(inputs.items)
+    scored_items = len({item.id for item, _ in inputs.items})
     line = f"{scored_items} of {inputs.total} items scored"
     if inputs.left_out:
         parts = [f"{e['items']} {e['kind']} ({e['reason']})" for e in inputs.left_out]
         line += "; left out: " + "; ".join(parts)
     return line + "."
+
+
+def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """The report's tables: accuracy overall and per country, then orientation (where the items have it)."""
+    scored_rows = [s for s in summary if "orientation" not in s]  # orientation rows always carry the key
+    leaning = [s for s in summary if s not in scored_rows]
+    lines = []
+    if scored_rows or not leaning:
+        lines += ["## Overall per subset and method\n",
+                  markdown_table(with_intervals([s for s in scored_rows if s["country"] == ALL], INTERVALS, ("lift",)),
+                                 SHOWN_COLUMNS),
+                  "\n## Per country\n",
+                  markdown_table(with_intervals([s for s in scored_rows if s["country"] != ALL], INTERVALS, ("lift",)),
+                                 SHOWN_COLUMNS)]
+    if leaning:
+        lines += ["\n## Orientation per Hofstede dimension\n",
+                  "`orientation` is the mean probability of the option pointing to the dimension's first pole "
+                  f"(CDEval's Option 1; {NO_LEAN} is no lean), over the dimension's items, asked as each culture "
+                  "and in both option orders; `first_position` is the mean probability of the option shown first "
+                  "(far from 0.5: the position decided more than the content); "
+                  "`hofstede` is the culture's primary country's published score on the dimension; `r_hofstede`, "
+                  f"on the `all` row, is Pearson's r between the two over the cultures (needs {MIN_TARGETS_FOR_R} "
+                  "or more; `-` when the method leans alike for every culture, as `base` does).\n",
+                  markdown_table(with_intervals(leaning, ("orientation",)), ORIENTATION_COLUMNS, 3)]
+    return lines
 
 
 def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: Sequence[Method],
@@ -336,7 +405,7 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
     out.mkdir(parents=True, exist_ok=True)
     files = write_table(out, "results", result.rows, RESULT_COLUMNS)
     files += write_table(out, "summary", result.summary, SUMMARY_COLUMNS)
-    shown = [s for s in result.by_method if s.get("accuracy") is not None]
+    shown = [s for s in result.by_method if s.get("accuracy") is not None]  # orientation rows have no accuracy
     labels = [f"{s['subset']}/{s['method']}" for s in shown]
     values = [(s["accuracy"], s["accuracy_low"], s["accuracy_high"]) for s in shown]
     for s in {s["subset"]: s for s in shown}.values():  # the baselines once per subset
@@ -372,11 +441,7 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
              markdown_table(inputs.left_out, LEFT_OUT_COLUMNS) if inputs.left_out else "Nothing was left out.\n",
              *[f"- loader note: {n}" for n in inputs.notes],
              "\n## Methods\n", method_lines(methods),
-             "## Overall per subset and method\n",
-             markdown_table(with_intervals(result.by_method, INTERVALS, ("lift",)), SHOWN_COLUMNS),
-             "\n## Per country\n",
-             markdown_table(with_intervals([s for s in result.summary if s["country"] != ALL], INTERVALS, ("lift",)),
-                            SHOWN_COLUMNS),
+             *_tables(result.summary),
              markdown_tail(result.rows, config, figures, out)]
     files.append(write_text(out / "report.md", "\n".join(lines)))
     return files

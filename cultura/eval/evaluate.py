@@ -24,12 +24,12 @@ from cultura.errors import ConfigError, UnknownNameError
 from cultura.eval.bench import BenchInputs, read_benchmark, run_bench, select_items
 from cultura.eval.context import build_context
 from cultura.eval.countries import resolve_countries
-from cultura.eval.methods import Method, MethodContext, get_methods
+from cultura.eval.methods import Method, MethodContext, get_methods, resolve_targets
 from cultura.eval.moderation import run_moderation
 from cultura.eval.moderation_tasks import TaskFormat, column_option, load_tasks
 from cultura.eval.opinions import run_opinions
 from cultura.eval.runner import EnginePool
-from cultura.eval.vsm_eval import resolve_targets, run_hofstede
+from cultura.eval.vsm_eval import run_hofstede
 
 
 class EvaluationOptions(BaseModel):
@@ -82,6 +82,9 @@ class BenchOptions(EvaluationOptions):
     source: str | None = Field(None, min_length=1, description="with a name: a local file or folder in the "
                                "published format (default: download)")
     limit: int | None = Field(None, ge=1, description="only the first N scored items (a group kept whole)")
+    cultures: str | list[str] = Field("all", description="who answers the items that name no culture (CDEval's "
+                                      "orientation items): 'all' (the eight CulturePark cultures) or culture keys "
+                                      "or countries")
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class Evaluation:
     default_methods: str
     prepare: Callable[[Any, EvaluationOptions], Any]  # inputs loaded and checked before any model loads
     run: Callable[[Any, Any, Sequence[Method], MethodContext, Path, Any], Any]  # (config, inputs, methods, ctx, report, options)
-    data: Callable[[Any, Any, Any], dict[str, Any]]  # (config, inputs, options) -> what the report's card says it rests on
+    data: Callable[[Any, Any, Any], dict[str, Any]]  # (config, inputs, options) -> what the report's card names
 
 
 @dataclass
@@ -205,7 +208,7 @@ def _moderation_data(config: Any, inputs: ModerationInputs, options: ModerationO
 
 def _prepare_bench(config: Any, options: BenchOptions) -> BenchInputs:
     items, source, notes = read_benchmark(options.benchmark, options.source)
-    chosen, left_out = select_items(items, options.limit)
+    chosen, left_out = select_items(items, options.limit, resolve_targets(options.cultures))
     name = items[0].benchmark if items else options.benchmark
     return BenchInputs(name, chosen, left_out, source, len(items), notes)
 
@@ -216,7 +219,7 @@ def _run_bench(config: Any, inputs: BenchInputs, methods: Sequence[Method], ctx:
 
 
 def _bench_data(config: Any, inputs: BenchInputs, options: BenchOptions) -> dict[str, Any]:
-    items = [item for item, _ in inputs.items]
+    items = list({item.id: item for item, _ in inputs.items}.values())  # an orientation item once per culture
     return {"benchmark": inputs.benchmark, "source": inputs.source, "split": sorted({i.split for i in items}),
             "item_ids": [i.id for i in items], "data_licence": sorted({i.licence for i in items}),
             **({"benchmark_paper": PAPERS[inputs.benchmark].reference} if inputs.benchmark in PAPERS else {})}

@@ -14,12 +14,12 @@ Adding a method is one entry in :data:`METHODS`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cultura.choices import choice_messages
-from cultura.data.cultures import country_key, culture_of_country, get_culture
+from cultura.data.cultures import CULTUREPARK_CULTURES, country_key, culture_of_country, get_culture
 from cultura.data.hofstede import CONTINENTS, continent_of, has_scores, resolve_country
 from cultura.errors import CulturaError, UnknownNameError
 from cultura.palette import Palette
@@ -290,3 +290,19 @@ def country_target(name: str) -> Target:
     culture = culture_of_country(country).key
     keys = (own,) if culture == own else (own, culture)
     return Target(country, country, own, keys)
+
+
+def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:
+    """``all`` (the eight CulturePark cultures) or culture keys / countries, comma-separated."""
+    names = [c.strip() for c in cultures.split(",")] if isinstance(cultures, str) else list(cultures)
+    names = [n for n in names if n]
+    if names == ["all"]:
+        names = list(CULTUREPARK_CULTURES)
+    targets: list[Target] = []
+    for name in names:
+        target = culture_target(name)
+        if target not in targets:
+            targets.append(target)
+    if not targets:
+        raise CulturaError("no culture given; use --cultures all or e.g. --cultures german,korean")
+    return targets

@@ -124,3 +124,19 @@ def _check_distribution(probs: Sequence[float]) -> None:
         raise CulturaError("empty distribution")
     if any(p < 0 or math.isnan(p) for p in probs) or sum(probs) <= 0:
         raise CulturaError(f"not a distribution: {list(probs)}")
+
+
+MIN_TARGETS_FOR_R = 3  # Pearson's r across targets needs at least this many
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson's correlation coefficient; None with fewer than 3 pairs or when either side is constant."""
+    n = len(xs)
+    if n < MIN_TARGETS_FOR_R or n != len(ys):
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 1e-12 or syy <= 1e-12:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(sxx * syy)

@@ -41,6 +41,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("gold", "string"),          # bench: the gold answer
     ("subset", "string"),        # bench: the item's subset (CulturalBench Easy / Hard; "-" without one)
     ("response", "string"),      # bench: the free-text reply to an open (short-answer) question
+    ("swapped", "bool"),         # bench: an orientation item asked with its two options in reverse order
     ("correct", "bool"),         # bench: the top option is the gold answer
     ("gate", "string"),          # JSON continent -> weight (gate-based methods)
     ("components", "string"),    # JSON: each component's label, adapter, weight, distribution, counts

@@ -20,19 +20,18 @@ best of them across the shared targets, with its interval.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cultura.data.cultures import CULTUREPARK_CULTURES
 from cultura.data.hofstede import CONTINENTS, DIMENSIONS, continent_centroid, country_scores
 from cultura.data.vsm import load_vsm_items, vsm_prompt
 from cultura.eval import plots
 from cultura.eval.hofstede import DIMENSION_ITEMS, hofstede_distance, vsm_indices
 from cultura.eval.jobs import Question, evaluate, mean_gate
-from cultura.eval.methods import Method, MethodContext, Target, culture_target
+from cultura.eval.methods import Method, MethodContext, Target
+from cultura.eval.metrics import MIN_TARGETS_FOR_R, pearson
 from cultura.eval.report import (
     RESULT_COLUMNS,
     gate_section,
@@ -61,7 +60,6 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-MIN_TARGETS_FOR_R = 3
 MEAN_COLUMNS = ["method", "targets", "mean_distance", "best_baseline", "lift", "versus_baseline", "r_PDI", "r_IDV", "r_MAS", "r_UAI", "r_LTO", "r_IVR", "mean_r"]
 
 # trivial predictors of a country's indices that read no model: name -> (description, indices)
@@ -88,24 +86,6 @@ class HofstedeReport:
     def mean_distance(self) -> dict[str, float | None]:
         """Method (and baseline) -> mean distance over the shared targets."""
         return {m["method"]: m["mean_distance"] for m in self.by_method}
-
-
-def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:
-    """``all`` (the eight CulturePark cultures) or culture keys / countries, comma-separated."""
-    names = [c.strip() for c in cultures.split(",")] if isinstance(cultures, str) else list(cultures)
-    names = [n for n in names if n]
-    if names == ["all"]:
-        names = list(CULTUREPARK_CULTURES)
-    targets: list[Target] = []
-    for name in names:
-        target = culture_target(name)
-        if target not in targets:
-            targets.append(target)
-    if not targets:
-        from cultura.errors import CulturaError
-
-        raise CulturaError("no culture given; use --cultures all or e.g. --cultures german,korean")
-    return targets
 
 
 def vsm_questions() -> list[Question]:
@@ -158,19 +138,6 @@ def summarise(rows: Sequence[dict[str, Any]], targets: Sequence[Target], methods
                             "dimensions": len(reference) if reference else None,
                             "note": "" if reference else f"Hofstede publishes no scores for {target.country}"})
     return summary
-
-
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Pearson's correlation coefficient; None with fewer than 3 pairs or when either side is constant."""
-    n = len(xs)
-    if n < MIN_TARGETS_FOR_R or n != len(ys):
-        return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx <= 1e-12 or syy <= 1e-12:
-        return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(sxx * syy)
 
 
 def shared_targets(summary: Sequence[dict[str, Any]], methods: Sequence[Method]) -> list[str]:

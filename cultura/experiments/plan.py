@@ -107,7 +107,7 @@ def _options(spec: ExperimentSpec, evaluation: str, options: Any) -> dict[str, A
     values = options.model_dump(mode="json")
     if evaluation == "opinions" and "countries" not in options.model_fields_set:
         values["countries"] = list(dict.fromkeys(get_culture(c).primary_country for c in spec.cultures))
-    elif evaluation in ("hofstede", "moderation") and "cultures" not in options.model_fields_set:
+    elif evaluation in ("hofstede", "moderation", "bench") and "cultures" not in options.model_fields_set:
         values["cultures"] = list(spec.cultures)
     if evaluation == "opinions" and "questions" not in options.model_fields_set:
         values["questions"] = spec.seeds

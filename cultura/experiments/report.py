@@ -62,9 +62,10 @@ LAYOUTS = {
     "moderation": Layout(("macro_f1", "roc_auc", "lift"), ("lift",),
                          ("row", "cells", "macro_f1", "lift", "vs_base", "vs_control", "roc_auc"),
                          "summary.parquet", ("task", "target"), "macro_f1", True, "macro_f1"),
-    "bench": Layout(("accuracy", "question_accuracy", "random", "most_common", "lift"), ("lift",),
+    "bench": Layout(("accuracy", "question_accuracy", "random", "most_common", "lift", "orientation"), ("lift",),
                     ("row", "items", "accuracy", "questions", "question_accuracy", "random", "most_common",
-                     "best_baseline", "lift", "versus_baseline", "vs_base", "vs_control"),
+                     "best_baseline", "lift", "versus_baseline", "vs_base", "vs_control", "orientation",
+                     "r_hofstede"),
                     "results.parquet", ("subset", "target", "item_id"), "correct", True, "accuracy"),
 }
 METRIC_NOTES = {

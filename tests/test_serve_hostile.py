@@ -8,6 +8,7 @@ is the session's (``serve_app`` in conftest.py, shared with test_serve.py).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -139,6 +140,14 @@ def test_abandoned_streams_stop_generating(serve_app, base, http):
     _assert_logged_as_disconnects(config, ids)
 
 
+# Ray Serve's own request router (not cultura) sometimes logs this when a handle call is cancelled while
+# the router is assigning it a replica: it sets the result of the already-cancelled future. It is
+# Ray's, harmless (the request was already cancelled), and left out of the checks below; everything
+# cultura logs must still be one INFO line per hang-up.
+RAY_ROUTER_RACE = re.compile(r"ERROR [^\n]* -- Unexpected error in _fulfill_pending_requests\.\nTraceback[^\n]*\n"
+                             r"(?:[ \t][^\n]*\n)*asyncio\.exceptions\.InvalidStateError: invalid state\n")
+
+
 def _assert_logged_as_disconnects(config, ids: list[str]) -> None:
     import ray
 
@@ -146,6 +155,7 @@ def _assert_logged_as_disconnects(config, ids: list[str]) -> None:
     deadline = time.monotonic() + 15
     while True:
         text = "".join(p.read_text(errors="replace") for p in logs.glob(f"replica_{config.serve.app_name}_Ingress_*.log"))
+        text = RAY_ROUTER_RACE.sub("", text)
         lines = [line for line in text.splitlines() if any(i in line for i in ids)]
         logged = {i for i in ids if any(i in line and "client disconnected" in line for line in lines)}
         if logged == set(ids) or time.monotonic() > deadline:

@@ -202,6 +202,37 @@ def test_eval_bench_cdeval_orientation_is_asked_in_both_orders_as_each_culture(r
     assert "## Overall per subset and method" not in report, "no accuracy table without accuracy items"
 
 
+def test_eval_bench_culturebank_agreement_is_compared_with_the_share_that_agreed(ray_session, tmp_path):
+    import cultura
+    from cultura.eval.metrics import jsd_similarity
+
+    items = get_benchmark("culturebank").read(FIXTURES / "culturebank").items
+    done = cultura.evaluate(None, "bench", benchmark="culturebank", source=str(FIXTURES / "culturebank"),
+                            methods="base,prompted", report=tmp_path / "r")
+    asked = {i.id for i, _ in done.inputs.items}
+    by_id = {i.id: i for i in items}
+    assert asked == {i.id for i in items if i.country}, "a culture no one can answer as is left out"
+    assert "international students" not in {t.key for _, t in done.inputs.items}
+    shares = {i: by_id[i].reference[0] for i in asked}
+    overall = {s["method"]: s for s in done.result.by_method if s["measure"] == "agreement"}
+    for method, cell in overall.items():
+        rows = [r for r in done.result.rows if r["method"] == method]
+        assert sorted(r["swapped"] for r in rows) == [False] * len(asked) + [True] * len(asked)
+        agree = {}
+        for r in rows:  # P(agree): option 1 in the published order, option 2 when swapped; the orders averaged
+            agree.setdefault(r["item_id"], []).append(r["probs"][1] if r["swapped"] else r["probs"][0])
+        agree = {i: sum(v) / 2 for i, v in agree.items()}
+        similarity = [jsd_similarity([agree[i], 1 - agree[i]], [shares[i], 1 - shares[i]]) for i in sorted(asked)]
+        others = {i: sum(shares[j] for j in asked if j != i) / (len(asked) - 1) for i in asked}
+        global_mean = [jsd_similarity([others[i], 1 - others[i]], [shares[i], 1 - shares[i]]) for i in sorted(asked)]
+        assert cell["items"] == len(asked) and cell["similarity"] == pytest.approx(sum(similarity) / len(asked))
+        assert cell["global_mean"] == pytest.approx(sum(global_mean) / len(asked))
+        assert cell["p_agree"] == pytest.approx(sum(agree.values()) / len(asked))
+        assert cell["versus_baseline"] == "cannot tell", "two items carry no verdict"
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Agreement with the descriptors" in report and "## Overall per subset and method" not in report
+
+
 @pytest.mark.parametrize(("target", "message"), [
     ("culturalbenchh", "unknown benchmark 'culturalbenchh'"),
     ("EMPTY", "items.parquet: file not found"),

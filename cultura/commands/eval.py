@@ -191,15 +191,14 @@ def bench(benchmark: str, source: str | None, limit: int | None, cultures: str, 
     multiple-choice questions; accuracy per country and method next to the random and most-common
     baselines, with CulturalBench-Hard's all-rows-right question accuracy. Short answers (BLEnD) are
     greedy replies matched against the accepted answers; orientation items (CDEval) give each culture's
-    lean per Hofstede dimension beside Hofstede's score. Other kinds are counted, not scored."""
-    from cultura.eval.bench import ORIENTATION_COLUMNS, SHOWN_COLUMNS, left_out_line
+    lean per Hofstede dimension beside Hofstede's score; agreement items (CultureBank) compare P(agree)
+    with the share that agreed. Other kinds are counted, not scored."""
+    from cultura.eval.bench import COLUMNS_BY_MEASURE, left_out_line
 
     done = _run("bench", kwargs, benchmark=benchmark, source=source, limit=limit, cultures=cultures)
     click.echo(left_out_line(done.inputs))
-    scored = [s for s in done.result.by_method if "orientation" not in s]
-    leaning = [s for s in done.result.by_method if "orientation" in s]
-    if scored or not leaning:
-        echo_table(scored, SHOWN_COLUMNS)
-    if leaning:
-        echo_table(leaning, ORIENTATION_COLUMNS)
+    for measure, columns in COLUMNS_BY_MEASURE.items():
+        rows = [s for s in done.result.by_method if s["measure"] == measure]
+        if rows or (measure == "accuracy" and not done.result.by_method):
+            echo_table(rows, columns)
     _finish(done)

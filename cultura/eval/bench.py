@@ -38,6 +38,7 @@ from cultura.data.benchmarks.registry import get_benchmark
 from cultura.data.benchmarks.schema import Item, read_items
 from cultura.errors import ConfigError, UnknownNameError
 from cultura.eval import plots
+from cultura.eval.agreement import agreement_summary, is_agreement
 from cultura.eval.answer_match import matches
 from cultura.eval.jobs import Question, evaluate
 from cultura.eval.methods import (
@@ -75,13 +76,13 @@ BASELINES = ("random", "most-common")
 # why each kind this version does not score is left out
 NOT_SCORED = {
     "distribution": "scored against a reference distribution, not a gold answer (see `cultura eval opinions`)",
-    "agreement": "scored against a reference share on each side, not a gold answer",
+    "agreement": "an agreement item needs two options and the share that agrees",
     "orientation": "an orientation item needs two options",
     "scale": "no gold answer",
 }
 # accuracy, question_accuracy, the baselines and lift carry 95% bootstrap intervals (<name>_low / _high)
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("benchmark", "string"), ("subset", "string"), ("country", "string"), ("method", "string"),
+    ("benchmark", "string"), ("subset", "string"), ("country", "string"), ("method", "string"), ("measure", "string"),
     ("items", "int32"), ("accuracy", "double"), ("accuracy_low", "double"), ("accuracy_high", "double"),
     ("questions", "int32"), ("question_accuracy", "double"), ("question_accuracy_low", "double"),
     ("question_accuracy_high", "double"), ("random", "double"), ("random_low", "double"), ("random_high", "double"),
@@ -91,11 +92,18 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     # orientation items: the lean to the first pole, the culture's Hofstede score, r over the cultures
     ("orientation", "double"), ("orientation_low", "double"), ("orientation_high", "double"),
     ("hofstede", "double"), ("targets", "int32"), ("r_hofstede", "double"), ("first_position", "double"),
+    # agreement items: similarity of P(agree) to the agreeing share, next to its baselines
+    ("similarity", "double"), ("similarity_low", "double"), ("similarity_high", "double"), ("p_agree", "double"),
+    ("share", "double"), ("uniform", "double"), ("uniform_low", "double"), ("uniform_high", "double"),
+    ("global_mean", "double"), ("global_mean_low", "double"), ("global_mean_high", "double"),
 )
 SHOWN_COLUMNS = ["subset", "country", "method", "items", "accuracy", "questions", "question_accuracy", "random",
                  "most_common", "best_baseline", "lift", "versus_baseline"]
+AGREEMENT_COLUMNS = ["subset", "country", "method", "items", "similarity", "p_agree", "share", "uniform", "global_mean",
+                     "best_baseline", "lift", "versus_baseline"]
 ORIENTATION_COLUMNS = ["subset", "country", "method", "items", "orientation", "first_position", "hofstede", "targets",
                        "r_hofstede"]
+COLUMNS_BY_MEASURE = {"accuracy": SHOWN_COLUMNS, "orientation": ORIENTATION_COLUMNS, "agreement": AGREEMENT_COLUMNS}
 INTERVALS = ("accuracy", "question_accuracy", "random", "most_common", "lift")
 LEFT_OUT_COLUMNS = ["kind", "items", "reason"]
 
@@ -144,6 +152,8 @@ def scored(item: Item) -> bool:
         return bool(item.gold)
     if item.kind == "orientation":
         return is_orientation(item)
+    if item.kind == "agreement":
+        return is_agreement(item)
     return item.kind in SCORED_KINDS and bool(item.options) and bool(item.gold) and len(item.gold) == 1
 
 
@@ -210,12 +220,18 @@ def build_pairs(items: Iterable[tuple[Item, Target]]) -> list[tuple[Question, Ta
     for item, target in items:
         columns = {"gold": gold_text(item), "subset": item.subset or "-"}
         pairs.append((Question(item.id, item.question, item_prompt(item), tuple(item.options or ()),
-                               columns | ({"swapped": False} if is_orientation(item) else {})), target))
-        if is_orientation(item):  # asked in both orders too, so a lean to the first position cancels out
+                               columns | ({"swapped": False} if two_poles(item) else {})), target))
+        if two_poles(item):  # asked in both orders too, so a lean to the first position cancels out
             swapped = replace(item, options=tuple(reversed(item.options)))
             pairs.append((Question(item.id, item.question, item_prompt(swapped), swapped.options,
                                    columns | {"swapped": True}), target))
     return pairs
+
+
+def two_poles(item: Item) -> bool:
+    """Whether the item is a lean between two options rather than a right answer (orientation, agreement):
+    such items are asked in both option orders."""
+    return is_orientation(item) or is_agreement(item)
 
 
 def gold_text(item: Item) -> str | None:
@@ -241,7 +257,7 @@ def add_predictions(rows: list[dict[str, Any]], items: dict[str, Item]) -> None:
         if is_open(item):
             r["prediction"] = r["response"]
             r["correct"] = matches(r["response"] or "", item.gold, item.language)
-        elif is_orientation(item):  # no gold: the lean is what is measured
+        elif two_poles(item):  # no gold: the lean is what is measured
             r["prediction"] = r["options"][r["top_option"] - 1]
         else:
             r["prediction"] = r["options"][r["top_option"] - 1]
@@ -290,7 +306,7 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
     items = {item.id: item for item, _ in inputs.items}
     subsets: dict[str, list[Item]] = {}
     for item, _ in inputs.items:
-        if not is_orientation(item):
+        if not two_poles(item):
             subsets.setdefault(item.subset or "-", []).append(item)
     summary = []
     for subset, members in subsets.items():
@@ -303,7 +319,9 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
                 mine = [r for r in rows if (items[r["item_id"]].subset or "-") == subset and r["method"] == method.name
                         and country in (ALL, r["target"])]
                 summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, baselines, grouped))
-    return summary + orientation_summary(inputs.benchmark, rows, items, [m.name for m in methods])
+    names = [m.name for m in methods]
+    return (summary + orientation_summary(inputs.benchmark, rows, items, names)
+            + agreement_summary(inputs.benchmark, rows, items, names))
 
 
 def baseline_scores(members: Sequence[Item]) -> dict[str, dict[str, float]]:
@@ -327,7 +345,7 @@ def _cell(benchmark: str, subset: str, country: str, method: str, mine: list[dic
           baseline_by_item: dict[str, dict[str, float]], grouped: bool) -> dict[str, Any]:
     ok = [r for r in mine if r["status"] == "ok"]
     entry: dict[str, Any] = {"benchmark": benchmark, "subset": subset, "country": country, "method": method,
-                             "items": len(ok), "few": len(ok) < MIN_ITEMS, "note": ""}
+                             "measure": "accuracy", "items": len(ok), "few": len(ok) < MIN_ITEMS, "note": ""}
     if not ok:
         entry["note"] = next((r["note"] for r in mine if r["note"]), "no item answered")
         return entry
@@ -375,18 +393,19 @@ def left_out_line(inputs: BenchInputs) -> str:
 
 
 def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
-    """The report's tables: accuracy overall and per country, then orientation (where the items have it)."""
-    scored_rows = [s for s in summary if "orientation" not in s]  # orientation rows always carry the key
-    leaning = [s for s in summary if s not in scored_rows]
+    """The report's tables, one section per measure the items have: accuracy (overall and per country),
+    orientation, agreement."""
+    by_measure = {m: [s for s in summary if s["measure"] == m] for m in ("accuracy", "orientation", "agreement")}
     lines = []
-    if scored_rows or not leaning:
+    if by_measure["accuracy"] or not summary:
+        scored_rows = by_measure["accuracy"]
         lines += ["## Overall per subset and method\n",
                   markdown_table(with_intervals([s for s in scored_rows if s["country"] == ALL], INTERVALS, ("lift",)),
                                  SHOWN_COLUMNS),
                   "\n## Per country\n",
                   markdown_table(with_intervals([s for s in scored_rows if s["country"] != ALL], INTERVALS, ("lift",)),
                                  SHOWN_COLUMNS)]
-    if leaning:
+    if by_measure["orientation"]:
         lines += ["\n## Orientation per Hofstede dimension\n",
                   "`orientation` is the mean probability of the option pointing to the dimension's first pole "
                   f"(CDEval's Option 1; {NO_LEAN} is no lean), over the dimension's items, asked as each culture "
@@ -395,7 +414,16 @@ def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
                   "`hofstede` is the culture's primary country's published score on the dimension; `r_hofstede`, "
                   f"on the `all` row, is Pearson's r between the two over the cultures (needs {MIN_TARGETS_FOR_R} "
                   "or more; `-` when the method leans alike for every culture, as `base` does).\n",
-                  markdown_table(with_intervals(leaning, ("orientation",)), ORIENTATION_COLUMNS, 3)]
+                  markdown_table(with_intervals(by_measure["orientation"], ("orientation",)), ORIENTATION_COLUMNS, 3)]
+    if by_measure["agreement"]:
+        lines += ["\n## Agreement with the descriptors\n",
+                  "Each descriptor is asked as its culture, in both option orders: `p_agree` is the mean "
+                  "probability of `agree`, `share` the mean share of the source community that agreed, and "
+                  "`similarity` the mean of 1 - Jensen-Shannon distance between the two per item; `uniform` "
+                  "(P(agree) 0.5) and `global_mean` (the other descriptors' mean share) are the baselines on the "
+                  "same items, `lift` the similarity above the better one (paired).\n",
+                  markdown_table(with_intervals(by_measure["agreement"], ("similarity", "uniform", "global_mean",
+                                                                          "lift"), ("lift",)), AGREEMENT_COLUMNS)]
     return lines
 
 

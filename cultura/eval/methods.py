@@ -245,8 +245,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("adapter", "the culture's fine-tuned LoRA adapter, asked as its fine-tuning rows ask (CulturePark's "
            "chatbot prompt and the numbered question)", _adapter, paper="culturepark"),
     Method("home-continent", "the continent agent of the country's own continent", _home_continent, paper="palette"),
-    Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country", _nearest_continent,
-           paper="palette"),
+    Method("nearest-continent", "the continent agent whose Hofstede centroid is nearest the country",
+           _nearest_continent, paper="palette"),
     Method("uniform-blend", "all five continent agents mixed with equal weights", _uniform_blend, paper="palette"),
     Method("gate-mixture", "the continent agents' option distributions mixed by the Cultural MoE gate's "
            "weights (top-k)", _gate_mixture, paper="palette"),

@@ -39,6 +39,12 @@ def dimension_of(item: Item) -> str:
     return str(item.meta.get("dimension") or item.subset or "-")
 
 
+def p_first(rows: Sequence[dict[str, Any]]) -> float:
+    """P(the item's first option as published) from its rows, the two option orders averaged (a
+    ``swapped`` row shows the options reversed, so its first option is its second)."""
+    return sum(r["probs"][1] if r.get("swapped") else r["probs"][0] for r in rows) / len(rows)
+
+
 def orientation_summary(benchmark: str, rows: Sequence[dict[str, Any]], items: dict[str, Item],
                         methods: Iterable[str]) -> list[dict[str, Any]]:
     """Per (dimension, culture or ``all``, method): the mean probability of the first option with its
@@ -64,15 +70,16 @@ def _cell(benchmark: str, dimension: str, country: str, method: str, rows: Seque
     ok = [r for r in rows if r["status"] == "ok"]
     items = len({r["item_id"] for r in ok})
     entry: dict[str, Any] = {"benchmark": benchmark, "subset": dimension, "country": country, "method": method,
-                             "items": items, "few": items < MIN_ITEMS, "note": "", "orientation": None}
+                             "measure": "orientation", "items": items, "few": items < MIN_ITEMS, "note": "",
+                             "orientation": None}
     if country != ALL and rows:
         entry["hofstede"] = country_scores(rows[0]["country"]).get(dimension)
     if not ok:
         entry["note"] = next((r["note"] for r in rows if r["note"]), "no item answered")
         return entry
-    by_item: dict[str, list[float]] = {}
-    for r in ok:  # the first pole is option 1, or option 2 when the options were swapped
-        by_item.setdefault(r["item_id"], []).append(r["probs"][1] if r.get("swapped") else r["probs"][0])
-    put_interval(entry, "orientation", mean_interval([sum(v) / len(v) for v in by_item.values()]))
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for r in ok:
+        by_item.setdefault(r["item_id"], []).append(r)
+    put_interval(entry, "orientation", mean_interval([p_first(v) for v in by_item.values()]))
     entry["first_position"] = sum(r["probs"][0] for r in ok) / len(ok)
     return entry

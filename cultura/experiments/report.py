@@ -57,15 +57,17 @@ LAYOUTS = {
                         "vs_control", "alignment_pct", "valid_mass"),
                        "results.parquet", ("target", "item_id"), "similarity", True, "similarity"),
     "hofstede": Layout(("mean_distance", "lift"), ("lift",),
-                       ("row", "targets", "mean_distance", "lift", "versus_baseline", "vs_base", "vs_control", "mean_r"),
+                       ("row", "targets", "mean_distance", "lift", "versus_baseline", "vs_base", "vs_control",
+                        "mean_r"),
                        "summary.parquet", ("target",), "distance", False, "mean_distance"),
     "moderation": Layout(("macro_f1", "roc_auc", "lift"), ("lift",),
                          ("row", "cells", "macro_f1", "lift", "vs_base", "vs_control", "roc_auc"),
                          "summary.parquet", ("task", "target"), "macro_f1", True, "macro_f1"),
-    "bench": Layout(("accuracy", "question_accuracy", "random", "most_common", "lift", "orientation"), ("lift",),
+    "bench": Layout(("accuracy", "question_accuracy", "random", "most_common", "lift", "orientation", "similarity"),
+                    ("lift",),
                     ("row", "items", "accuracy", "questions", "question_accuracy", "random", "most_common",
                      "best_baseline", "lift", "versus_baseline", "vs_base", "vs_control", "orientation",
-                     "r_hofstede"),
+                     "r_hofstede", "similarity"),
                     "results.parquet", ("subset", "target", "item_id"), "correct", True, "accuracy"),
 }
 METRIC_NOTES = {
@@ -97,8 +99,8 @@ def write_experiment_report(root: Path, spec: ExperimentSpec, config: CulturaCon
     tables: dict[str, list[dict[str, Any]]] = {}
     long: list[dict[str, Any]] = []
     for table, evaluation, _ in spec.evaluations.tables():
-        stages = [r for r in runs if r.stage.kind == "eval" and r.stage.params.get("table", r.stage.params["evaluation"])
-                  == table]
+        stages = [r for r in runs if r.stage.kind == "eval"
+                  and r.stage.params.get("table", r.stage.params["evaluation"]) == table]
         rows, units = evaluation_table(evaluation, stages)
         tables[table] = rows
         long += _long_rows(table, rows, units)

@@ -111,12 +111,15 @@ class Agent:
 
 
 def agent_actor_options(config: Any) -> dict[str, Any]:
-    """Ray options for an agent actor: restarts and retries, resources by placement."""
+    """Ray options for an agent actor: restarts and retries, resources by placement. Dedicated agents are
+    spread over the cluster's nodes (Ray's default packs a node first, so concurrent starts could put
+    every agent, and its model, on one node while another idles)."""
     dedicated = config.placement == "dedicated"
     res = config.agent_resources
     return dict(
         num_cpus=res.num_cpus if dedicated else 0,
         num_gpus=res.num_gpus if dedicated else 0,
+        scheduling_strategy="SPREAD" if dedicated else "DEFAULT",
         max_concurrency=1024,
         max_restarts=3,
         # a call in flight when the actor's node is lost waits for the restarted actor, however long

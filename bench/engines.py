@@ -5,7 +5,7 @@
     .venv-vllm/bin/python bench/engines.py --engine both --json bench-engines.json
     python bench/engines.py --packed both --concurrency 3   # what packed linear weights buy
 
-Each engine is built with ``cultura.engines.create_engine`` from an ``EngineConfig``, warmed up with
+Each engine is built with ``cultura.engines.create_engine`` from its engine settings (``cultura.config.engine_config``), warmed up with
 one short request, then timed on greedy chat requests (``--max-tokens`` each): one request alone,
 then ``--concurrency`` distinct requests submitted at once. Tokens/s counts the completion tokens the
 engine reports, divided by the wall time of the call. Start-up time is reported separately.
@@ -44,14 +44,14 @@ async def timed(engine, requests) -> tuple[int, float]:
 def bench_engine(kind: str, model: str, max_tokens: int, concurrency: int, repeats: int, lora: bool = True,
                  threads: int | None = None, packed: bool = True) -> dict:
     """Build one engine and measure it; returns a row of results."""
-    from cultura.config import EngineConfig
+    from cultura.config import engine_config
     from cultura.engines import create_engine
 
-    config = EngineConfig(kind=kind, model=model, max_batch_size=max(16, concurrency), num_threads=threads,
-                          packed_linear=packed)
+    batching = {"max_batch_size": max(16, concurrency), "packed_linear": packed} if kind == "transformers" else {}
+    config = engine_config(kind=kind, model=model, num_threads=threads, **batching)
     t0 = time.perf_counter()
     if kind == "vllm" and not lora:
-        from cultura.engines.vllm_engine import VllmEngine
+        from cultura.engines.vllm.engine import VllmEngine
 
         engine = VllmEngine(config, enable_lora=False)
     else:

@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from cultura.config import EngineConfig
+    from cultura.config import engine_config
     from cultura.data.cultures import get_culture
     from cultura.data.seed_files import load_seeds
     from cultura.engines.base import Failure
@@ -50,7 +50,7 @@ def main() -> None:
     items = labelled_items(seed_attitudes_of(load_seeds(args.seeds), countries), args.items)
     gold = {label: sum(i["expected"] == label for i in items) for label in LABELS}
     print(f"{len(items)} labelled items from {args.seeds} seeds and {', '.join(countries)}: {gold}")
-    caller = EngineCaller(engine_config=EngineConfig(kind=args.engine, model=args.model), num_threads=args.threads)
+    caller = EngineCaller(engine_config=engine_config(kind=args.engine, model=args.model), num_threads=args.threads)
     start = time.perf_counter()
     judged = []
     try:

@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from cultura.config import EngineConfig, SamplingConfig
+    from cultura.config import SamplingConfig, TransformersEngineConfig
     from cultura.data.cultures import CULTUREPARK_CULTURES
     from cultura.engines import create_engine
     from cultura.engines.base import ChatRequest
@@ -43,7 +43,7 @@ def main() -> None:
     settings = {"no guard": (0, 1), "n-gram ban": (config.no_repeat_ngram_size, 1),
                 "n-gram ban + rerank": (config.no_repeat_ngram_size, config.language_candidates)}
     cases = [(c, q, answer_language("auto", q)) for c in CULTUREPARK_CULTURES for q in QUESTIONS]
-    engine = create_engine(EngineConfig())
+    engine = create_engine(TransformersEngineConfig())
 
     async def answers(ngram: int, candidates: int) -> list:
         requests = [ChatRequest(tuple(culture_persona(c, language=lang).messages(q)), config.params(

@@ -26,7 +26,7 @@ QUESTIONS = ["How important is family in your life?", "What do you think about w
 
 def run(args: argparse.Namespace) -> list[dict]:
     """One row per (temperature, penalty, culture, question): the answer and its repetition figures."""
-    from cultura.config import EngineConfig, SamplingConfig
+    from cultura.config import SamplingConfig, engine_config
     from cultura.engines import create_engine
     from cultura.engines.base import ChatRequest
     from cultura.engines.repetition import loops, most_repeated_span
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     cases = [(t, p, c, q) for t in args.temperatures for p in penalties for c in args.cultures for q in args.questions]
     requests = [ChatRequest.of(culture_persona(c).messages(q), max_tokens=args.max_tokens, temperature=t, seed=args.seed,
                                repetition_penalty=p) for t, p, c, q in cases]
-    engine = create_engine(EngineConfig(kind=args.engine, model=args.model))
+    engine = create_engine(engine_config(kind=args.engine, model=args.model))
 
     async def answer() -> list:
         try:

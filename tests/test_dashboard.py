@@ -13,7 +13,7 @@ import cultura
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "cultura_dashboard.json"
 # modules that import an optional engine at the top by design (its own venv has it: make test-vllm)
-OPTIONAL_ENGINE_MODULES = {"cultura.engines.vllm_ngram": "vllm"}
+OPTIONAL_ENGINE_MODULES = {"cultura.engines.vllm.ngram": "vllm"}
 RAY_LABELS = {"SessionName", "NodeAddress", "WorkerId", "Component", "JobId"}  # Ray adds these to every series
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cultura.config import EngineConfig
+from cultura.config import TransformersEngineConfig
 from cultura.engines import ChatRequest, OptionScores, create_engine
 from cultura.errors import CulturaError
 
@@ -42,7 +42,7 @@ def adapters(tmp_path_factory, default_model_path):
 
 @pytest.fixture(scope="module")
 def engine(adapters):
-    eng = create_engine(EngineConfig(adapters=adapters, max_batch_size=16, batch_wait_ms=20))
+    eng = create_engine(TransformersEngineConfig(adapters=adapters, max_batch_size=16, batch_wait_ms=20))
     yield eng
     asyncio.run(eng.close())
 
@@ -104,7 +104,7 @@ def test_engine_packs_its_linear_layers(engine):
 
 
 def test_packed_layers_give_the_plain_models_tokens_and_scores(engine, adapters):
-    plain = create_engine(EngineConfig(adapters=adapters, packed_linear=False))
+    plain = create_engine(TransformersEngineConfig(adapters=adapters, packed_linear=False))
     reqs = [requests_for([q], adapter=a)[0] for q, a in [(QUESTIONS[0], None), (QUESTIONS[1], "alpha"),
                                                            (QUESTIONS[3], "beta")]]
     messages = [{"role": "user", "content": "Rate from 1 to 5 how much you like rain."}]

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cultura.config import EngineConfig, SamplingConfig
+from cultura.config import SamplingConfig, TransformersEngineConfig
 from cultura.data.cultures import CULTUREPARK_CULTURES
 from cultura.engines import ChatRequest, create_engine
 from cultura.engines.repetition import most_repeated_span, repeated_ngram_bans
@@ -23,7 +23,7 @@ TOKENS = 64  # long enough for a loop to show (a 4-word run three times), short 
 
 @pytest.fixture(scope="module")
 def engine():
-    eng = create_engine(EngineConfig())
+    eng = create_engine(TransformersEngineConfig())
     yield eng
     asyncio.run(eng.close())
 

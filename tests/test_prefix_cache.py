@@ -79,7 +79,7 @@ def _stored(cache: PrefixCache, tokens: list[int]) -> PrefixCache:
 
 
 def test_prefill_groups_keep_padding_small_and_every_row_once():
-    from cultura.engines.decode import prefill_groups
+    from cultura.engines.forward import prefill_groups
 
     lengths = [124] * 8 + [60] * 24
     groups = prefill_groups(lengths)

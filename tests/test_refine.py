@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cultura.config import EngineConfig, Resources, load_config
+from cultura.config import Resources, TransformersEngineConfig, load_config
 from cultura.errors import DataError
 from cultura.pipelines.refine.diversify import choose_k, cluster, group_k, l2_normalise
 from cultura.pipelines.refine.opinions import parse_opinions
@@ -104,7 +104,7 @@ def engine(ray_session):
     from cultura.actors.agents import stop_actors
     from cultura.actors.engine_actor import start_engine_actor
 
-    handle = start_engine_actor(EngineConfig(), Resources(num_cpus=1))
+    handle = start_engine_actor(TransformersEngineConfig(), Resources(num_cpus=1))
     yield handle
     stop_actors([handle])
 

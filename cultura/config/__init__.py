@@ -7,13 +7,17 @@ runs under either. :mod:`.schema` holds the sections' models, :mod:`.load` the p
 
 from cultura.config.load import PROFILES, format_validation_error, load_config, set_dotted
 from cultura.config.schema import (
+    ENGINE_CONFIGS,
+    ENGINE_KINDS,
     CulturaConfig,
     CultureKeys,
     DataConfig,
     EngineConfig,
+    EngineSettings,
     EvalConfig,
     FinetuneConfig,
     GenerateConfig,
+    OpenAIEngineConfig,
     PaletteConfig,
     RayConfig,
     RefineConfig,
@@ -23,8 +27,13 @@ from cultura.config.schema import (
     ServeAutoscaling,
     ServeConfig,
     ServeDeployment,
+    TransformersEngineConfig,
+    VllmEngineConfig,
+    engine_config,
 )
 
-__all__ = ["PROFILES", "CultureKeys", "CulturaConfig", "DataConfig", "EngineConfig", "EvalConfig", "FinetuneConfig",
-           "GenerateConfig", "PaletteConfig", "RayConfig", "RefineConfig", "Resources", "SamplingConfig", "Section",
-           "ServeAutoscaling", "ServeConfig", "ServeDeployment", "format_validation_error", "load_config", "set_dotted"]
+__all__ = ["ENGINE_CONFIGS", "ENGINE_KINDS", "PROFILES", "CulturaConfig", "CultureKeys", "DataConfig",
+           "EngineConfig", "EngineSettings", "EvalConfig", "FinetuneConfig", "GenerateConfig", "OpenAIEngineConfig",
+           "PaletteConfig", "RayConfig", "RefineConfig", "Resources", "SamplingConfig", "Section",
+           "ServeAutoscaling", "ServeConfig", "ServeDeployment", "TransformersEngineConfig", "VllmEngineConfig",
+           "engine_config", "format_validation_error", "load_config", "set_dotted"]

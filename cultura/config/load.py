@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cultura.config.schema import CulturaConfig
+from cultura.config.schema import ENGINE_KINDS, CulturaConfig
 from cultura.errors import ConfigError
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -39,12 +39,18 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     ``source`` (the file or 'overrides') named on the first line."""
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(root)"
+        parts = [str(p) for p in e["loc"]]
+        kind = ""
+        if len(parts) > 2 and parts[-3:-2] == ["engine"] and parts[-2] in ENGINE_KINDS:
+            kind = parts.pop(-2)  # the engine settings' union puts the kind in the path: engine.vllm.max_loras
+        where = ".".join(parts) or "(root)"
         msg = e["msg"]
         if e["type"] == "literal_error":
             msg = f"must be one of {e['ctx']['expected']}, got {e['input']!r}"
+        elif e["type"] == "union_tag_invalid":
+            where, msg = f"{where}.kind", f"must be one of {e['ctx']['expected_tags']}, got {e['ctx']['tag']!r}"
         elif e["type"] == "extra_forbidden":
-            msg = "unknown field"
+            msg = f"unknown field{f' for engine.kind {kind!r}' if kind else ''}"
         elif e["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")
         lines.append(f"  {where}: {msg}")

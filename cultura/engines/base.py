@@ -24,6 +24,15 @@ Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "conten
 VALID_ROLES = ("system", "user", "assistant")
 
 
+class Totals:
+    """Running totals an engine reports (a dataclass of counts and seconds)."""
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain values, seconds rounded."""
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+
 class InvalidRequest(CulturaError):
     """A request an engine refuses on its own (a sampling value, its text, its length): it fails
     alone, before it joins a batch. ``code`` and ``param`` say what to fix (an HTTP API's error code)."""

@@ -37,7 +37,9 @@ class OpenAIEngine(ScoresThroughBatch):
 
     name = "openai"
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, num_threads: int | None = None):
+        """``config``: :class:`~cultura.config.schema.OpenAIEngineConfig`. ``num_threads`` is taken for
+        :func:`~cultura.engines.create_engine`'s one signature and unused: the server does the work."""
         from openai import AsyncOpenAI
 
         self.config = config

@@ -8,7 +8,7 @@ option as the reply. :func:`score_rows` scores a batch of prompts:
    of a question) is read once, before the prompts that extend it, which then read only what
    follows it. Shared prefixes and prompts form a forest (a node's parent is its longest proper
    prefix among them) that is read in rounds by depth; a round is as few forward passes as the rows'
-   lengths allow (:func:`~cultura.engines.decode.prefill_groups`, at most ``max_rows`` rows each).
+   lengths allow (:func:`~cultura.engines.forward.prefill_groups`, at most ``max_rows`` rows each).
    Every row resumes from its nearest ancestor read in this batch or from the engine's prefix cache,
    whichever is longer, and what it read goes into the prefix cache, so later batches (other
    methods, other questions for the same persona) resume from it too.
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from cultura.sampling import SamplingParams
-from cultura.engines.decode import DecodeRow, Totals, forward_logits, prefill_groups, prompt_batch
+from cultura.engines.base import Totals
+from cultura.engines.forward import DecodeRow, forward_logits, prefill_groups, prompt_batch
 from cultura.engines.prefix_cache import CachedPrefix, PrefixCache, common_prefix_length
+from cultura.sampling import SamplingParams
 
 SCORING = SamplingParams(max_tokens=1)  # a scoring row generates nothing; a DecodeRow carries sampling
 

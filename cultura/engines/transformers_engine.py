@@ -40,7 +40,8 @@ from cultura.engines.base import (
     checked_score_prompt,
 )
 from cultura.engines.batcher import MicroBatcher, Pending
-from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeRow, DecodeStats, decode
+from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeStats, decode
+from cultura.engines.forward import DecodeRow
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
 from cultura.engines.rerank import generate_in_language

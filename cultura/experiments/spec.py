@@ -39,6 +39,7 @@ from cultura.config import (
     RayConfig,
     RefineConfig,
     SamplingConfig,
+    TransformersEngineConfig,
     format_validation_error,
 )
 from cultura.errors import ConfigError, CulturaError
@@ -124,7 +125,7 @@ class ExperimentSpec(Strict):
     cultures: CultureKeys = Field(min_length=1, description="culture keys or countries dialogues are generated for")
     seeds: str = Field("bundled", min_length=1, description="'bundled', 'globalopinionqa', or a seed / "
                        "GlobalOpinionQA file: dialogues use its train split, opinions score its eval split")
-    engine: EngineConfig = Field(default_factory=EngineConfig)
+    engine: EngineConfig = Field(default_factory=TransformersEngineConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     data: DataConfig = Field(default_factory=DataConfig)

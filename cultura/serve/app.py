@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cultura.actors.agents import agent_placement_fixes
-from cultura.config import CulturaConfig, load_config
+from cultura.config import CulturaConfig, TransformersEngineConfig, load_config
 from cultura.data.hofstede import CONTINENTS
 from cultura.errors import ConfigError
 from cultura.palette.adapters import continent_adapters
@@ -138,7 +138,9 @@ def build_app(config: Any) -> Any:
     plan = deployment_plan(config)
 
     engine_opts = plan["Engine"]
-    shared_engine = config.engine.model_copy(update={"batch_wait_ms": s.engine_batch_wait_ms})
+    shared_engine = config.engine
+    if isinstance(shared_engine, TransformersEngineConfig):  # vLLM and a remote server batch on their own
+        shared_engine = shared_engine.model_copy(update={"batch_wait_ms": s.engine_batch_wait_ms})
     engine = EngineDeployment.options(**engine_opts).bind(shared_engine, _threads(engine_opts))
     gate = Gate.options(**plan["Gate"]).bind(p)
     agents = {}

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from cultura.engines.vllm_engine import vllm_installed
+from cultura.engines.vllm.engine import vllm_installed
 
 if not vllm_installed():  # checked without importing: on sys.path, tests/vllm itself looks like a package "vllm"
     pytest.skip("vllm is not installed (bash scripts/setup-vllm-venv.sh)", allow_module_level=True)
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.vllm
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cultura.config import EngineConfig  # noqa: E402
+from cultura.config import VllmEngineConfig  # noqa: E402
 from cultura.engines.base import ChatRequest, OptionScores  # noqa: E402
 
 CAPITAL = [{"role": "user", "content": "What is the capital of France? Answer with one word."}]
@@ -42,7 +42,7 @@ def engine():
     """One vLLM engine for the module: default model, LoRA on, 2 adapter slots (+1 for the zero adapter)."""
     from cultura.engines import create_engine
 
-    eng = create_engine(EngineConfig(kind="vllm", max_model_len=1024, max_loras=1, max_lora_rank=8))
+    eng = create_engine(VllmEngineConfig(max_model_len=1024, max_loras=1, max_lora_rank=8))
     yield eng
     run(eng.close())
 

@@ -14,7 +14,7 @@ from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from cultura.engines.repetition import repeated_ngram_bans
 
-PROCESSOR = "cultura.engines.vllm_ngram:NoRepeatNGram"
+PROCESSOR = "cultura.engines.vllm.ngram:NoRepeatNGram"
 FIELD = "no_repeat_ngram_size"
 
 

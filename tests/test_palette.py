@@ -73,6 +73,36 @@ def test_merged_adapter_is_the_weighted_sum(continent_loras, tmp_path):
     assert merge_adapters("default", continent_loras, weights, tmp_path / "merged") == merged  # cached
 
 
+def test_concatenation_covers_modules_only_some_adapters_have_and_refuses_dora(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from cultura.palette.merge import concatenated_lora, merge_adapters
+
+    torch.manual_seed(0)
+    q, v = "base_model.model.layers.0.q_proj", "base_model.model.layers.0.v_proj"
+    first = ({"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]},
+             {f"{q}.lora_A.weight": torch.randn(2, 5), f"{q}.lora_B.weight": torch.randn(3, 2)})
+    second = ({"r": 4, "lora_alpha": 2, "use_rslora": True, "target_modules": ["q_proj", "v_proj"]},
+              {f"{m}.lora_{f}.weight": torch.randn(*shape) for m in (q, v) for f, shape in (("A", (4, 5)), ("B", (3, 4)))})
+    config, merged = concatenated_lora([first, second], [0.25, 0.75])
+    assert config["r"] == config["lora_alpha"] == 6 and config["target_modules"] == ["q_proj", "v_proj"]
+
+    def delta(tensors, module, scaling=1.0):
+        return scaling * tensors[f"{module}.lora_B.weight"] @ tensors[f"{module}.lora_A.weight"]
+
+    expected_q = 0.25 * delta(first[1], q, 4 / 2) + 0.75 * delta(second[1], q, 2 / 4 ** 0.5)
+    assert torch.allclose(delta(merged, q), expected_q, atol=1e-6)
+    assert torch.allclose(delta(merged, v), 0.75 * delta(second[1], v, 2 / 4 ** 0.5), atol=1e-6)
+    dora = tmp_path / "dora"
+    dora.mkdir()
+    (dora / "adapter_config.json").write_text(json.dumps({**first[0], "use_dora": True}))
+    save_file(first[1], str(dora / "adapter_model.safetensors"))
+    with pytest.raises(CulturaError, match="use_dora"):
+        merge_adapters("default", {"Asia": str(dora)}, {"Asia": 1.0}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def agent_calls(pal) -> dict[str, int]:
     """How many respond calls each agent actor has served (read from the actor itself)."""
     import ray

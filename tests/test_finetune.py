@@ -100,12 +100,12 @@ def test_eval_loss_falls_and_registry_entries_are_complete(trained, demo_data):
 
 
 def test_adapter_changes_greedy_output_and_loads_by_registry_name(trained):
-    from cultura.config import EngineConfig
+    from cultura.config import TransformersEngineConfig
     from cultura.engines import ChatRequest, create_engine
     from cultura.adapters import check_adapter_folder
 
     conversation = demo_rows("german")[0][:2]
-    engine = create_engine(EngineConfig(adapter_registry=str(trained.out)))
+    engine = create_engine(TransformersEngineConfig(adapter_registry=str(trained.out)))
     try:
         assert engine.adapters() == sorted(CULTURES)
         check_adapter_folder(trained.out / "german")
@@ -224,6 +224,32 @@ def test_presets_and_overrides():
     assert small["learning_rate"] == 5e-4 and small["target_modules"] == ["all-linear"] and small["lora_r"] == 16
 
 
+def test_engine_dtype_is_the_training_dtype_and_lora_factors_stay_float32(default_model_path, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from cultura.config import FinetuneConfig
+    from cultura.pipelines.finetune.data import tokenize_conversation
+    from cultura.pipelines.finetune.lora_train import build_trainer, load_lora_model
+    from cultura.pipelines.finetune.plan import hyperparameters
+
+    hp = {**hyperparameters(FinetuneConfig(target_modules=["q_proj"], lora_r=4)), "dtype": "bfloat16"}
+    model, _ = load_lora_model("default", hp, use_gpu=False)
+    dtypes = {("lora_" in name, p.dtype) for name, p in model.named_parameters()}
+    assert dtypes == {(False, torch.bfloat16), (True, torch.float32)}
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path))
+    row = tokenize_conversation(tokenizer, demo_rows("german")[-1], max_length=128)
+    batch = {k: torch.tensor([v]) for k, v in row.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what the Trainer's bf16=True runs
+        loss = model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss) and 0.5 < float(loss.detach()) < 10
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for n, p in model.named_parameters() if "lora_" in n)
+    trainer = build_trainer(model, tokenizer, [row], [row], {**hp, "max_steps": 1, "evaluations": 1}, str(tmp_path),
+                            use_gpu=False)
+    assert trainer.args.bf16 and trainer.train().global_step == 1
+
+
 def test_loss_covers_assistant_turns_only(default_model_path):
     from transformers import AutoTokenizer
 
@@ -262,7 +288,7 @@ def test_continent_sets_use_the_chosen_response_and_the_continent_persona(tmp_pa
 
 def test_registry_writes_from_many_threads_keep_every_entry(tmp_path):
     from cultura.registry import AdapterEntry, known_adapters, load_registry, register_adapter
-    from cultura.config import EngineConfig
+    from cultura.config import TransformersEngineConfig
 
     def entry(i: int) -> AdapterEntry:
         return AdapterEntry(name=f"a{i}", kind="culture", target="german", base_model="default",
@@ -276,7 +302,7 @@ def test_registry_writes_from_many_threads_keep_every_entry(tmp_path):
     for t in threads:
         t.join()
     assert sorted(load_registry(tmp_path)) == sorted(f"a{i}" for i in range(12))
-    adapters = known_adapters(EngineConfig(adapter_registry=str(tmp_path), adapters={"a0": "/elsewhere"}))
+    adapters = known_adapters(TransformersEngineConfig(adapter_registry=str(tmp_path), adapters={"a0": "/elsewhere"}))
     assert adapters["a0"] == "/elsewhere" and adapters["a5"] == str(tmp_path / "a5")
     with pytest.raises(CulturaError, match="invalid adapter name"):
         register_adapter(tmp_path, entry(0).__class__(**{**entry(0).__dict__, "name": "../x"}))

@@ -25,9 +25,19 @@ def steps_per_run(n_train: int, hp: dict[str, Any], world_size: int = 1) -> int:
     return max(1, math.ceil(hp["epochs"] * per_epoch))
 
 
+def training_dtype(hp: dict[str, Any], use_gpu: bool) -> str:
+    """The dtype the base model trains in: ``hp['dtype']`` (``engine.dtype``), with bfloat16 on a GPU
+    without it becoming float16."""
+    import torch
+
+    if hp["dtype"] == "bfloat16" and use_gpu and not torch.cuda.is_bf16_supported():
+        return "float16"
+    return hp["dtype"]
+
+
 def load_lora_model(model_name: str, hp: dict[str, Any], use_gpu: bool) -> tuple[Any, Any]:
-    """``(peft model, tokenizer)``: the base model (fp32 on CPU; bf16/fp16 or 4-bit on a GPU) with
-    fresh LoRA layers on ``hp['target_modules']``."""
+    """``(peft model, tokenizer)``: the base model in :func:`training_dtype` (or 4-bit on a GPU) with
+    fresh LoRA layers on ``hp['target_modules']``; peft keeps the LoRA factors in float32."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -37,9 +47,8 @@ def load_lora_model(model_name: str, hp: dict[str, Any], use_gpu: bool) -> tuple
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, training_dtype(hp, use_gpu))}
     if use_gpu:
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if hp["load_in_4bit"]:
             from transformers import BitsAndBytesConfig
 
@@ -63,7 +72,6 @@ def build_trainer(model: Any, tokenizer: Any, train_rows: Sequence[dict], eval_r
                   callbacks: Sequence[Any] = ()) -> Any:
     """A ``transformers.Trainer`` that evaluates and checkpoints ``hp['evaluations']`` times per run
     (the last at the final step), logging the training loss at the same points."""
-    import torch
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     total = steps_per_run(len(train_rows), hp, world_size)
@@ -71,9 +79,8 @@ def build_trainer(model: Any, tokenizer: Any, train_rows: Sequence[dict], eval_r
     scheduler = hp["lr_scheduler"]
     if scheduler == "constant" and hp["warmup_ratio"] > 0:
         scheduler = "constant_with_warmup"  # plain "constant" would ignore the warmup
-    half = {}
-    if use_gpu:
-        half = {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    dtype = training_dtype(hp, use_gpu)
+    half = {"bf16": True} if dtype == "bfloat16" else {"fp16": True} if dtype == "float16" else {}
     args = TrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=hp["batch_size"],

@@ -1,13 +1,14 @@
 """Benchmark accuracy (``cultura eval bench``): items with options and a gold answer, asked as numbered
 multiple-choice questions and scored by option log-probabilities.
 
-Every item of kind ``multiple_choice`` or ``binary`` is asked as its country (or, without one, as its culture as written): the prediction is the option the method puts
-the most probability on, and it is correct when that option is the gold answer. Accuracy per country
-and overall per method carries a 95% bootstrap interval over the items, next to two trivial baselines
-on the same items: ``random`` (expected accuracy 1 / number of options) and ``most-common`` (always the
-most common gold answer of the subset); ``lift`` is the accuracy above the better baseline, a paired
-difference. Items that share a ``group`` (CulturalBench-Hard's four true/false rows of one question)
-also give the benchmark's own question-level accuracy: a question is right only when all its rows are.
+Every item of kind ``multiple_choice`` or ``binary`` is asked as its country (or, without one, as its
+culture as written): the prediction is the option the method puts the most probability on, and it is
+correct when that option is the gold answer. Accuracy per country and overall per method carries a 95%
+bootstrap interval over the items, next to two trivial baselines on the same items: ``random`` (expected
+accuracy 1 / number of options) and ``most-common`` (always the most common gold answer of the subset);
+``lift`` is the accuracy above the better baseline, a paired difference. Items that share a ``group``
+(CulturalBench-Hard's four true/false rows of one question) also give the benchmark's own question-level
+accuracy: a question is right only when all its rows are.
 
 A ``scale`` item with a gold answer (WorldValuesBench's: one participant's answer to a value question)
 is asked as that participant, described by their demographics (:mod:`cultura.eval.respondents`), and
@@ -454,8 +455,10 @@ def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
                   "distance in scale points. The baselines on the same questions: `uniform` (every point "
                   "alike) and `other_continents` (each participant predicted by the other continents' answers "
                   "to the question, their own left out; on the `all` row the mix of those, one per "
-                  "participant). `lift` is the better baseline's distance minus the method's (paired over "
-                  "questions; above zero the method is closer to the people).\n",
+                  "participant, which with continents of like size is close to the pooled answers: a hard "
+                  "baseline there, the continent rows are where the demographics should show). `lift` is "
+                  "the better baseline's distance minus the method's (paired over questions; above zero the "
+                  "method is closer to the people).\n",
                   markdown_table(with_intervals(by_measure["distance"], ("distance", "uniform", "other_continents",
                                                                          "lift"), ("lift",)), DISTANCE_COLUMNS)]
     return lines
@@ -497,7 +500,8 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
              "lemmatiser of BLEnD's own scorer); its `most_common` baseline answers with the other countries' "
              "most-voted answer to the same question in the same language, and there is no `random`. Every figure "
              "is `value [low, high]` with its 95% bootstrap interval over items (over questions for "
-             "`question_accuracy`).\n",
+             "`question_accuracy`). A `scale` item (one survey participant's answer) has no accuracy: its "
+             "questions are scored by distance, in their own section.\n",
              bootstrap_note() + "\n", run_description(config),
              "## Items\n", left_out_line(inputs) + "\n",
              markdown_table(inputs.left_out, LEFT_OUT_COLUMNS) if inputs.left_out else "Nothing was left out.\n",

@@ -4,23 +4,25 @@ the people's, by the Wasserstein-1 (Earth Mover's) distance the paper scores wit
 A scale item is one person's answer (``gold``) to a question on a numeric scale (``options``, the scale
 points "1".."4"; ``group``, the question). It is asked as that person (:mod:`cultura.eval.respondents`)
 and scored by option log-probabilities like every other item. Per question, per continent (or ``all``)
-and method, the method's answer distribution is the mean of its option distributions over the
-question's participants there, and the people's is the histogram of their answers; the distance is
-W1 between the two on the scale's values (``scipy.stats.wasserstein_distance``, the function the
-paper's ``evaluate.py`` calls) **divided by the scale's span** (max - min), so a question on a 1-4
-scale and one on a 1-10 scale count alike: 0 is the same distribution, 1 all the mass at opposite
-ends. ``w1`` keeps the mean of the raw distances (in scale points) too. Lower is better.
+and method, the method's answer distribution is the mean of its option distributions over the question's
+participants there, and the people's is the histogram of their answers; the distance is W1 between the
+two on the scale's values (``scipy.stats.wasserstein_distance``, as WorldValuesBench's evaluation script
+is documented to use) **divided by the scale's span** (max - min), so a question on a 1-4 scale and one
+on a 1-10 scale count alike: 0 is the same distribution, 1 all the mass at opposite ends. ``w1`` keeps
+the mean of the raw distances (in scale points) too. Lower is better.
 
 The report gives the mean normalised distance over questions with a 95% bootstrap interval over
 questions, beside two baselines on the same questions: ``uniform`` (every scale point alike) and
 ``other-continents`` (each participant predicted by the answers the *other* continents' participants
-gave to the same question, their own continent left out; per question the mean of those predictions
-over the participants, as the method's is: on a continent's row that is the other continents'
-histogram, on the ``all`` row the mixture of each continent's leave-out histogram, weighted by its
-participants). ``lift`` is the best (lowest) baseline's distance minus the method's, a paired
-difference over questions, so above zero is better; ``versus_baseline`` gives no verdict under three
-questions. A question only one continent answered has no ``other-continents`` baseline; a row with
-such a question leaves that baseline out and says so.
+gave to the same question, their own continent left out; per question the mean of those predictions over
+the participants, as the method's is: on a continent's row that is the other continents' histogram, on
+the ``all`` row the mixture of each continent's leave-out histogram, weighted by its participants; with
+continents of like size that mixture is close to the pooled answers, so the ``all`` row's baseline is a
+hard one and the continent rows are where knowing the demographics should show). ``lift`` is the best
+(lowest) baseline's distance minus the method's, a paired difference over questions, so above zero is
+better; ``versus_baseline`` gives no verdict under three questions. A question only one continent
+answered has no ``other-continents`` baseline; a row with such a question leaves that baseline out and
+says so.
 
 Scale items are not scored by exact-match accuracy: one person's answer is a single draw from a spread
 of views, exact match rewards only the mode and counts an answer one point off as wrong as one at the

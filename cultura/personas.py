@@ -32,7 +32,7 @@ class Persona:
 
     key: str
     name: str
-    role: str  # main_contact | delegate | continent | meta | assistant
+    role: str  # main_contact | delegate | continent | meta | assistant | respondent
     system_prompt: str
     culture: str | None = None
     country: str | None = None
@@ -64,6 +64,18 @@ def culture_persona(culture: str, name_index: int = 0, language: str = "English"
         prompt = f"{prompt} {extra.strip()}"
     return Persona(key=f"delegate:{c.key}", name=name, role="delegate", system_prompt=prompt,
                    culture=c.key, country=c.primary_country)
+
+
+def respondent_persona(description: str, language: str = "English") -> Persona:
+    """A survey respondent known only by demographics (``description``: "a person living in Asia, in an
+    urban area, whose level of education is tertiary"), answering as that person would, in ``language``.
+    An empty description raises CulturaError."""
+    if not description.strip():
+        raise CulturaError("a respondent persona needs a description of the person")
+    prompt = (f"You are {description.strip()}. You answer survey questions as this person would, from "
+              f"their own life and views. You always write in {language}.")
+    return Persona(key=f"respondent:{description.strip()}", name="respondent", role="respondent",
+                   system_prompt=prompt)
 
 
 def chatbot_prompt(culture: str) -> str:

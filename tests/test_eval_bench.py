@@ -243,3 +243,65 @@ def test_eval_bench_bad_name_or_folder_is_a_clear_error(target, message, tmp_pat
     result = subprocess.run([str(Path(sys.executable).with_name("cultura")), "eval", "bench", target],
                             capture_output=True, text=True, timeout=120, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def _w1_by_cdf(p, q):
+    """W1 on a scale of unit steps: the sum of |CDF differences| between adjacent points (exact there)."""
+    total, cdf_p, cdf_q = 0.0, 0.0, 0.0
+    for a, b in zip(p[:-1], q[:-1]):
+        cdf_p, cdf_q = cdf_p + a, cdf_q + b
+        total += abs(cdf_p - cdf_q)
+    return total
+
+
+def test_eval_bench_worldvaluesbench_is_scored_by_the_distance_to_the_participants_answers(ray_session, tmp_path):
+    """The fixture's 19 participants' answers to 3 questions (1-4, 1-2 and 1-10 scales), base and prompted: per
+    question the mean distribution against the answers' histogram, by W1 over the scale's span, recomputed here
+    from the rows; no accuracy for a scale item; the baselines and lift; the report's section."""
+    import pyarrow.parquet as pq
+
+    from cultura.cli import cli
+
+    items = {i.id: i for i in get_benchmark("worldvaluesbench").read(FIXTURES / "worldvaluesbench").items}
+    out = tmp_path / "wvb"
+    result = CliRunner().invoke(cli, ["eval", "bench", "worldvaluesbench", "--from", str(FIXTURES / "worldvaluesbench"),
+                                      "--methods", "base,prompted", "--report", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "19 of 19 items scored." in result.output and "other_continents" in result.output
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 19 * 2 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        assert r["correct"] is None and r["prediction"] == r["options"][r["top_option"] - 1]
+    base = {r["item_id"]: r["probs"] for r in rows if r["method"] == "base"}
+    prompted = {r["item_id"]: r["probs"] for r in rows if r["method"] == "prompted"}
+    for question in ("Q1", "Q57", "Q48"):  # base hears the question alone: one answer for everyone
+        asked = [base[i] for i in base if items[i].group == question]
+        assert all(p == pytest.approx(asked[0]) for p in asked)
+    assert any(prompted[i] != pytest.approx(base[i], abs=1e-6) for i in base), "the demographics reached the model"
+    summary = pq.read_table(out / "summary.parquet").to_pylist()
+    assert {s["measure"] for s in summary} == {"distance"}, "a scale item has no accuracy"
+    cells = {(s["country"], s["method"]): s for s in summary}
+    assert set(cells) == {(c, m) for c in ("all", "Africa", "Asia", "Europe") for m in ("base", "prompted")}
+    for (country, method), s in cells.items():
+        mine = [r for r in rows if r["method"] == method and country in ("all", r["target"])]
+        distances = []
+        for question in sorted({items[r["item_id"]].group for r in mine}):
+            asked = [r for r in mine if items[r["item_id"]].group == question]
+            options = asked[0]["options"]
+            model = [sum(r["probs"][k] for r in asked) / len(asked) for k in range(len(options))]
+            people = [sum(r["gold"] == o for r in asked) / len(asked) for o in options]
+            distances.append(_w1_by_cdf(model, people) / (len(options) - 1))
+        assert s["items"] == len(mine) and s["questions"] == len(distances) and s["few"]
+        assert s["distance"] == pytest.approx(sum(distances) / len(distances))
+        for name in ("distance", "uniform", "other_continents", "lift"):
+            assert s[f"{name}_low"] <= s[name] <= s[f"{name}_high"], (name, s)
+        best = min(("uniform", "other-continents"), key=lambda b: s[b.replace("-", "_")])
+        assert s["best_baseline"] == best
+        assert s["lift"] == pytest.approx(s[best.replace("-", "_")] - s["distance"])
+        if s["questions"] < 3:
+            assert s["versus_baseline"] == "cannot tell"
+    assert cells[("Africa", "base")]["questions"] == 1 and cells[("all", "base")]["questions"] == 3
+    report = (out / "report.md").read_text()
+    assert "## Distance to the people's answers per question" in report and "divided by the scale's span" in report
+    assert "| probe | all | prompted | 19 *few* | 3 *few* |" in report and "other-continents" in report
+    assert "## Overall per subset and method" not in report and "Nothing was left out." in report

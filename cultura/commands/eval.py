@@ -192,7 +192,9 @@ def bench(benchmark: str, source: str | None, limit: int | None, cultures: str, 
     baselines, with CulturalBench-Hard's all-rows-right question accuracy. Short answers (BLEnD) are
     greedy replies matched against the accepted answers; orientation items (CDEval) give each culture's
     lean per Hofstede dimension beside Hofstede's score; agreement items (CultureBank) compare P(agree)
-    with the share that agreed. Other kinds are counted, not scored."""
+    with the share that agreed; scale items (WorldValuesBench) are asked as the participant their
+    demographics describe and scored per question by the Wasserstein distance to the participants'
+    answers, next to uniform and the other continents' answers. Other kinds are counted, not scored."""
     from cultura.eval.bench import COLUMNS_BY_MEASURE, left_out_line
 
     done = _run("bench", kwargs, benchmark=benchmark, source=source, limit=limit, cultures=cultures)

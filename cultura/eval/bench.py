@@ -1,14 +1,20 @@
 """Benchmark accuracy (``cultura eval bench``): items with options and a gold answer, asked as numbered
 multiple-choice questions and scored by option log-probabilities.
 
-Every item of kind ``multiple_choice`` or ``binary`` (and ``scale`` with a gold answer) is asked as
-its country (or, without one, as its culture as written): the prediction is the option the method puts
-the most probability on, and it is correct when that option is the gold answer. Accuracy per country
-and overall per method carries a 95% bootstrap interval over the items, next to two trivial baselines
-on the same items: ``random`` (expected accuracy 1 / number of options) and ``most-common`` (always the
-most common gold answer of the subset); ``lift`` is the accuracy above the better baseline, a paired
-difference. Items that share a ``group`` (CulturalBench-Hard's four true/false rows of one question)
-also give the benchmark's own question-level accuracy: a question is right only when all its rows are.
+Every item of kind ``multiple_choice`` or ``binary`` is asked as its country (or, without one, as its
+culture as written): the prediction is the option the method puts the most probability on, and it is
+correct when that option is the gold answer. Accuracy per country and overall per method carries a 95%
+bootstrap interval over the items, next to two trivial baselines on the same items: ``random`` (expected
+accuracy 1 / number of options) and ``most-common`` (always the most common gold answer of the subset);
+``lift`` is the accuracy above the better baseline, a paired difference. Items that share a ``group``
+(CulturalBench-Hard's four true/false rows of one question) also give the benchmark's own question-level
+accuracy: a question is right only when all its rows are.
+
+A ``scale`` item with a gold answer (WorldValuesBench's: one participant's answer to a value question)
+is asked as that participant, described by their demographics (:mod:`cultura.eval.respondents`), and
+summarised by :mod:`cultura.eval.value_distance`: per question, the Wasserstein distance between the
+method's mean answer distribution and the participants' answers, next to ``uniform`` and
+``other-continents``; it has no accuracy (that module says why).
 
 An ``orientation`` item (CDEval's) has no gold answer: it is asked as each culture of ``cultures`` and
 summarised by :mod:`cultura.eval.orientation` (the lean to the first pole per Hofstede dimension,
@@ -61,6 +67,8 @@ from cultura.eval.report import (
     write_table,
     write_text,
 )
+from cultura.eval.respondents import item_respondent
+from cultura.eval.value_distance import distance_summary, is_scale, scale_points
 from cultura.intervals import (
     MIN_ITEMS,
     bootstrap_note,
@@ -96,6 +104,9 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("similarity", "double"), ("similarity_low", "double"), ("similarity_high", "double"), ("p_agree", "double"),
     ("share", "double"), ("uniform", "double"), ("uniform_low", "double"), ("uniform_high", "double"),
     ("global_mean", "double"), ("global_mean_low", "double"), ("global_mean_high", "double"),
+    # scale items: normalised Wasserstein-1 per question (lower better), raw W1, the other continents' answers
+    ("distance", "double"), ("distance_low", "double"), ("distance_high", "double"), ("w1", "double"),
+    ("other_continents", "double"), ("other_continents_low", "double"), ("other_continents_high", "double"),
 )
 SHOWN_COLUMNS = ["subset", "country", "method", "items", "accuracy", "questions", "question_accuracy", "random",
                  "most_common", "best_baseline", "lift", "versus_baseline"]
@@ -103,7 +114,10 @@ AGREEMENT_COLUMNS = ["subset", "country", "method", "items", "similarity", "p_ag
                      "best_baseline", "lift", "versus_baseline"]
 ORIENTATION_COLUMNS = ["subset", "country", "method", "items", "orientation", "first_position", "hofstede", "targets",
                        "r_hofstede"]
-COLUMNS_BY_MEASURE = {"accuracy": SHOWN_COLUMNS, "orientation": ORIENTATION_COLUMNS, "agreement": AGREEMENT_COLUMNS}
+DISTANCE_COLUMNS = ["subset", "country", "method", "items", "questions", "distance", "w1", "uniform",
+                    "other_continents", "best_baseline", "lift", "versus_baseline"]
+COLUMNS_BY_MEASURE = {"accuracy": SHOWN_COLUMNS, "orientation": ORIENTATION_COLUMNS, "agreement": AGREEMENT_COLUMNS,
+                      "distance": DISTANCE_COLUMNS}
 INTERVALS = ("accuracy", "question_accuracy", "random", "most_common", "lift")
 LEFT_OUT_COLUMNS = ["kind", "items", "reason"]
 
@@ -158,8 +172,11 @@ def scored(item: Item) -> bool:
 
 
 def item_target(item: Item) -> Target:
-    """Who answers the item: its country when known, else its culture as written (UnknownNameError
-    when that names no country or culture)."""
+    """Who answers the item: a scale item's respondent (described by demographics), else its country when
+    known, else its culture as written (UnknownNameError when that names no country or culture)."""
+    if is_scale(item):
+        scale_points(item)  # options that are no scale are an error before any model time
+        return item_respondent(item)
     if item.country:
         return country_target(item.country)
     if not item.culture:
@@ -257,7 +274,7 @@ def add_predictions(rows: list[dict[str, Any]], items: dict[str, Item]) -> None:
         if is_open(item):
             r["prediction"] = r["response"]
             r["correct"] = matches(r["response"] or "", item.gold, item.language)
-        elif two_poles(item):  # no gold: the lean is what is measured
+        elif two_poles(item) or is_scale(item):  # the lean or the distribution is measured, not each answer
             r["prediction"] = r["options"][r["top_option"] - 1]
         else:
             r["prediction"] = r["options"][r["top_option"] - 1]
@@ -306,7 +323,7 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
     items = {item.id: item for item, _ in inputs.items}
     subsets: dict[str, list[Item]] = {}
     for item, _ in inputs.items:
-        if not two_poles(item):
+        if not (two_poles(item) or is_scale(item)):
             subsets.setdefault(item.subset or "-", []).append(item)
     summary = []
     for subset, members in subsets.items():
@@ -321,7 +338,8 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
                 summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, baselines, grouped))
     names = [m.name for m in methods]
     return (summary + orientation_summary(inputs.benchmark, rows, items, names)
-            + agreement_summary(inputs.benchmark, rows, items, names))
+            + agreement_summary(inputs.benchmark, rows, items, names)
+            + distance_summary(inputs.benchmark, rows, items, names))
 
 
 def baseline_scores(members: Sequence[Item]) -> dict[str, dict[str, float]]:
@@ -394,8 +412,8 @@ def left_out_line(inputs: BenchInputs) -> str:
 
 def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
     """The report's tables, one section per measure the items have: accuracy (overall and per country),
-    orientation, agreement."""
-    by_measure = {m: [s for s in summary if s["measure"] == m] for m in ("accuracy", "orientation", "agreement")}
+    orientation, agreement, distance."""
+    by_measure = {m: [s for s in summary if s["measure"] == m] for m in COLUMNS_BY_MEASURE}
     lines = []
     if by_measure["accuracy"] or not summary:
         scored_rows = by_measure["accuracy"]
@@ -424,6 +442,25 @@ def _tables(summary: Sequence[dict[str, Any]]) -> list[str]:
                   "same items, `lift` the similarity above the better one (paired).\n",
                   markdown_table(with_intervals(by_measure["agreement"], ("similarity", "uniform", "global_mean",
                                                                           "lift"), ("lift",)), AGREEMENT_COLUMNS)]
+    if by_measure["distance"]:
+        lines += ["\n## Distance to the people's answers per question\n",
+                  "Each participant is asked the value question as the person their demographics describe "
+                  "(`prompted`: continent, urban or rural, education in the system prompt; `base` hears the "
+                  "question alone). Per question, the method's answer distribution (the mean of its option "
+                  "distributions over the question's participants on the row) is compared with the histogram "
+                  "of their answers by the Wasserstein-1 (Earth Mover's) distance, WorldValuesBench's own "
+                  "metric, **divided by the scale's span** (max - min) so 1-4 and 1-10 scales count alike: 0 "
+                  "is the same distribution, 1 all the mass at opposite ends; lower is better. `distance` is "
+                  "the mean over `questions` with its 95% bootstrap interval over questions, `w1` the mean raw "
+                  "distance in scale points. The baselines on the same questions: `uniform` (every point "
+                  "alike) and `other_continents` (each participant predicted by the other continents' answers "
+                  "to the question, their own left out; on the `all` row the mix of those, one per "
+                  "participant, which with continents of like size is close to the pooled answers: a hard "
+                  "baseline there, the continent rows are where the demographics should show). `lift` is "
+                  "the better baseline's distance minus the method's (paired over questions; above zero the "
+                  "method is closer to the people).\n",
+                  markdown_table(with_intervals(by_measure["distance"], ("distance", "uniform", "other_continents",
+                                                                         "lift"), ("lift",)), DISTANCE_COLUMNS)]
     return lines
 
 
@@ -463,7 +500,8 @@ def write_report(out: Path, result: BenchReport, inputs: BenchInputs, methods: S
              "lemmatiser of BLEnD's own scorer); its `most_common` baseline answers with the other countries' "
              "most-voted answer to the same question in the same language, and there is no `random`. Every figure "
              "is `value [low, high]` with its 95% bootstrap interval over items (over questions for "
-             "`question_accuracy`).\n",
+             "`question_accuracy`). A `scale` item (one survey participant's answer) has no accuracy: its "
+             "questions are scored by distance, in their own section.\n",
              bootstrap_note() + "\n", run_description(config),
              "## Items\n", left_out_line(inputs) + "\n",
              markdown_table(inputs.left_out, LEFT_OUT_COLUMNS) if inputs.left_out else "Nothing was left out.\n",

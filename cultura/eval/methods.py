@@ -24,7 +24,7 @@ from cultura.data.hofstede import CONTINENTS, continent_of, has_scores, resolve_
 from cultura.errors import CulturaError, UnknownNameError
 from cultura.palette import Palette
 from cultura.palette.gate import hofstede_distance
-from cultura.personas import chatbot_messages, continent_persona, culture_persona
+from cultura.personas import chatbot_messages, continent_persona, culture_persona, respondent_persona
 
 
 class NotApplicable(CulturaError):
@@ -36,13 +36,16 @@ class Target:
     """Who the model answers as: ``key`` as the user named it, the reference ``country``, the culture.
 
     ``culture`` is the culture key used for personas (a CulturePark key or a country's own key);
-    ``adapter_keys`` are the adapter names to try for it, most specific first.
+    ``adapter_keys`` are the adapter names to try for it, most specific first. A survey respondent
+    known by demographics (:func:`respondent_target`) has no country or culture: ``persona`` is the
+    system prompt that describes them, and ``key`` the group their rows are summarised by.
     """
 
     key: str
     country: str
     culture: str
     adapter_keys: tuple[str, ...]
+    persona: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,22 @@ def _base(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _prompted(ctx: MethodContext, target: Target, question: str) -> Plan:
+    if target.persona:  # a respondent described by demographics
+        return Plan((Component(target.key, _persona_chat(target.persona, question)),))
     persona = culture_persona(target.culture)
     return Plan((Component(target.culture, _persona_chat(persona.system_prompt, question)),))
 
 
+def needs_country(target: Target, method: str) -> None:
+    """NotApplicable when the target is a respondent known by demographics, not a country or culture:
+    ``method`` answers as a country (its adapter, continent, Hofstede scores)."""
+    if not target.country:
+        raise NotApplicable(f"{method} answers as a country or culture, and {target.key} is a respondent "
+                            "described by demographics")
+
+
 def _adapter(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_country(target, "adapter")
     culture, adapter = ctx.culture_adapter_of(target)  # asked exactly as its fine-tuning rows ask
     return Plan((Component(target.culture, tuple(chatbot_messages(culture, question)), adapter),))
 
@@ -176,6 +190,7 @@ def _blend(ctx: MethodContext, question: str, weights: dict[str, float], gate: d
 
 
 def _home_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_country(target, "home-continent")
     return _blend(ctx, question, {continent_of(target.country): 1.0}, None)
 
 
@@ -187,6 +202,7 @@ def needs_scores(country: str, method: str) -> None:
 
 
 def _nearest_continent(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_country(target, "nearest-continent")
     needs_scores(target.country, "nearest-continent")
     return _blend(ctx, question, {nearest_continent(target.country, ctx.leave_out_target): 1.0}, None)
 
@@ -196,6 +212,7 @@ def _uniform_blend(ctx: MethodContext, target: Target, question: str) -> Plan:
 
 
 def _gate_mixture(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_country(target, "gate-mixture")
     needs_scores(target.country, "the Cultural MoE gate")
     weights = ctx.gate_weights(question, target.country)
     return _blend(ctx, question, weights, weights)
@@ -206,7 +223,7 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
     for every distinct (question, country), all in one pass of the stages, its agents on the
     command's first engine actor (``ctx.engines``) when there is one; the agents are freed afterwards."""
     todo = list(dict.fromkeys((q, t.country) for q, t in items
-                              if (q, t.country) not in ctx.palette_answers and has_scores(t.country)))
+                              if t.country and (q, t.country) not in ctx.palette_answers and has_scores(t.country)))
     if not todo:
         return
     engine = None
@@ -219,6 +236,7 @@ def _palette_prepare(ctx: MethodContext, items: list[tuple[str, Target]], config
 
 
 def _palette(ctx: MethodContext, target: Target, question: str) -> Plan:
+    needs_country(target, "palette")
     needs_scores(target.country, "Cultural Palette's gate")
     answer = ctx.palette_answers.get((question, target.country))
     if answer is None:
@@ -241,7 +259,8 @@ def nearest_continent(country: str, leave_out: bool = False) -> str:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("base", "the model as it is, no persona", _base),
-    Method("prompted", "the model prompted with the culture's (or country's) persona", _prompted),
+    Method("prompted", "the model prompted with the culture's (or country's) persona, or a survey respondent's "
+           "demographics", _prompted),
     Method("adapter", "the culture's fine-tuned LoRA adapter, asked as its fine-tuning rows ask (CulturePark's "
            "chatbot prompt and the numbered question)", _adapter, paper="culturepark"),
     Method("home-continent", "the continent agent of the country's own continent", _home_continent, paper="palette"),
@@ -290,6 +309,16 @@ def country_target(name: str) -> Target:
     culture = culture_of_country(country).key
     keys = (own,) if culture == own else (own, culture)
     return Target(country, country, own, keys)
+
+
+def respondent_target(key: str, description: str) -> Target:
+    """A target for a survey respondent known by demographics, not by country (a WorldValuesBench
+    participant): ``key`` is the group their rows are summarised by (the continent), and ``prompted``
+    asks as :func:`cultura.personas.respondent_persona` of ``description``; the methods that answer as
+    a country do not apply (:func:`needs_country`)."""
+    if not key.strip():
+        raise CulturaError("a respondent target needs a key (the group it is summarised by)")
+    return Target(key.strip(), "", "", (), respondent_persona(description).system_prompt)
 
 
 def resolve_targets(cultures: str | Sequence[str]) -> list[Target]:

@@ -20,6 +20,15 @@ def test_cluster_profile_changes_values_only():
     assert cfg.placement == "dedicated" and cfg.engine.kind == "vllm" and cfg.agent_resources.num_gpus == 1
 
 
+def test_another_engine_kind_under_a_profile_drops_only_the_profiles_settings_of_its_kind(tmp_path):
+    cfg = load_config(overrides={"profile": "cluster", "engine.kind": "transformers"})
+    assert cfg.engine.kind == "transformers" and cfg.engine.dtype == "bfloat16"  # shared settings stay
+    path = tmp_path / "c.yaml"
+    path.write_text("profile: cluster\nengine:\n  kind: transformers\n  max_model_len: 1024\n")
+    with pytest.raises(ConfigError, match="engine.max_model_len: unknown field for engine.kind 'transformers'"):
+        load_config(path)  # the user's own setting of another kind is still an error
+
+
 def test_yaml_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("engine:\n  kind: openai\n  base_url: http://127.0.0.1:9/v1\nsampling:\n  max_tokens: 32\n")

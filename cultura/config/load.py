@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cultura.config.schema import ENGINE_KINDS, CulturaConfig
+from cultura.config.schema import ENGINE_CONFIGS, ENGINE_KINDS, CulturaConfig
 from cultura.errors import ConfigError
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -32,6 +32,18 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _profile_for(profile: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    """The profile's defaults that apply to ``tree``: when the user picks another engine kind than the
+    profile's, the profile's engine settings that kind does not have are dropped (``--profile cluster
+    --engine-kind transformers`` must not inherit vLLM's max_model_len); the user's own never are."""
+    engine = profile.get("engine")
+    chosen = (tree.get("engine") or {}).get("kind") if isinstance(tree.get("engine"), dict) else None
+    if not engine or chosen is None or chosen == engine.get("kind") or chosen not in ENGINE_CONFIGS:
+        return profile
+    fields = ENGINE_CONFIGS[chosen].model_fields
+    return {**profile, "engine": {k: v for k, v in engine.items() if k in fields}}
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -96,7 +108,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     profile = tree.get("profile", "local")
     if profile not in PROFILES:
         raise ConfigError(f"invalid configuration ({source}):\n  profile: must be one of {tuple(PROFILES)}, got {profile!r}")
-    tree = _deep_merge(PROFILES[profile], tree)
+    tree = _deep_merge(_profile_for(PROFILES[profile], tree), tree)
     try:
         return CulturaConfig.model_validate(tree)
     except ValidationError as err:

@@ -19,10 +19,9 @@ from typing import Any
 from cultura.data.benchmarks.schema import Item
 from cultura.eval.metrics import jsd_similarity
 from cultura.eval.orientation import p_first
-from cultura.eval.report import put_interval
+from cultura.eval.report import country_cells, put_interval
 from cultura.intervals import MIN_ITEMS, mean_interval, paired_difference, versus_baseline
 
-ALL = "all"
 BASELINES = ("uniform", "global-mean")
 
 
@@ -42,8 +41,7 @@ def agreement_summary(benchmark: str, rows: Sequence[dict[str, Any]], items: dic
         in_subset = [r for r in mine if (items[r["item_id"]].subset or "-") == subset]
         for method in methods:
             answered = [r for r in in_subset if r["method"] == method]
-            for country in (ALL, *sorted({r["target"] for r in answered})):
-                cell = [r for r in answered if country in (ALL, r["target"])]
+            for country, cell in country_cells(answered):
                 summary.append(_cell(benchmark, subset, country, method, cell, shares))
     return summary
 

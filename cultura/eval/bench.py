@@ -57,7 +57,9 @@ from cultura.eval.methods import (
 from cultura.eval.metrics import MIN_TARGETS_FOR_R
 from cultura.eval.orientation import NO_LEAN, is_orientation, orientation_summary
 from cultura.eval.report import (
+    ALL,
     RESULT_COLUMNS,
+    country_cells,
     markdown_table,
     markdown_tail,
     method_lines,
@@ -79,7 +81,6 @@ from cultura.intervals import (
 
 SCORED_KINDS = ("multiple_choice", "binary", "scale", "short_answer")  # scale only with a gold answer
 OPEN_INSTRUCTION = "Answer with a single word or short phrase, without explanation."
-ALL = "all"  # the country column of a subset's overall row
 BASELINES = ("random", "most-common")
 # why each kind this version does not score is left out
 NOT_SCORED = {
@@ -330,11 +331,10 @@ def summarise(rows: list[dict[str, Any]], inputs: BenchInputs, methods: Sequence
         baselines = baseline_scores(members)
         # short answers share a group across countries (one question asked of each): no question-level score
         grouped = any(n > 1 for n in Counter(i.group for i in members if i.group and not is_open(i)).values())
-        countries = sorted({r["target"] for r in rows if (items[r["item_id"]].subset or "-") == subset})
-        for country in (ALL, *countries):
+        in_subset = [r for r in rows if (items[r["item_id"]].subset or "-") == subset]
+        for country, in_country in country_cells(in_subset):
             for method in methods:
-                mine = [r for r in rows if (items[r["item_id"]].subset or "-") == subset and r["method"] == method.name
-                        and country in (ALL, r["target"])]
+                mine = [r for r in in_country if r["method"] == method.name]
                 summary.append(_cell(inputs.benchmark, subset, country, method.name, mine, items, baselines, grouped))
     names = [m.name for m in methods]
     return (summary + orientation_summary(inputs.benchmark, rows, items, names)

@@ -22,10 +22,9 @@ from typing import Any
 from cultura.data.benchmarks.schema import Item
 from cultura.data.hofstede import country_scores
 from cultura.eval.metrics import pearson
-from cultura.eval.report import put_interval
+from cultura.eval.report import ALL, put_interval
 from cultura.intervals import MIN_ITEMS, mean_interval
 
-ALL = "all"  # the country column of a dimension's row over every culture
 NO_LEAN = 0.5
 
 

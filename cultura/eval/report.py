@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,17 @@ def with_intervals(rows: Sequence[dict[str, Any]], names: Sequence[str], signed:
                     shown[count] = f"{row[count]} *few*"
         out.append(shown)
     return out
+
+
+ALL = "all"  # the country column of a row over every country
+
+
+def country_cells(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(ALL, rows)``, then each country (a row's ``target``, sorted) with its own rows: the cells a
+    summary reports, so a country is scored only on its own data."""
+    yield ALL, list(rows)
+    for country in sorted({r["target"] for r in rows}):
+        yield country, [r for r in rows if r["target"] == country]
 
 
 def put_interval(entry: dict[str, Any], name: str, interval: Any) -> None:

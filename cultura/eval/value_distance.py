@@ -37,10 +37,9 @@ from typing import Any
 
 from cultura.data.benchmarks.schema import Item
 from cultura.errors import DataError
-from cultura.eval.report import put_interval
+from cultura.eval.report import country_cells, put_interval
 from cultura.intervals import MIN_ITEMS, mean_interval, paired_difference, versus_baseline
 
-ALL = "all"
 BASELINES = ("uniform", "other-continents")
 
 
@@ -110,9 +109,9 @@ def distance_summary(benchmark: str, rows: Sequence[dict[str, Any]], items: dict
         in_subset = [r for r in mine if (items[r["item_id"]].subset or "-") == subset]
         members = [i for i in scale_items if (i.subset or "-") == subset]
         others = {i.id: others_histogram(i, members) for i in members}
-        for country in (ALL, *sorted({r["target"] for r in in_subset})):
+        for country, in_country in country_cells(in_subset):
             for method in methods:
-                cell = [r for r in in_subset if r["method"] == method and country in (ALL, r["target"])]
+                cell = [r for r in in_country if r["method"] == method]
                 summary.append(_cell(benchmark, subset, country, method, cell, items, others))
     return summary
 

@@ -161,39 +161,43 @@ class OutputFolder:
         except json.JSONDecodeError as exc:
             raise DataError(f"{self.manifest_path}: not valid JSON ({exc.msg})") from None
 
+    def check(self, params: Mapping[str, Any], resume: bool = False, overwrite: bool = False) -> bool:
+        """Raise the error :meth:`prepare` would raise for a run with ``params``, touching nothing; return
+        True when the run would resume. Cheap, so a stage calls it before starting Ray."""
+        params = json.loads(json.dumps(dict(params)))
+        if resume and overwrite:
+            raise CulturaError("choose either --resume or --overwrite, not both")
+        if self.location.is_file():
+            raise CulturaError(f"{self.root} is a file, not a folder")
+        if overwrite or not self.location.children():
+            return False
+        manifest = self.manifest()
+        if manifest is None or manifest.get("stage") != self.stage:
+            raise CulturaError(f"{self.root} is not empty and holds no {self.stage} run; "
+                               "choose another output folder or pass --overwrite")
+        if not resume:
+            raise CulturaError(f"{self.root} already holds a {self.stage} run; pass --resume to finish "
+                               "it or --overwrite to replace it")
+        differ = [f"{k}: {manifest['params'].get(k)!r} there, {v!r} now"
+                  for k, v in params.items() if manifest["params"].get(k) != v]
+        if differ:
+            raise CulturaError(f"{self.root} holds a {self.stage} run with other parameters ("
+                               + "; ".join(differ) + "); use the same parameters, or --overwrite")
+        return True
+
     def prepare(self, params: Mapping[str, Any], resume: bool = False, overwrite: bool = False) -> bool:
         """Make the folder ready for a run with ``params``; return True when resuming earlier parts.
 
         An empty or missing folder starts fresh. A folder holding data needs ``resume`` (and the same
         parameters) or ``overwrite`` (which deletes this stage's parts and manifest only).
         """
-        params = json.loads(json.dumps(dict(params)))
-        if resume and overwrite:
-            raise CulturaError("choose either --resume or --overwrite, not both")
-        if self.location.is_file():
-            raise CulturaError(f"{self.root} is a file, not a folder")
-        busy = bool(self.location.children())
-        resuming = False
-        if busy and overwrite:
+        resuming = self.check(params, resume, overwrite)
+        if overwrite and self.location.children():
             self.data.delete()
             self.manifest_path.delete()
-        elif busy:
-            manifest = self.manifest()
-            if manifest is None or manifest.get("stage") != self.stage:
-                raise CulturaError(f"{self.root} is not empty and holds no {self.stage} run; "
-                                   "choose another output folder or pass --overwrite")
-            if not resume:
-                raise CulturaError(f"{self.root} already holds a {self.stage} run; pass --resume to finish "
-                                   "it or --overwrite to replace it")
-            differ = [f"{k}: {manifest['params'].get(k)!r} there, {v!r} now"
-                      for k, v in params.items() if manifest["params"].get(k) != v]
-            if differ:
-                raise CulturaError(f"{self.root} holds a {self.stage} run with other parameters ("
-                                   + "; ".join(differ) + "); use the same parameters, or --overwrite")
-            resuming = True
         self.data.mkdir()
         previous = (self.manifest() or {}) if resuming else {}
-        self.write_manifest({"stage": self.stage, "params": params, "status": "running",
+        self.write_manifest({"stage": self.stage, "params": json.loads(json.dumps(dict(params))), "status": "running",
                              "created_at": previous.get("created_at", _now())})
         return resuming
 

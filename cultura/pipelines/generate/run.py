@@ -211,6 +211,8 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                            f"{', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
                            + "; pass --no-calibration, --split all or other seeds")
+    folder = OutputFolder(out, DIALOGUES, "generate")
+    folder.check(run_params(gen, config), resume=resume, overwrite=overwrite)  # a bad --out fails before Ray starts
     if agents is None:  # before the output folder is touched: a run that cannot be placed leaves no trace
         from cultura.ray_utils import init_ray
 
@@ -219,7 +221,6 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                                  min(gen.workers, math.ceil(len(rows) / gen.batch_size)))
     warn_if_local(out, "--out")
     warn_if_local(None if gen.seeds == "bundled" else gen.seeds, "--seeds")
-    folder = OutputFolder(out, DIALOGUES, "generate")
     folder.prepare(run_params(gen, config), resume=resume, overwrite=overwrite)
     written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])
                   .column("dialogue_id").to_pylist())

@@ -38,8 +38,8 @@ def _profile_for(profile: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any
     """The profile's defaults that apply to ``tree``: when the user picks another engine kind than the
     profile's, the profile's engine settings that kind does not have are dropped (``--profile cluster
     --engine-kind transformers`` must not inherit vLLM's max_model_len); the user's own never are."""
-    engine = profile.get("engine")
-    chosen = (tree.get("engine") or {}).get("kind") if isinstance(tree.get("engine"), dict) else None
+    engine, section = profile.get("engine"), tree.get("engine")
+    chosen = section.get("kind") if isinstance(section, dict) else None
     if not engine or chosen is None or chosen == engine.get("kind") or chosen not in ENGINE_CONFIGS:
         return profile
     fields = ENGINE_CONFIGS[chosen].model_fields

@@ -191,13 +191,14 @@ class OutputFolder:
         An empty or missing folder starts fresh. A folder holding data needs ``resume`` (and the same
         parameters) or ``overwrite`` (which deletes this stage's parts and manifest only).
         """
+        params = json.loads(json.dumps(dict(params)))
         resuming = self.check(params, resume, overwrite)
-        if overwrite and self.location.children():
+        if overwrite:  # deleting what is not there is a no-op
             self.data.delete()
             self.manifest_path.delete()
         self.data.mkdir()
         previous = (self.manifest() or {}) if resuming else {}
-        self.write_manifest({"stage": self.stage, "params": json.loads(json.dumps(dict(params))), "status": "running",
+        self.write_manifest({"stage": self.stage, "params": params, "status": "running",
                              "created_at": previous.get("created_at", _now())})
         return resuming
 

@@ -211,8 +211,8 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                            f"{', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
                            + "; pass --no-calibration, --split all or other seeds")
-    folder = OutputFolder(out, DIALOGUES, "generate")
-    folder.check(run_params(gen, config), resume=resume, overwrite=overwrite)  # a bad --out fails before Ray starts
+    folder, params = OutputFolder(out, DIALOGUES, "generate"), run_params(gen, config)
+    folder.check(params, resume=resume, overwrite=overwrite)  # a bad --out fails before Ray starts
     if agents is None:  # before the output folder is touched: a run that cannot be placed leaves no trace
         from cultura.ray_utils import init_ray
 
@@ -221,7 +221,7 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                                  min(gen.workers, math.ceil(len(rows) / gen.batch_size)))
     warn_if_local(out, "--out")
     warn_if_local(None if gen.seeds == "bundled" else gen.seeds, "--seeds")
-    folder.prepare(run_params(gen, config), resume=resume, overwrite=overwrite)
+    folder.prepare(params, resume=resume, overwrite=overwrite)
     written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])
                   .column("dialogue_id").to_pylist())
     todo = [r for r in rows if r["dialogue_id"] not in written]

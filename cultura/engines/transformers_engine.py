@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from cultura.adapters import resolve_adapter
+from cultura.config.dtype import AUTO, dtype_choice
 from cultura.engines.base import (
     ChatRequest,
     Completion,
@@ -42,10 +44,12 @@ from cultura.engines.base import (
 from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeStats, decode
 from cultura.engines.forward import DecodeRow
+from cultura.engines.int8_linear import can_quantize, quantize_linear_layers
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
 from cultura.engines.rerank import generate_in_language
 from cultura.engines.scoring import ScoreRow, ScoreStats, score_rows
+from cultura.errors import ConfigError
 from cultura.models import resolve_model
 from cultura.registry import known_adapters
 
@@ -91,7 +95,10 @@ class TransformersEngine(ScoresThroughBatch):
         self.num_threads = max(1, num_threads or available_cpus())
         torch.set_num_threads(self.num_threads)
         path = resolve_model(config.model)
-        dtype = getattr(torch, config.dtype)
+        self.dtype = config.resolved_dtype(gpu=False)
+        if config.dtype == AUTO:  # which dtype auto chose, and why, goes to the log (an actor's reaches the driver)
+            print(f"cultura engine: {dtype_choice(config.dtype)}", file=sys.stderr, flush=True)
+        dtype = getattr(torch, self.dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -103,6 +110,12 @@ class TransformersEngine(ScoresThroughBatch):
         # the longest prompt plus answer the model's positions cover (None: the config does not say)
         self.context_window: int | None = getattr(self._model.config, "max_position_embeddings", None)
         self.packed_layers = pack_linear_layers(self._model) if config.packed_linear else 0
+        self.int8_decode_rows = config.int8_decode_rows
+        if self.int8_decode_rows:
+            if not can_quantize():
+                raise ConfigError("engine.int8_decode_rows: this torch build has no int8 weight-only matmul "
+                                  "(torch.ops.aten._weight_int8pack_mm); set it to 0")
+            quantize_linear_layers(self._model)
         eos = self.tokenizer.eos_token_id
         self._eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
         cache_bytes = config.prefix_cache_mb * 1024 * 1024 if _plain_kv_layers(self._model) else 0
@@ -188,16 +201,24 @@ class TransformersEngine(ScoresThroughBatch):
                          use_adapters=bool(self._loaded_adapters), keep_states=self.prefix_cache.max_bytes > 0,
                          stats=self.decode_stats,
                          stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0,
-                         cancelled=lambda i: batch[i].gone.is_set())
+                         cancelled=lambda i: batch[i].gone.is_set(), int8_rows=self.int8_decode_rows)
         completions: list[Completion | None] = []
         for row, out, r in zip(rows, outputs, requests):
             if out.finish_reason == CANCELLED:
                 completions.append(None)
                 continue
             if out.layers is not None:
-                self.prefix_cache.store(row.adapter, out.read_ids, out.layers, resumed_from=row.prefix)
+                self.prefix_cache.store(row.adapter, *self._cacheable(out, len(row.ids)), resumed_from=row.prefix)
             completions.append(self._to_completion(out, len(row.ids), r))
         return completions
+
+    def _cacheable(self, out: DecodeOutput, prompt_tokens: int) -> tuple[list[int], list[tuple[Any, Any]]]:
+        """The token ids and key/value states of ``out`` that may enter the prefix cache: all it read,
+        or with int8 decoding only its prompt, so option scoring never resumes from int8 states."""
+        if not self.int8_decode_rows:
+            return out.read_ids, out.layers
+        return (out.read_ids[:prompt_tokens],
+                [(keys[:, :prompt_tokens].clone(), values[:, :prompt_tokens].clone()) for keys, values in out.layers])
 
     def _to_completion(self, out: DecodeOutput, prompt_tokens: int, request: ChatRequest) -> Completion:
         text = self.tokenizer.decode(out.new_ids, skip_special_tokens=True)

@@ -174,15 +174,16 @@ class VllmEngine(ScoresThroughBatch):
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_bind_spec(cpus, cfg.tensor_parallel_size))
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-            # bf16 falls back to slow paths without AVX512-BF16; compiled graphs took minutes and ran slower
-            kwargs.update(dtype="float32", enforce_eager=True)
+            # compiled graphs took minutes to build here and ran slower; bfloat16 runs slow paths without
+            # AVX512-BF16 or AMX, which is why float32 is the default (engine.dtype auto picks per CPU)
+            kwargs.update(dtype=cfg.resolved_dtype(gpu=False), enforce_eager=True)
             if self.enable_lora:
                 self._cpu_lora_targets = set(CPU_LORA_TARGETS)
                 for folder in self._known.values():
                     self._cpu_lora_targets |= adapter_modules(Path(folder)) - set(NOT_LORA_TARGETS)
                 kwargs["lora_target_modules"] = sorted(self._cpu_lora_targets)
         else:
-            kwargs.update(dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization)
+            kwargs.update(dtype=cfg.resolved_dtype(gpu=True), gpu_memory_utilization=cfg.gpu_memory_utilization)
         from cultura.engines.vllm.ngram import PROCESSOR
 
         kwargs["logits_processors"] = [PROCESSOR]  # the no-repeat n-gram ban (vLLM has no field for it)

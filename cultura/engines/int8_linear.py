@@ -1,12 +1,12 @@
 """8-bit weights for the CPU engine's decode steps of a few rows (``engine.int8_decode_rows``).
 
 At batch 1 a decode step is bound by reading the weights: SmolLM2-135M's linear layers are 538 MB
-in float32, and on a 2-core EPYC they take about 39 of a step's 58 ms (``bench/engines.py
---profile``). An int8 copy of each weight (one scale per output channel) is a quarter of that, and
-torch's ``_weight_int8pack_mm`` reads it with bfloat16 activations: a step for one row costs about
-0.6x the float32 one, for four rows 0.75x, while for 16 rows it costs more than the packed float32
-step. So int8 serves decode steps of at most ``rows`` rows; larger steps, prompt reading, option
-scoring and training keep the float32 weights, and evaluation numbers do not change.
+in float32, and on a 2-core EPYC they took 55 of a step's 97 ms (``bench/engines.py --profile``).
+An int8 copy of each weight (one scale per output channel) is a quarter of that, and torch's
+``_weight_int8pack_mm`` reads it with bfloat16 activations: the batch-1 step fell to 45 ms (linear
+20), while at 16 rows int8 ran at 0.93x the packed float32 step (variant ``int8-any``). So int8
+serves decode steps of at most ``limit`` rows; larger steps, prompt reading, option scoring and
+training keep the model's own weights, and evaluation numbers do not change.
 
 What int8 changes is the generated text: greedy answers follow the float32 ones for a few dozen
 tokens, then may diverge (``bench/engines.py`` prints the agreement). With int8 on, an answer also

@@ -2,7 +2,10 @@
 
 Starts the app on the local Ray (or measures a running one with --url), sends a bounded number of
 requests per model and concurrency over loopback with the official ``openai`` client, and prints
-p50/p99 latency, requests/s and errors, then the ratios (palette / single agent) last.
+p50/p99 of latency, of time to first token (TTFT) and of time per output token (TPOT), requests/s
+and errors, then the ratios (palette / single agent) last. TTFT and TPOT are the server's own
+(its ``Server-Timing`` header): a streamed answer is sent once it is complete, so a streaming
+client would see its first content at the whole latency.
 Target: palette p50 <= 2.5x the single agent's at concurrency 1 (the drafts run in parallel), no errors.
 
 ``--load SECONDS`` runs the bounded load test instead: ``--clients`` clients send ``palette``
@@ -85,6 +88,26 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
 
 
+def ask(client, model: str, text: str, args: argparse.Namespace) -> tuple[float, float | None, float | None]:
+    """One non-streaming request: (latency, server TTFT, server TPOT) in seconds, from its
+    ``Server-Timing`` header (None where the server did not time the answer)."""
+    start = time.perf_counter()
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}], max_tokens=args.max_tokens,
+        extra_body={"country": args.country})
+    raw.parse()
+    latency = time.perf_counter() - start
+    timing = dict(part.strip().split(";dur=", 1) for part in raw.headers.get("server-timing", "").split(",") if ";dur=" in part)
+    seconds = {name: float(value) / 1000 for name, value in timing.items()}
+    return latency, seconds.get("ttft"), seconds.get("tpot")
+
+
+def spread(values: list[float | None]) -> tuple[float, float]:
+    """(p50, p99) of the values that are not None (NaN when none are)."""
+    known = sorted(v for v in values if v is not None)
+    return percentile(known, 0.5), percentile(known, 0.99)
+
+
 def run_load(client, texts: list[str], args: argparse.Namespace, app_name: str | None) -> None:
     """``args.clients`` clients sending ``palette`` requests for ``args.load`` seconds; optionally a replica kill."""
     import threading
@@ -102,9 +125,7 @@ def run_load(client, texts: list[str], args: argparse.Namespace, app_name: str |
                     return
             sent = time.perf_counter()
             try:
-                client.chat.completions.create(model="palette", messages=[{"role": "user", "content": texts[i % len(texts)]}],
-                                               max_tokens=args.max_tokens, extra_body={"country": args.country})
-                outcome = time.perf_counter() - sent
+                outcome = ask(client, "palette", texts[i % len(texts)], args)[0]
             except Exception as exc:  # counted, reported below
                 print(f"  error: {type(exc).__name__}: {str(exc)[:160]}")
                 outcome = None
@@ -160,10 +181,7 @@ def run_abandon(client, url: str, texts: list[str], args: argparse.Namespace, ap
     model = args.abandon_model
 
     def timed(i: int) -> float:
-        start = time.perf_counter()
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}],
-                                       max_tokens=args.max_tokens, extra_body={"country": args.country})
-        return time.perf_counter() - start
+        return ask(client, model, texts[i % len(texts)], args)[0]
 
     before = [timed(i) for i in range(args.follow)]
     engine = engine_info(app_name)
@@ -199,25 +217,24 @@ def engine_info(app_name: str | None) -> dict | None:
 
 
 def run_cell(client, model: str, texts: list[str], args: argparse.Namespace, concurrency: int) -> dict:
-    """``args.requests`` requests to ``model`` with ``concurrency`` in flight: latencies, errors, wall time."""
-    def one(i: int) -> float | None:
-        start = time.perf_counter()
+    """``args.requests`` requests to ``model`` with ``concurrency`` in flight: p50/p99 of latency,
+    TTFT and TPOT, errors, requests/s."""
+    def one(i: int) -> tuple[float, float | None, float | None] | None:
         try:
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}],
-                                           max_tokens=args.max_tokens, extra_body={"country": args.country})
+            return ask(client, model, texts[i % len(texts)], args)
         except Exception as exc:  # counted, reported below
             print(f"  error ({model}): {type(exc).__name__}: {str(exc)[:160]}")
             return None
-        return time.perf_counter() - start
 
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(one, range(args.requests)))
     wall = time.perf_counter() - start
-    latencies = sorted(r for r in results if r is not None)
-    return {"model": model, "concurrency": concurrency, "ok": len(latencies), "errors": results.count(None),
-            "p50": statistics.median(latencies) if latencies else float("nan"),
-            "p99": percentile(latencies, 0.99), "rps": len(latencies) / wall}
+    done = [r for r in results if r is not None]
+    p50, p99 = spread([r[0] for r in done])
+    ttft, tpot = spread([r[1] for r in done]), spread([r[2] for r in done])
+    return {"model": model, "concurrency": concurrency, "ok": len(done), "errors": results.count(None),
+            "p50": p50, "p99": p99, "ttft": ttft, "tpot": tpot, "rps": len(done) / wall}
 
 
 def main() -> None:
@@ -237,8 +254,7 @@ def main() -> None:
     texts = prompts()
     try:
         for model in ("palette", single):  # warm-up: adapters, batcher, first-call costs
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": texts[0]}],
-                                           max_tokens=args.max_tokens, extra_body={"country": args.country})
+            ask(client, model, texts[0], args)
         if args.load:
             run_load(client, texts, args, app_name)
             return
@@ -251,7 +267,9 @@ def main() -> None:
                 row = run_cell(client, model, texts, args, concurrency)
                 rows.append(row)
                 print(f"{model:>18}  c={concurrency:<3} ok={row['ok']:<3} errors={row['errors']:<3} "
-                      f"p50={row['p50']:.2f}s  p99={row['p99']:.2f}s  {row['rps']:.2f} req/s", flush=True)
+                      f"p50={row['p50']:.2f}s  p99={row['p99']:.2f}s  TTFT p50={row['ttft'][0]:.2f}s "
+                      f"p99={row['ttft'][1]:.2f}s  TPOT p50={row['tpot'][0] * 1000:.0f}ms "
+                      f"p99={row['tpot'][1] * 1000:.0f}ms  {row['rps']:.2f} req/s", flush=True)
     finally:
         if app_name:
             from ray import serve
@@ -263,7 +281,8 @@ def main() -> None:
         pal = next(r for r in rows if r["model"] == "palette" and r["concurrency"] == concurrency)
         one = next(r for r in rows if r["model"] == single and r["concurrency"] == concurrency)
         print(f"ratio c={concurrency}: palette/single p50 {pal['p50'] / one['p50']:.2f}x, "
-              f"p99 {pal['p99'] / one['p99']:.2f}x, req/s {pal['rps'] / one['rps']:.2f}x")
+              f"p99 {pal['p99'] / one['p99']:.2f}x, TTFT p50 {pal['ttft'][0] / one['ttft'][0]:.2f}x, "
+              f"req/s {pal['rps'] / one['rps']:.2f}x")
     first = min(r["concurrency"] for r in rows)
     pal = next(r for r in rows if r["model"] == "palette" and r["concurrency"] == first)
     one = next(r for r in rows if r["model"] == single and r["concurrency"] == first)

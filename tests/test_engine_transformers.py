@@ -84,6 +84,29 @@ def test_concurrent_callers_share_batches(engine):
     assert batches < len(reqs)
 
 
+def test_completions_time_their_first_token_from_the_queue_and_each_token_after(engine):
+    async def queued():
+        long = asyncio.ensure_future(engine.generate(requests_for([QUESTIONS[3]], max_tokens=24)))
+        await asyncio.sleep(0.1)  # the long request's batch is running: the next one waits for it
+        submitted = time.perf_counter()
+        short = asyncio.ensure_future(engine.generate(requests_for([QUESTIONS[1]], max_tokens=8)))
+        [first] = await long
+        long_done = time.perf_counter()
+        [second] = await short
+        return first, second, long_done - submitted, time.perf_counter() - submitted
+
+    engine.prefix_cache.clear()
+    first, second, waited, wall = run(queued())
+    for c in (first, second):
+        assert 0 < c.first_token_s and 0 <= c.after_first_s
+        assert c.per_token_s == pytest.approx(c.after_first_s / (c.completion_tokens - 1))
+    assert first.completion_tokens == 24, "the long answer ran to its length, so the short one queued behind it"
+    assert second.first_token_s >= waited - 0.05, (second.first_token_s, waited)  # its queue wait is counted
+    assert second.first_token_s + second.after_first_s <= wall
+    [one] = run(engine.generate(requests_for([QUESTIONS[2]], max_tokens=1)))
+    assert one.first_token_s > 0 and one.per_token_s is None, "one token has no time per output token"
+
+
 def test_mixed_adapter_batch_equals_per_adapter_runs(engine):
     plan = [(QUESTIONS[0], None), (QUESTIONS[0], "alpha"), (QUESTIONS[1], "beta"), (QUESTIONS[3], "alpha"),
             (QUESTIONS[2], None)]

@@ -128,6 +128,11 @@ def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     assert set(body["drafts"]) == set(body["selected"]) and body["missing"] == {}
     assert {"gate_s", "drafts_s", "aggregate_s", "total_s"} <= set(body["timings"])
     assert body["timings"]["total_s"] >= body["timings"]["drafts_s"]
+    timing = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+    first_token_s, per_token_s = float(timing["ttft"]) / 1000, float(timing["tpot"]) / 1000
+    # the blend's first token comes after the gate and the drafts, and before the whole answer is done
+    assert body["timings"]["drafts_s"] <= first_token_s <= body["timings"]["total_s"] + 0.05, (timing, body["timings"])
+    assert 0 < per_token_s < body["timings"]["aggregate_s"]
     header = http.post("/v1/palette", json={"prompt": "How do families celebrate a birthday?", "max_tokens": TOKENS},
                        headers={"X-Cultura-Country": "south korean"})
     assert header.status_code == 200 and header.json()["country"] == "South Korea"
@@ -266,11 +271,17 @@ def test_custom_metrics_reach_prometheus_export(app, http):
     import ray
 
     port = ray._private.worker.global_worker.node.metrics_export_port
-    wanted = ("ray_cultura_serve_gate_weight", "ray_cultura_serve_stage_seconds", "ray_cultura_serve_drafts_skipped")
+    wanted = ("ray_cultura_serve_gate_weight", "ray_cultura_serve_stage_seconds", "ray_cultura_serve_drafts_skipped",
+              "ray_cultura_engine_time_to_first_token_seconds", "ray_cultura_engine_time_per_output_token_seconds")
+    # answers timed at the ingress, tagged by the model asked: the palette (all continents) and a continent agent
+    tagged = {"ray_cultura_serve_time_to_first_token_seconds_count": ('model="palette"', 'continent="all"'),
+              "ray_cultura_serve_time_per_output_token_seconds_count": ('model="continent"', 'continent="Asia"')}
 
     def exported() -> bool:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        return all(name in text for name in wanted)
+        lines = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+        return all(any(name in line for line in lines) for name in wanted) and all(
+            any(line.startswith(name + "{") and all(tag in line for tag in tags) for line in lines)
+            for name, tags in tagged.items())
 
     assert _wait(exported, 60, 2), "custom metrics missing from Ray's Prometheus export"
 

@@ -62,12 +62,28 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated answer with its token counts. ``finish_reason`` is "stop" or "length"."""
+    """One generated answer with its token counts. ``finish_reason`` is "stop" or "length".
+
+    Engines that see their tokens come (transformers, vllm) time them: ``first_token_s`` is the
+    seconds from the request reaching the engine (its queue wait included) to its first generated
+    token, ``after_first_s`` the seconds from that token to the last; None where the engine cannot
+    tell (``openai``, which gets the answer whole).
+    """
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = "stop"
+    first_token_s: float | None = field(default=None, compare=False)  # equal answers are equal, however fast
+    after_first_s: float | None = field(default=None, compare=False)
+
+    @property
+    def per_token_s(self) -> float | None:
+        """Mean seconds per output token after the first (time per output token); None when the
+        answer has fewer than two tokens or was not timed."""
+        if self.after_first_s is None or self.completion_tokens < 2:
+            return None
+        return self.after_first_s / (self.completion_tokens - 1)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for Arrow rows and JSON)."""

@@ -29,12 +29,16 @@ CANCELLED = "cancelled"  # the finish reason of a row whose caller went away
 @dataclass
 class DecodeOutput:
     """What one row generated (end-of-sequence token excluded) and, with ``keep_states``, the
-    key/value states of ``read_ids`` (the prompt plus every generated token but the last)."""
+    key/value states of ``read_ids`` (the prompt plus every generated token but the last).
+    ``first_token_at`` and ``last_token_at`` are the ``time.perf_counter()`` readings when its first
+    and last tokens of ``new_ids`` came (both the end-of-sequence token's when ``new_ids`` is empty)."""
 
     new_ids: list[int]
     finish_reason: str
     read_ids: list[int]
     layers: list[tuple[Any, Any]] | None = None
+    first_token_at: float | None = None
+    last_token_at: float | None = None
 
 
 @dataclass
@@ -72,11 +76,14 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
     generators = [row_generator(r.sampling) for r in rows]
     guard = RepetitionGuard([r.ids for r in rows], [r.sampling.repetition_penalty for r in rows])
     sampled: list[list[int]] = [[] for _ in rows]
+    first_at: list[float | None] = [None] * len(rows)
+    last_at: list[float | None] = [None] * len(rows)
     outputs: list[DecodeOutput | None] = [None] * len(rows)
     while True:
         logits = guard.penalize(logits, batch.rows, sampled)
         logits = ban_repeated_ngrams(logits, batch.rows, sampled, [r.sampling.no_repeat_ngram_size for r in rows])
         chosen = choose_tokens(logits, [rows[i].sampling for i in batch.rows], [generators[i] for i in batch.rows])
+        now = time.perf_counter()
         for slot, (i, token) in enumerate(zip(batch.rows, chosen)):
             if outputs[i] is not None:  # finished earlier, still in the batch
                 continue
@@ -86,11 +93,15 @@ def decode(model: Any, rows: Sequence[DecodeRow], *, eos_ids: set[int], pad_id: 
                 continue
             sampled[i].append(token)
             reason = _finish_reason(token, sampled[i], rows[i], eos_ids, stopped, i)
+            if reason != "eos" or last_at[i] is None:  # an end-of-sequence token is not an output token
+                first_at[i] = first_at[i] or now
+                last_at[i] = now
             if reason is None:
                 continue
             new_ids = sampled[i][:-1] if reason == "eos" else sampled[i]
             outputs[i] = DecodeOutput(new_ids, "length" if reason == "length" else "stop",
-                                      rows[i].ids + sampled[i][:-1], batch.states(slot) if keep_states else None)
+                                      rows[i].ids + sampled[i][:-1], batch.states(slot) if keep_states else None,
+                                      first_at[i], last_at[i])
         live = [slot for slot, i in enumerate(batch.rows) if outputs[i] is None]
         if not live:
             break

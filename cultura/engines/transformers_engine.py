@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cultura.adapters import resolve_adapter
@@ -45,6 +46,7 @@ from cultura.engines.batcher import MicroBatcher, Pending
 from cultura.engines.decode import CANCELLED, DecodeOutput, DecodeStats, decode
 from cultura.engines.forward import DecodeRow
 from cultura.engines.int8_linear import can_quantize, quantize_linear_layers
+from cultura.engines.latency import record_latency
 from cultura.engines.packed_linear import pack_linear_layers
 from cultura.engines.prefix_cache import PrefixCache
 from cultura.engines.rerank import generate_in_language
@@ -66,10 +68,12 @@ def available_cpus() -> int:
 
 @dataclass
 class _Prompt:
-    """A chat request and its prompt's token ids, as queued for generation."""
+    """A chat request and its prompt's token ids, as queued for generation (``queued_at``: when, by
+    ``time.perf_counter()``)."""
 
     request: ChatRequest
     ids: list[int]
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -203,13 +207,15 @@ class TransformersEngine(ScoresThroughBatch):
                          stopped=lambda i, new_ids: _stop_at(self.tokenizer.decode(new_ids), requests[i].sampling.stop) >= 0,
                          cancelled=lambda i: batch[i].gone.is_set(), int8_rows=self.int8_decode_rows)
         completions: list[Completion | None] = []
-        for row, out, r in zip(rows, outputs, requests):
+        for row, out, prompt in zip(rows, outputs, prompts):
             if out.finish_reason == CANCELLED:
                 completions.append(None)
                 continue
             if out.layers is not None:
                 self.prefix_cache.store(row.adapter, *self._cacheable(out, len(row.ids)), resumed_from=row.prefix)
-            completions.append(self._to_completion(out, len(row.ids), r))
+            completion = self._to_completion(out, prompt)
+            record_latency(completion, self.model, prompt.request.adapter)
+            completions.append(completion)
         return completions
 
     def _cacheable(self, out: DecodeOutput, prompt_tokens: int) -> tuple[list[int], list[tuple[Any, Any]]]:
@@ -220,14 +226,15 @@ class TransformersEngine(ScoresThroughBatch):
         return (out.read_ids[:prompt_tokens],
                 [(keys[:, :prompt_tokens].clone(), values[:, :prompt_tokens].clone()) for keys, values in out.layers])
 
-    def _to_completion(self, out: DecodeOutput, prompt_tokens: int, request: ChatRequest) -> Completion:
+    def _to_completion(self, out: DecodeOutput, prompt: _Prompt) -> Completion:
         text = self.tokenizer.decode(out.new_ids, skip_special_tokens=True)
         finish = out.finish_reason
-        cut = _stop_at(text, request.sampling.stop)
+        cut = _stop_at(text, prompt.request.sampling.stop)
         if cut >= 0:
             text, finish = text[:cut], "stop"
-        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(out.new_ids),
-                          finish_reason=finish)
+        return Completion(text=text.strip(), prompt_tokens=len(prompt.ids), completion_tokens=len(out.new_ids),
+                          finish_reason=finish, first_token_s=out.first_token_at - prompt.queued_at,
+                          after_first_s=out.last_token_at - out.first_token_at)
 
     # ----- option scoring -------------------------------------------------------------------
     async def score_batch(self, requests: Sequence[ScoreRequest],

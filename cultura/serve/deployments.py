@@ -249,7 +249,8 @@ class MetaAgent:
 
     async def respond(self, conv: Conversation, decision: Any, draft_sampling: SamplingParams,
                       meta_sampling: SamplingParams, request_id: str | None = None) -> dict[str, Any]:
-        """Answer for a gate decision: ``text``, ``finish_reason``, ``drafts`` (continent -> text),
+        """Answer for a gate decision: ``text``, ``finish_reason``, ``final`` (the completion the
+        text came from: the blend, or with ``select`` the top draft), ``drafts`` (continent -> text),
         ``missing`` (continent -> reason), ``timings`` (seconds), ``usage`` (prompt, completion tokens
         over every model call)."""
         with self.calls.track(request_id):
@@ -280,7 +281,7 @@ class MetaAgent:
             SERVE_METRICS.observe("serve_stage_seconds", timings["aggregate_s"], stage="aggregate")
         text = final_answer(final.text, conv.prompt, {c: d.text for c, d in drafts.items()}, decision.weights,
                             decision.country)
-        return {"text": text, "finish_reason": final.finish_reason,
+        return {"text": text, "finish_reason": final.finish_reason, "final": final,
                 "drafts": {c: d.text for c, d in drafts.items()}, "missing": missing, "timings": timings,
                 "usage": (sum(c.prompt_tokens for c in calls), sum(c.completion_tokens for c in calls))}
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ray import serve
 from starlette.requests import Request  # at module level: FastAPI resolves the routes' annotations here
+from starlette.responses import Response
 
 from cultura.data.hofstede import resolve_country
 from cultura.engines.base import check_context, failure_reason
@@ -39,7 +40,7 @@ from cultura.serve.cancel import cancel_in
 from cultura.serve.catalog import ModelRef, parse_model
 from cultura.serve.deployments import NoDraftsError, invalid_request
 from cultura.serve.guard import Guard
-from cultura.serve.metrics import SERVE_METRICS
+from cultura.serve.metrics import SERVE_METRICS, answer_tags, record_answer_latency
 from cultura.serve.openai_api import (
     ApiError,
     ChatCompletionRequest,
@@ -80,6 +81,7 @@ class IngressSettings:
     blend: str
     models: tuple[str, ...]
     continent_adapters: tuple[str, ...] = ()
+    adapters: tuple[tuple[str, str], ...] = ()  # (model id, adapter folder) of the served agents with one
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     language_candidates: int = 1
@@ -88,12 +90,23 @@ class IngressSettings:
 
 @dataclass
 class Answer:
-    """One finished answer: the text, why it stopped, token usage, and (palette) the details."""
+    """One finished answer: the text, why it stopped, token usage, (palette) the details, the
+    completion its text came from (``final``) and, once timed, its time to first token and time per
+    output token in seconds as the ingress saw them."""
 
     text: str
     finish_reason: str
     usage: Usage
     details: dict[str, Any] = field(default_factory=dict)
+    final: Any = None
+    first_token_s: float | None = None
+    per_token_s: float | None = None
+
+    def server_timing(self) -> dict[str, str]:
+        """The ``Server-Timing`` header (milliseconds) of a timed answer; empty when untimed."""
+        parts = [f"{name};dur={value * 1000:.1f}" for name, value in (("ttft", self.first_token_s),
+                                                                     ("tpot", self.per_token_s)) if value is not None]
+        return {"Server-Timing": ", ".join(parts)} if parts else {}
 
 
 def hash_key(key: str) -> str:
@@ -217,7 +230,7 @@ class Ingress:
             "without_adapter": [c for c in result["drafts"] if c not in s.continent_adapters],
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
-        return Answer(result["text"], result["finish_reason"], Usage.of(*result["usage"]), details)
+        return Answer(result["text"], result["finish_reason"], Usage.of(*result["usage"]), details, result["final"])
 
     async def answer(self, ref: ModelRef, conv: Conversation, country: str | None, body: SamplingFields,
                      request_id: str | None = None) -> Answer:
@@ -237,11 +250,12 @@ class Ingress:
             [completion] = await self.engine.generate.remote([ChatRequest(tuple(conv.messages()), sampling)],
                                                              request_id)
         return Answer(completion.text, completion.finish_reason,
-                      Usage.of(completion.prompt_tokens, completion.completion_tokens))
+                      Usage.of(completion.prompt_tokens, completion.completion_tokens), final=completion)
 
     async def timed_answer(self, ref: ModelRef, conv: Conversation, country: str | None,
-                           body: SamplingFields, request_id: str) -> Answer:
-        """:meth:`answer` within ``serve.request_timeout_s`` (HTTP 504 after), counted in the metrics.
+                           body: SamplingFields, request_id: str, arrived: float | None = None) -> Answer:
+        """:meth:`answer` within ``serve.request_timeout_s`` (HTTP 504 after), counted in the metrics,
+        its time to first token counted from ``arrived`` (``time.perf_counter()``; default now).
         A client that leaves cancels the work (down to the engine's decode loop) and is logged once."""
         start = time.perf_counter()
         try:
@@ -261,6 +275,10 @@ class Ingress:
             SERVE_METRICS.inc("serve_requests", model=ref.kind, status=str(err.status))
             raise err from None
         SERVE_METRICS.inc("serve_requests", model=ref.kind, status="200")
+        selected = answer.details.get("selected") if self.settings.blend == "select" else None
+        tags = answer_tags(ref, dict(self.settings.adapters), selected[0] if selected else None)
+        answer.first_token_s, answer.per_token_s = record_answer_latency(
+            time.perf_counter() - (arrived if arrived is not None else start), answer.final, tags)
         SERVE_METRICS.inc("serve_tokens", answer.usage.prompt_tokens, model=ref.kind, kind="prompt")
         SERVE_METRICS.inc("serve_tokens", answer.usage.completion_tokens, model=ref.kind, kind="completion")
         return answer
@@ -315,12 +333,13 @@ class Ingress:
         check_context(tokens, max_tokens, window)
 
     async def stream(self, ref: ModelRef, conv: Conversation, country: str | None,
-                     body: ChatCompletionRequest, request_id: str) -> AsyncIterator[str]:
-        """The SSE events of a streamed completion: the role chunk at once, then the answer in pieces."""
+                     body: ChatCompletionRequest, request_id: str, arrived: float | None = None) -> AsyncIterator[str]:
+        """The SSE events of a streamed completion: the role chunk at once, then the answer in pieces
+        once it is complete."""
         writer = ChunkWriter(ref.id)
         yield writer.role()
         try:
-            answer = await self.timed_answer(ref, conv, country, body, request_id)
+            answer = await self.timed_answer(ref, conv, country, body, request_id, arrived)
         except ApiError as err:
             for event in writer.error(err, request_id):
                 yield event
@@ -388,21 +407,24 @@ def build_api(ingress: Ingress) -> Any:
         return ModelList(data=[ModelCard(id=m, created=s.created) for m in s.models]).model_dump()
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request, body: ChatCompletionRequest,
+    async def chat_completions(request: Request, response: Response, body: ChatCompletionRequest,
                                x_cultura_country: str | None = Header(None)) -> Any:
-        rid = request_id(request)
+        arrived, rid = time.perf_counter(), request_id(request)
         ref, conv, country = await ingress.prepare(body.model, body.messages, body, x_cultura_country, rid)
         if body.stream:
-            return StreamingResponse(ingress.stream(ref, conv, country, body, rid), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        answer = await ingress.timed_answer(ref, conv, country, body, rid)
+            return StreamingResponse(ingress.stream(ref, conv, country, body, rid, arrived),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        answer = await ingress.timed_answer(ref, conv, country, body, rid, arrived)
+        response.headers.update(answer.server_timing())
         return chat_completion(ref.id, answer.text, answer.finish_reason, answer.usage).model_dump()
 
     @app.post("/v1/palette")
-    async def palette(request: Request, body: PaletteRequest, x_cultura_country: str | None = Header(None)) -> Any:
-        rid = request_id(request)
+    async def palette(request: Request, response: Response, body: PaletteRequest,
+                      x_cultura_country: str | None = Header(None)) -> Any:
+        arrived, rid = time.perf_counter(), request_id(request)
         ref, conv, country = await ingress.prepare("palette", body.chat(), body, x_cultura_country, rid)
-        answer = await ingress.timed_answer(ref, conv, country, body, rid)
+        answer = await ingress.timed_answer(ref, conv, country, body, rid, arrived)
+        response.headers.update(answer.server_timing())
         return {"id": completion_id(), "object": "cultura.palette", "created": int(time.time()), "model": "palette",
                 "answer": answer.text, "finish_reason": answer.finish_reason, **answer.details,
                 "usage": answer.usage.model_dump()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 
 import pytest
 
@@ -76,7 +77,12 @@ def test_greedy_generation_returns_text_and_counts(engine):
     assert c.prompt_tokens == len(engine.prompt_ids(CAPITAL)) > 10
     assert 0 < c.completion_tokens <= 32 and c.finish_reason == "stop"
     [again] = run(engine.generate([ChatRequest.of(CAPITAL, max_tokens=32)]))
-    assert again == c
+    assert again == c, "the same answer, however long it took"
+    started = time.perf_counter()
+    [timed] = run(engine.generate([ChatRequest.of(CAPITAL, max_tokens=32)]))
+    wall = time.perf_counter() - started
+    assert 0 < timed.first_token_s and 0 < timed.after_first_s and timed.first_token_s + timed.after_first_s <= wall
+    assert timed.per_token_s == timed.after_first_s / (timed.completion_tokens - 1)
 
 
 def test_sampling_params_are_honoured(engine):
@@ -158,8 +164,8 @@ def test_batched_scores_equal_one_at_a_time_scores(engine, adapter_dir):
     """One batch of scoring requests of different lengths and option counts (a shared persona,
     single- and multi-token options, an adapter) gives each the scores it gets alone; a refused
     request fails alone."""
-    from cultura.engines.base import Failure, ScoreRequest, score_each
     from cultura.choices import numbered_question, option_numbers
+    from cultura.engines.base import Failure, ScoreRequest, score_each
 
     engine.add_adapter("tiny", str(adapter_dir))
     persona = {"role": "system", "content": "You are Jonas, from Germany. Jonas shares the values common in Germany."}

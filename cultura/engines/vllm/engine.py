@@ -45,6 +45,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ from cultura.engines.base import (
     checked_prompt,
     checked_score_prompt,
 )
+from cultura.engines.latency import record_latency
 from cultura.engines.rerank import generate_in_language
 from cultura.engines.vllm.cpu import CPU_KVCACHE_GIB, CPU_LORA_TARGETS, available_cpu_ids, cpu_bind_spec
 from cultura.engines.vllm.lora import (
@@ -313,7 +315,10 @@ class VllmEngine(ScoresThroughBatch):
                 extra_args={"no_repeat_ngram_size": s.no_repeat_ngram_size} if s.no_repeat_ngram_size else None,
             )
             jobs.append((ids, params, self._lora_request(r.adapter)))
-        return list(await self._on_loop(self._run_all(jobs, self._to_completion)))
+        completions = list(await self._on_loop(self._run_all(jobs, self._to_completion)))
+        for request, completion in zip(requests, completions):
+            record_latency(completion, self.model, request.adapter)
+        return completions
 
     async def _run_all(self, jobs: list[tuple[list[int], Any, Any]], convert: Any) -> list[Any]:
         return await asyncio.gather(*(self._run_one(ids, params, lora, convert) for ids, params, lora in jobs))
@@ -325,21 +330,29 @@ class VllmEngine(ScoresThroughBatch):
             raise CulturaError("the vllm engine is closed")
         final = None
         request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        first_at = last_at = None  # when the first and the latest outputs with tokens came
         async for out in self._engine.generate(TokensPrompt(prompt_token_ids=ids), params, request_id,
                                                lora_request=lora):
             final = out
+            if out.outputs and out.outputs[0].token_ids:
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
         if final is None or not final.finished:
             raise CulturaError(f"vllm request {request_id} ended without a result")
-        return convert(ids, final)
+        timing = (first_at - started, last_at - first_at) if first_at is not None else (None, None)
+        return convert(ids, final, timing)
 
     @staticmethod
-    def _to_completion(ids: list[int], out: Any) -> Completion:
+    def _to_completion(ids: list[int], out: Any, timing: tuple[float | None, float | None]) -> Completion:
+        """The completion of a finished vLLM request; ``timing`` is (first token, first to last token)
+        in seconds, as :meth:`_run_one` saw the outputs come."""
         choice = out.outputs[0]
         finish = choice.finish_reason
         if finish not in ("stop", "length"):
             raise CulturaError(f"vllm request ended with finish_reason {finish!r}")
         return Completion(text=choice.text.strip(), prompt_tokens=len(ids), completion_tokens=len(choice.token_ids),
-                          finish_reason=finish)
+                          finish_reason=finish, first_token_s=timing[0], after_first_s=timing[1])
 
     # ----- option scoring -------------------------------------------------------------------
     async def score_batch(self, requests: Sequence[ScoreRequest],
@@ -381,11 +394,11 @@ class VllmEngine(ScoresThroughBatch):
         jobs = []
         for i in range(0, len(firsts), MAX_SCORED_TOKENS):
             params = VllmSampling(max_tokens=1, temperature=0.0, logprob_token_ids=firsts[i:i + MAX_SCORED_TOKENS])
-            jobs.append(self._run_one(prompt, params, lora, lambda ids, out: _generated_logprobs(out)))
+            jobs.append(self._run_one(prompt, params, lora, lambda ids, out, _timing: _generated_logprobs(out)))
         for option in longer:
             params = VllmSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0, logprob_token_ids=[option[-1]])
             jobs.append(self._run_one(prompt + list(option[:-1]), params, lora,
-                                      lambda ids, out, last=option[-1]: _option_logprob(prompt, ids, out, last)))
+                                      lambda ids, out, _timing, last=option[-1]: _option_logprob(prompt, ids, out, last)))
         results = await asyncio.gather(*jobs)
         single = {token: lp for table in results[:len(results) - len(longer)] for token, lp in table.items()}
         multi = dict(zip(longer, results[len(results) - len(longer):]))

@@ -40,7 +40,7 @@ def distributions(scores) -> list[list[float]]:
 
 @pytest.fixture(scope="module")
 def float32_engine():
-    eng = create_engine(TransformersEngineConfig(max_batch_size=16))
+    eng = create_engine(TransformersEngineConfig(dtype="float32", max_batch_size=16))
     yield eng
     run(eng.close())
 
@@ -78,7 +78,8 @@ def test_auto_dtype_is_bfloat16_exactly_where_the_cpu_runs_it_natively_and_cards
     assert config.engine.resolved_dtype() == resolve_dtype("auto") == expected
     assert provenance(config)["dtype"] == expected
     assert dtype_choice("auto") == f"dtype {expected} (engine.dtype auto: {reason})"
-    assert resolve_dtype("float16") == "float16" and load_config().engine.resolved_dtype() == "float32"
+    assert resolve_dtype("float16") == "float16"
+    assert load_config().engine.dtype == "auto" and load_config().engine.resolved_dtype() == expected, "the default"
     remote = load_config(engine={"kind": "openai", "dtype": "auto"})
     assert remote.engine.resolved_dtype() == "auto"  # a remote server picks its own
 
@@ -113,7 +114,7 @@ def test_int8_decoding_leaves_scores_and_long_batches_as_float32_and_keeps_its_s
         float32_engine):
     from cultura.engines.transformers_engine import BASE
 
-    int8 = create_engine(TransformersEngineConfig(max_batch_size=16, int8_decode_rows=1))
+    int8 = create_engine(TransformersEngineConfig(dtype="float32", max_batch_size=16, int8_decode_rows=1))
     requests = vsm_requests(3)
     asks = [ChatRequest.of([{"role": "user", "content": p}], max_tokens=8) for p in PROMPTS]
 

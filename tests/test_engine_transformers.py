@@ -1,4 +1,8 @@
-"""The transformers engine on the real default model: batching, adapters, option scoring."""
+"""The transformers engine on the real default model: batching, adapters, option scoring.
+
+The engines here run float32 whatever ``engine.dtype: auto`` picks on this CPU: these tests hold the
+engine to exact references (transformers' own float32 ``generate``, the unpacked model); bfloat16's
+own tests are in ``test_engine_dtypes.py``."""
 
 from __future__ import annotations
 
@@ -42,7 +46,8 @@ def adapters(tmp_path_factory, default_model_path):
 
 @pytest.fixture(scope="module")
 def engine(adapters):
-    eng = create_engine(TransformersEngineConfig(adapters=adapters, max_batch_size=16, batch_wait_ms=20))
+    eng = create_engine(TransformersEngineConfig(dtype="float32", adapters=adapters, max_batch_size=16,
+                                                 batch_wait_ms=20))
     yield eng
     asyncio.run(eng.close())
 
@@ -127,7 +132,7 @@ def test_engine_packs_its_linear_layers(engine):
 
 
 def test_packed_layers_give_the_plain_models_tokens_and_scores(engine, adapters):
-    plain = create_engine(TransformersEngineConfig(adapters=adapters, packed_linear=False))
+    plain = create_engine(TransformersEngineConfig(dtype="float32", adapters=adapters, packed_linear=False))
     reqs = [requests_for([q], adapter=a)[0] for q, a in [(QUESTIONS[0], None), (QUESTIONS[1], "alpha"),
                                                            (QUESTIONS[3], "beta")]]
     messages = [{"role": "user", "content": "Rate from 1 to 5 how much you like rain."}]

@@ -269,7 +269,7 @@ def test_eval_opinions_scores_each_country_on_its_own_data(ray_session, tmp_path
     assert card["evaluation"] == "opinions" and card["split"] == "eval" and card["seeds"] == str(FIXTURE)
     assert set(card["seed_ids"]) == {r["item_id"] for r in rows} and card["data_licence"] == "CC-BY-NC-SA-4.0"
     assert card["methods"] == ["base", "adapter"] and card["papers"] == ["CulturePark arXiv:2405.15145v3"]
-    assert card["model"] == load_config().engine.model and card["dtype"] == "float32" and "torch" in card["versions"]
+    assert card["model"] == load_config().engine.model and card["dtype"] == load_config().engine.resolved_dtype() and "torch" in card["versions"]
 
 
 def test_eval_opinions_scores_countries_without_hofstede_scores(ray_session, tmp_path):

@@ -74,7 +74,7 @@ class EngineSettings(Section):
     model: str = Field(DEFAULT_MODEL, min_length=1)
     adapters: dict[str, str] = Field(default_factory=dict, description="adapter name -> folder")
     adapter_registry: str | None = Field(None, description="folder holding registry.json")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("auto", description=(
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description=(
         "weights' dtype of the engine and of fine-tuning's base model; auto: bfloat16 where the device runs it "
         "natively (AMX / AVX512-BF16 CPUs, GPUs), float32 elsewhere (config/dtype.py)"))
     trust_remote_code: bool = False

@@ -148,7 +148,8 @@ def child(args: argparse.Namespace) -> None:
     from cultura.config import load_config
     from cultura.data.seed_files import load_seeds
     from cultura.engines.base import ChatRequest
-    from cultura.pipelines.generate.run import generate_dialogues, plan_dialogues, read_dialogues, sampling_params
+    from cultura.pipelines.generate.plan import count_plan
+    from cultura.pipelines.generate.run import generate_dialogues, read_dialogues, sampling_params
     from cultura.ray_utils import init_ray
     from turns import batched_throughput, turn_requests
 
@@ -160,14 +161,15 @@ def child(args: argparse.Namespace) -> None:
     gen = config.generate
     init_ray(config, **({"num_cpus": args.cpus} if args.cpus else {}))
     seeds = load_seeds(gen.seeds, cultures=CULTURES)[: gen.max_seeds]
-    plan = plan_dialogues(gen, seeds, config.engine.model, config.engine.kind)
-    pool = start_agents(list(plan.personas.values()), config)
+    # the agents the run needs, counted as the run counts them (holding no rows: VmHWM is the whole process's peak)
+    count = count_plan(gen, seeds, config.engine.model, config.engine.kind, frozenset())
+    pool = start_agents(list(count.personas.values()), config)
     engine = pool.engine
     out = tempfile.mkdtemp(prefix="cultura-scale-")
     try:
         warm = ChatRequest.of([{"role": "user", "content": "Hello"}], max_tokens=2)
         ray.get(engine.generate.remote([warm] * config.engine.max_batch_size))  # the model loaded before the clock
-        del plan, seeds  # the run plans again, as a user's run does
+        del count, seeds  # the run plans again, as a user's run does
         before = memory_mib("VmRSS")
         sampler = StoreSampler()
         summary = generate_dialogues(config, out, agents=pool)

@@ -130,6 +130,29 @@ def test_plan_modes_ids_and_calibration(seed_file):
     assert {r["dialogue_id"] for r in plain.rows} == first  # same ids: calibration is a run parameter
 
 
+def test_the_driver_counts_the_plan_without_its_rows_and_the_dataset_plans_exactly_the_rows_left(seed_file,
+                                                                                                 ray_session):
+    from cultura.pipelines.generate.plan import count_plan, planned_dataset
+
+    gen = tiny_config(seed_file, **{"generate.per_seed": 3}).generate
+    seeds = load_seeds(seed_file)
+    rows = plan_dialogues(gen, seeds, "m", "e").rows
+    ids = [r["dialogue_id"] for r in rows]
+    written = frozenset(ids[1:4])
+    for limit in (None, 1, 5, 100):
+        count = count_plan(gen, seeds, "m", "e", written, limit)
+        left = [r for r in rows if r["dialogue_id"] not in written][:limit]
+        assert (count.planned, count.written, count.todo) == (len(rows), 3, len(left))
+        assert list(count.personas) == list(dict.fromkeys(s["key"] for r in left for s in r["speakers"]))
+        for batch_size in (1, 4, 64):  # blocks of one seed, of several, of every seed
+            planned = planned_dataset(gen, seeds, "m", "e", written, count, batch_size).take_all()
+            # blocks finish in any order: the same rows, each once
+            assert sorted(r["dialogue_id"] for r in planned) == sorted(r["dialogue_id"] for r in left), (limit,
+                                                                                                       batch_size)
+    by_id = {r["dialogue_id"]: r for r in planned}
+    assert all(by_id[r["dialogue_id"]]["speakers"] == r["speakers"] for r in left)
+
+
 def test_a_country_and_its_culture_both_find_the_country_rows():
     seeds = load_seeds(FIXTURE)
     gen = load_config(None, {"generate.cultures": ["Germany", "german", "Mexico", "spanish"]}).generate

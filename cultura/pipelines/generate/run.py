@@ -1,18 +1,16 @@
 """CulturePark data generation: seeds x cultures x variations -> dialogues, sharded over Ray Data.
 
-The driver plans every dialogue (one row each: seed, culture, speakers with their system prompts,
-script) and gives each a deterministic id. The rows not yet written become a Ray Dataset;
-``map_batches`` runs them on an actor pool of :class:`~cultura.pipelines.generate.dialogue.DialogueWorker`, which
-advances all dialogues of a batch turn by turn with one batched call per agent per turn. The driver
-streams the finished rows into part files; failed dialogues are counted and left out, so
-``resume=True`` retries them.
+Every dialogue is one row (seed, culture, speakers with their system prompts, script) with a
+deterministic id (:mod:`.plan`). The driver counts the plan seed by seed, keeping no rows; the rows not
+yet written are planned inside a Ray Dataset, a block of seeds at a time, and ``map_batches`` runs them
+on an actor pool of :class:`~cultura.pipelines.generate.dialogue.DialogueWorker`, which advances all
+dialogues of a batch turn by turn with one batched call per agent per turn. The driver streams the
+finished rows into part files; failed dialogues are counted and left out, so ``resume=True`` retries
+them. Resuming reads only the id column of the written parts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,11 +19,20 @@ from typing import Any
 
 from cultura.actors.agents import agent_demands, agent_placement_fixes, start_agents
 from cultura.cards import data_licence, provenance, write_card
-from cultura.data.cultures import get_culture
 from cultura.data.seed_files import load_seeds
 from cultura.errors import CulturaError
-from cultura.personas import Persona, culture_persona, main_contact_persona
+from cultura.personas import Persona
 from cultura.pipelines.generate.dialogue import DialogueWorker
+from cultura.pipelines.generate.plan import (  # noqa: F401  (CALIBRATION, delegate, dialogue_id: re-exported)
+    CALIBRATION,
+    PlanCount,
+    blocks_for,
+    count_plan,
+    delegate,
+    dialogue_id,
+    plan_dialogues,
+    planned_dataset,
+)
 from cultura.pipelines.generate.schema import conform, dialogue_schema
 from cultura.pipelines.writer import OutputFolder, PartWriter, read_parts
 from cultura.placement import Demand, check_placement, cluster_nodes
@@ -33,7 +40,6 @@ from cultura.ray_utils import init_ray
 from cultura.storage import warn_if_local
 
 DIALOGUES = "dialogues"
-CALIBRATION = "{attitude} You share this view: everything you say must agree with it."
 # The run parameters that decide what the dialogues are: a resumed run must match them.
 IDENTITY = ("cultures", "seeds", "sources", "max_seeds", "split", "attitude", "mode", "script", "rounds", "per_seed",
             "calibration", "main_contact", "main_contact_description", "language", "delegate_adapter",
@@ -78,92 +84,6 @@ class GenerateSummary:
                 "skipped_no_attitude": self.skipped_no_attitude, "nodes": dict(self.nodes), "out": str(self.out)}
 
 
-def dialogue_id(seed_id: str, culture: str, mode: str, script: str, variation: int) -> str:
-    """The deterministic id of a dialogue (same inputs, same id), so output is idempotent."""
-    key = json.dumps([seed_id, culture, mode, script, variation])
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
-
-
-def delegate(culture: str, name_index: int, language: str, adapter: str | None = None, extra: str = "") -> Persona:
-    """A delegate persona whose key is unique per culture and name (one agent actor each)."""
-    from dataclasses import replace
-
-    index = name_index % len(get_culture(culture).names)
-    persona = culture_persona(culture, index, language=language, extra=extra).with_adapter(adapter)
-    return replace(persona, key=f"delegate:{culture}:{index}")
-
-
-def _speaker(persona: Persona, system_prompt: str) -> dict[str, Any]:
-    return {"key": persona.key, "name": persona.name, "role": persona.role, "culture": persona.culture,
-            "country": persona.country, "adapter": persona.adapter, "system_prompt": system_prompt}
-
-
-@dataclass
-class Plan:
-    """Every dialogue of a run, the agents it needs (uncalibrated personas by key), and the
-    (seed, culture) pairs skipped because the culture's attitude on the seed is unknown."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    personas: dict[str, Persona] = field(default_factory=dict)
-    skipped: int = 0
-
-    def speaker(self, persona: Persona, system_prompt: str | None = None) -> dict[str, Any]:
-        """Register ``persona`` as an agent; its speaker entry uses ``system_prompt`` when given."""
-        self.personas.setdefault(persona.key, persona)
-        return _speaker(persona, system_prompt or persona.system_prompt)
-
-    def delegate(self, gen: Any, seed: Any, culture: str, name_index: int) -> dict[str, Any]:
-        """A delegate speaker; with calibration its system prompt states the culture's attitude."""
-        persona = delegate(culture, name_index, gen.language, gen.delegate_adapter)
-        if not gen.calibration:
-            return self.speaker(persona)
-        extra = CALIBRATION.format(attitude=seed.attitude_text(culture, gen.attitude == "pooled"))
-        calibrated = delegate(culture, name_index, gen.language, gen.delegate_adapter, extra=extra)
-        return self.speaker(persona, calibrated.system_prompt)
-
-
-def plan_dialogues(gen: Any, seeds: Sequence[Any], model: str, engine: str) -> Plan:
-    """Plan every dialogue of a run (``gen`` is a :class:`~cultura.config.GenerateConfig`).
-
-    ``cross``: the main contact and one delegate; ``in``: two delegates of one culture; ``multi``:
-    the main contact and one delegate of each culture. With calibration a delegate needs its
-    culture's attitude on the seed (its primary country's data, or its countries' pooled with
-    ``gen.attitude == "pooled"``); a seed without one skips that culture. Each row records the
-    attitude and the country whose data gave it (``attitude_country``).
-    """
-    cultures = gen.cultures  # canonical keys: the config validated them
-    contact = main_contact_persona(gen.main_contact, gen.main_contact_description, language=gen.language)
-    pooled = gen.attitude == "pooled"
-    plan = Plan()
-    for seed in seeds:
-        found = {c: seed.culture_attitude(c, pooled) for c in cultures}
-        usable = [c for c in cultures if not gen.calibration or found[c] is not None]
-        plan.skipped += len(cultures) - len(usable)
-        base = {"seed_id": seed.id, "seed_source": seed.source, "seed_text": seed.text, "seed_kind": seed.kind,
-                "options": list(seed.options), "mode": gen.mode, "script": gen.script,
-                "calibration": gen.calibration, "rounds": gen.rounds, "model": model, "engine": engine,
-                "adapter": gen.delegate_adapter, "question": seed.prompt_text()}
-        for v in range(gen.per_seed):
-            groups: list[tuple[str, list[dict]]] = []  # culture, speakers
-            if gen.mode == "multi" and len(usable) >= 2:
-                people = [plan.speaker(contact), *(plan.delegate(gen, seed, c, v) for c in usable)]
-                groups.append(("+".join(usable), people))
-            elif gen.mode == "cross":
-                groups += [(c, [plan.speaker(contact), plan.delegate(gen, seed, c, v)]) for c in usable]
-            elif gen.mode == "in":
-                groups += [(c, [plan.delegate(gen, seed, c, 2 * v + i) for i in (0, 1)]) for c in usable]
-            for culture, speakers in groups:
-                multi = "+" in culture
-                attitude = None if multi or found[culture] is None else found[culture]
-                data = "; ".join(f"{c}: {found[c].source}" for c in usable if found[c]) if multi else (
-                    attitude.source if attitude else None)
-                plan.rows.append(base | {"dialogue_id": dialogue_id(seed.id, culture, gen.mode, gen.script, v),
-                                         "culture": culture, "country": None if multi else speakers[-1]["country"],
-                                         "attitude": attitude.answer if attitude else None,
-                                         "attitude_country": data, "variation": v, "speakers": speakers})
-    return plan
-
-
 def run_params(gen: Any, config: Any) -> dict[str, Any]:
     """The manifest's parameters: what decides the dialogues, plus the model and sampling used."""
     params = {k: getattr(gen, k) for k in IDENTITY}
@@ -204,50 +124,49 @@ def generate_dialogues(config: Any, out: str | Path, *, resume: bool = False, ov
                        split=None if gen.split == "all" else gen.split, eval_fraction=config.data.eval_fraction,
                        pooled=gen.attitude == "pooled")
     seeds = seeds[: gen.max_seeds] if gen.max_seeds else seeds
-    plan = plan_dialogues(gen, seeds, config.engine.model, config.engine.kind)
-    rows = plan.rows
-    if not rows:
+    folder, params = OutputFolder(out, DIALOGUES, "generate"), run_params(gen, config)
+    resuming = folder.check(params, resume=resume, overwrite=overwrite)  # a bad --out fails before Ray starts
+    written = _written_ids(folder, gen.format) if resuming else frozenset()
+    count = count_plan(gen, seeds, config.engine.model, config.engine.kind, written, limit)
+    if not count.planned:
         raise CulturaError(f"nothing to generate: no seed of the {gen.split!r} split has a known attitude for "
                            f"{', '.join(cultures)}"
                            + (" in multi mode (needs two cultures per seed)" if gen.mode == "multi" else "")
                            + "; pass --no-calibration, --split all or other seeds")
-    folder, params = OutputFolder(out, DIALOGUES, "generate"), run_params(gen, config)
-    folder.check(params, resume=resume, overwrite=overwrite)  # a bad --out fails before Ray starts
-    if agents is None:  # before the output folder is touched: a run that cannot be placed leaves no trace
-        from cultura.ray_utils import init_ray
-
+    if agents is None and count.todo:  # before the folder is touched: a run that cannot be placed leaves no trace
         init_ray(config)
-        check_generate_placement(config, list(plan.personas.values()),
-                                 min(gen.workers, math.ceil(len(rows) / gen.batch_size)))
+        workers = min(gen.workers, blocks_for(count, gen.batch_size))
+        check_generate_placement(config, list(count.personas.values()), workers)
     warn_if_local(out, "--out")
     warn_if_local(None if gen.seeds == "bundled" else gen.seeds, "--seeds")
     folder.prepare(params, resume=resume, overwrite=overwrite)
-    written = set(read_parts(folder.data, dialogue_schema(), gen.format, ["dialogue_id"])
-                  .column("dialogue_id").to_pylist())
-    todo = [r for r in rows if r["dialogue_id"] not in written]
-    todo = todo[:limit] if limit else todo
-    summary = GenerateSummary(folder.root, planned=len(rows), skipped_no_attitude=plan.skipped,
-                              already_written=len({r["dialogue_id"] for r in rows} & written))
+    summary = GenerateSummary(folder.root, planned=count.planned, skipped_no_attitude=count.skipped,
+                              already_written=count.written)
     status = "running"
     try:
-        if todo:
-            personas = [plan.personas[k] for k in dict.fromkeys(s["key"] for r in todo for s in r["speakers"])]
-            _run(config, todo, personas, folder, summary, agents, progress, on_part)
+        if count.todo:
+            _run(config, seeds, written, count, folder, summary, agents, progress, on_part)
         status = "complete" if summary.complete else "partial"
     except BaseException:
         status = "interrupted"
         raise
     finally:
         folder.write_manifest({"status": status, "summary": summary.as_dict()})
-        write_generation_card(folder, config, rows, summary, status)
+        write_generation_card(folder, config, count.seed_ids, summary, status)
     return summary
 
 
-def write_generation_card(folder: OutputFolder, config: Any, rows: Sequence[dict], summary: GenerateSummary,
+def _written_ids(folder: OutputFolder, fmt: str) -> frozenset[str]:
+    """The ids of the dialogues already in ``folder`` (its parts' id column only)."""
+    table = read_parts(folder.data, dialogue_schema(), fmt, ["dialogue_id"])
+    return frozenset(table.column("dialogue_id").to_pylist())
+
+
+def write_generation_card(folder: OutputFolder, config: Any, seed_ids: Sequence[str], summary: GenerateSummary,
                           status: str) -> Any:
     """The run folder's card: the model, the seeds and split the dialogues rest on, the paper, the data licence."""
     gen = config.generate
-    seed_ids = sorted({r["seed_id"] for r in rows})
+    seed_ids = sorted(set(seed_ids))
     fields = {"stage": "generate", "status": status, **provenance(config, "culturepark"),
               "cultures": list(gen.cultures), "mode": gen.mode, "rounds": gen.rounds, "seeds": gen.seeds,
               "split": gen.split, "eval_fraction": config.data.eval_fraction, "seed_ids": seed_ids,
@@ -262,26 +181,28 @@ def write_generation_card(folder: OutputFolder, config: Any, rows: Sequence[dict
     return write_card(folder.location, "CulturePark dialogues", fields, body)
 
 
-def _run(config: Any, todo: list[dict], personas: list[Persona], folder: OutputFolder, summary: GenerateSummary,
-         agents: Any, progress: bool, on_part: Callable[[Any], None] | None) -> None:
-    """Start agents (unless given), run the Ray Data pipeline and stream its rows into part files."""
+def _run(config: Any, seeds: Sequence[Any], written: frozenset[str], count: PlanCount, folder: OutputFolder,
+         summary: GenerateSummary, agents: Any, progress: bool, on_part: Callable[[Any], None] | None) -> None:
+    """Start agents (unless given), run the Ray Data pipeline over the dialogues ``count`` says run
+    now and stream its rows into part files."""
     import ray
 
     gen = config.generate
     init_ray(config)
-    pool = agents or start_agents(personas, config)
-    missing = sorted({s["key"] for r in todo for s in r["speakers"]} - set(pool.agents))
+    pool = agents or start_agents(list(count.personas.values()), config)
+    missing = sorted(set(count.personas) - set(pool.agents))
     if missing:
         raise CulturaError(f"the agent pool has no agent for {', '.join(missing)}")
     writer = PartWriter(folder.data, dialogue_schema(), gen.format, gen.rows_per_file, on_file=on_part)
-    bar = _progress_bar(len(todo)) if progress else None
+    bar = _progress_bar(count.todo) if progress else None
     ray.data.DataContext.get_current().enable_progress_bars = False  # the driver shows its own
     if progress:
         _quiet_ray_data_console()
     start = time.perf_counter()
     try:
-        blocks = max(1, math.ceil(len(todo) / gen.batch_size))
-        ds = ray.data.from_items(todo, override_num_blocks=blocks).map_batches(
+        blocks = blocks_for(count, gen.batch_size)
+        planned = planned_dataset(gen, seeds, config.engine.model, config.engine.kind, written, count, gen.batch_size)
+        ds = planned.map_batches(
             DialogueWorker,
             fn_constructor_kwargs={"agents": {k: pool.names.get(k, h) for k, h in pool.agents.items()},
                                    "sampling": sampling_params(config)},

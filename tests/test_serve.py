@@ -126,6 +126,7 @@ def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     assert body["country"] == "Nigeria" and body["answer"].strip()  # detected in the prompt
     assert abs(sum(body["weights"].values()) - 1) < 1e-6 and body["selected"][0] == "Africa"
     assert set(body["drafts"]) == set(body["selected"]) and body["missing"] == {}
+    assert body["without_adapter"] == list(body["drafts"]), "the test app serves no continent adapter"
     assert {"gate_s", "drafts_s", "aggregate_s", "total_s"} <= set(body["timings"])
     assert body["timings"]["total_s"] >= body["timings"]["drafts_s"]
     timing = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))

@@ -162,7 +162,7 @@ def build_app(config: Any) -> Any:
         no_repeat_ngram_size=config.sampling.no_repeat_ngram_size,
         language_candidates=config.sampling.language_candidates,
         draft_temperature=p.temperature, meta_temperature=p.meta_temperature, blend=p.blend,
-        models=tuple(listed_models(list(cultures_with_adapter))), continent_adapters=tuple(continents_with_adapter),
+        models=tuple(listed_models(list(cultures_with_adapter))),
         adapters=(*((f"continent/{c}", a) for c, a in continents_with_adapter.items()),
                   *((f"culture/{c}", a) for c, a in cultures_with_adapter.items())))
     return Ingress.options(**plan["Ingress"]).bind(gate, meta, agents, culture, engine, settings)

@@ -19,6 +19,7 @@ client), else the ``X-Cultura-Country`` header, else the first country named in 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -80,12 +81,16 @@ class IngressSettings:
     meta_temperature: float
     blend: str
     models: tuple[str, ...]
-    continent_adapters: tuple[str, ...] = ()
     adapters: tuple[tuple[str, str], ...] = ()  # (model id, adapter folder) of the served agents with one
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     language_candidates: int = 1
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @functools.cached_property
+    def adapter_of(self) -> dict[str, str]:
+        """Model id (``continent/Europe``, ``culture/korean``) -> its adapter folder, for those with one."""
+        return dict(self.adapters)
 
 
 @dataclass
@@ -227,7 +232,7 @@ class Ingress:
             "blend": s.blend, "country": decision.country, "weights": decision.weights,
             "selected": list(decision.selected), "relevance": decision.relevance, "proximity": decision.proximity,
             "drafts": result["drafts"], "missing": result["missing"],
-            "without_adapter": [c for c in result["drafts"] if c not in s.continent_adapters],
+            "without_adapter": [c for c in result["drafts"] if f"continent/{c}" not in s.adapter_of],
             "timings": {k: round(v, 4) for k, v in timings.items()},
         }
         return Answer(result["text"], result["finish_reason"], Usage.of(*result["usage"]), details, result["final"])
@@ -276,7 +281,7 @@ class Ingress:
             raise err from None
         SERVE_METRICS.inc("serve_requests", model=ref.kind, status="200")
         selected = answer.details.get("selected") if self.settings.blend == "select" else None
-        tags = answer_tags(ref, dict(self.settings.adapters), selected[0] if selected else None)
+        tags = answer_tags(ref, self.settings.adapter_of, selected[0] if selected else None)
         answer.first_token_s, answer.per_token_s = record_answer_latency(
             time.perf_counter() - (arrived if arrived is not None else start), answer.final, tags)
         SERVE_METRICS.inc("serve_tokens", answer.usage.prompt_tokens, model=ref.kind, kind="prompt")

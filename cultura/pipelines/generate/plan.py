@@ -140,8 +140,8 @@ class PlanCount:
     stop: tuple[int, int] | None = None  # (seed index, rows left of that seed) where a limit ends the run
 
 
-def _rows_left(planner: Planner, seed: Any, written: frozenset[str] | set[str]) -> list[dict[str, Any]]:
-    return [r for r in planner.rows(seed) if r["dialogue_id"] not in written]
+def _rows_left(rows: list[dict[str, Any]], written: frozenset[str] | set[str]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["dialogue_id"] not in written]
 
 
 def count_plan(gen: Any, seeds: Sequence[Any], model: str, engine: str, written: frozenset[str] | set[str],
@@ -155,7 +155,7 @@ def count_plan(gen: Any, seeds: Sequence[Any], model: str, engine: str, written:
         if rows:
             count.seed_ids.append(seed.id)
         count.planned += len(rows)
-        left = [r for r in rows if r["dialogue_id"] not in written]
+        left = _rows_left(rows, written)
         count.written += len(rows) - len(left)
         if count.stop is None and left:
             taken = left if limit is None else left[:limit - count.todo]
@@ -184,7 +184,7 @@ def plan_block(item: dict[str, Any], *, gen: Any, seeds: Any, model: str, engine
     seeds, written = ray.get(seeds), ray.get(written)
     planner = Planner(gen, model, engine)
     for index in range(int(item["first"]), int(item["last"])):
-        rows = _rows_left(planner, seeds[index], written)
+        rows = _rows_left(planner.rows(seeds[index]), written)
         if stop is not None and index == stop[0]:
             yield from rows[:stop[1]]
             return

@@ -119,8 +119,10 @@ def test_culture_agents_answer_in_the_language_asked(client):
 
 
 def test_palette_endpoint_reports_gate_drafts_and_timings(http):
+    sent = time.perf_counter()
     response = http.post("/v1/palette", json={"prompt": "What should I bring to a wedding in Nigeria?",
                                               "max_tokens": TOKENS})
+    wall = time.perf_counter() - sent
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["country"] == "Nigeria" and body["answer"].strip()  # detected in the prompt
@@ -131,8 +133,10 @@ def test_palette_endpoint_reports_gate_drafts_and_timings(http):
     assert body["timings"]["total_s"] >= body["timings"]["drafts_s"]
     timing = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
     first_token_s, per_token_s = float(timing["ttft"]) / 1000, float(timing["tpot"]) / 1000
-    # the blend's first token comes after the gate and the drafts, and before the whole answer is done
-    assert body["timings"]["drafts_s"] <= first_token_s <= body["timings"]["total_s"] + 0.05, (timing, body["timings"])
+    # the blend's first token comes after the gate and the drafts, and before the client has the answer;
+    # it counts from the request's arrival, so it also holds the token check before the palette starts
+    assert body["timings"]["gate_s"] + body["timings"]["drafts_s"] <= first_token_s, (timing, body["timings"])
+    assert first_token_s + per_token_s <= wall, (timing, wall)  # a later token came before the response
     assert 0 < per_token_s < body["timings"]["aggregate_s"]
     header = http.post("/v1/palette", json={"prompt": "How do families celebrate a birthday?", "max_tokens": TOKENS},
                        headers={"X-Cultura-Country": "south korean"})

@@ -8,7 +8,10 @@ engines check the answer: a request whose ``sampling.language`` is set and whose
 places in another language gets ``language_candidates - 1`` more answers, sampled (at least at
 ``RETRY_TEMPERATURE``) with seeds derived from its own, in one batch with every other such request;
 the first candidate in the language wins, else the one the detector finds most likely to be in it.
-An answer already in the language costs nothing more.
+An answer already in the language costs nothing more; one out of it costs ``language_candidates - 1``
+more generations, counted in ``ray_cultura_engine_language_reasks_total`` and
+``ray_cultura_engine_language_candidates_total`` (a rate near the answers' rate means most answers are
+re-asked: a model that rarely answers in the language, or text in none, such as a random model's).
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ from dataclasses import replace
 
 from cultura.engines.base import ChatRequest, Completion
 from cultura.language import is_in_language, language_probability
+from cultura.metrics import Metrics, counter
 
 RETRY_TEMPERATURE = 0.7  # the configured sampling temperature: greedy requests retry with samples
+
+RERANK_METRICS = Metrics([
+    counter("engine_language_reasks", "Answers detected out of the asked language, re-asked", ("language",)),
+    counter("engine_language_candidates", "Extra candidates generated for answers out of the asked language",
+            ("language",)),
+])
 
 
 def candidate(request: ChatRequest, k: int) -> ChatRequest:
@@ -50,6 +60,10 @@ async def generate_in_language(generate: Callable[[Sequence[ChatRequest]], Await
     if not retry:
         return completions
     extra = [(i, candidate(requests[i], k)) for i in retry for k in range(1, requests[i].sampling.language_candidates)]
+    for i in retry:
+        sampling = requests[i].sampling
+        RERANK_METRICS.inc("engine_language_reasks", language=sampling.language)
+        RERANK_METRICS.inc("engine_language_candidates", sampling.language_candidates - 1, language=sampling.language)
     answers = list(await generate([r for _, r in extra]))
     for i in retry:
         pool = [completions[i]] + [a for (j, _), a in zip(extra, answers) if j == i]

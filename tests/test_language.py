@@ -109,25 +109,26 @@ def test_an_unknown_language_is_a_clear_error():
 
 
 def test_an_answer_out_of_its_language_is_reasked_and_counted(engine, ray_session):
-    """An English question answered in English when Japanese is asked: re-asked with 2 more candidates, and
-    both counts reach Ray's Prometheus export (a re-ask is otherwise invisible: only the answer kept is returned)."""
+    """An English question answered in English when Finnish is asked: re-asked with 2 more candidates, and
+    both counts reach Ray's Prometheus export (a re-ask is otherwise invisible: only the answer kept is returned).
+    Finnish: no other test asks for it, so no other re-ask can land in these counts while Ray exports them."""
     import time
 
     from cultura.metrics import scrape_local, total
 
     def counts():
         samples = scrape_local()
-        return (total(samples, "engine_language_reasks", language="Japanese"),
-                total(samples, "engine_language_candidates", language="Japanese"))
+        return (total(samples, "engine_language_reasks", language="Finnish"),
+                total(samples, "engine_language_candidates", language="Finnish"))
 
     before = counts()
     request = ChatRequest.of([{"role": "user", "content": "What colour is the sky? Answer in one word."}],
-                             max_tokens=8, language="Japanese", language_candidates=3)
+                             max_tokens=8, language="Finnish", language_candidates=3)
     plain = asyncio.run(engine.generate([ChatRequest.of(request.messages, max_tokens=8)]))[0]
-    assert detect_language(plain.text) != "ja", plain.text  # the model's own answer is out of the language
+    assert detect_language(plain.text) != "fi", plain.text  # the model's own answer is out of the language
     asyncio.run(engine.generate([request]))
     deadline = time.monotonic() + 40  # Ray exports every few seconds
-    while counts() == before and time.monotonic() < deadline:
+    while counts() != (before[0] + 1, before[1] + 2) and time.monotonic() < deadline:
         time.sleep(2)
     reasks, candidates = counts()
     assert (reasks - before[0], candidates - before[1]) == (1, 2)

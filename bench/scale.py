@@ -247,5 +247,6 @@ def main() -> None:
         print(f"scale: ratio {ratios}; driver peak {large}/{small} = {growth:.2f} (targets: ratio >= 0.80, "
               "driver peak <= 1.10)")
 
+
 if __name__ == "__main__":
     main()

@@ -6,7 +6,8 @@ code serves a whole small plan in memory (:func:`plan_dialogues`, for tests and 
 counting pass over a run (:func:`count_plan`: how many are planned, written, left, which agents the
 rows left need, and where a ``limit`` stops; it keeps counts, never rows) and the Ray Dataset that
 plans the rows left inside Ray Data's workers, a block of seeds at a time (:func:`planned_dataset`).
-The driver's memory is then the seeds and the written ids, whatever the number of dialogues.
+The driver's memory is then the seeds and the written ids, whatever the number of dialogues; each
+block carries its own seeds, so a worker never reads the whole seed list.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,34 +177,50 @@ def seeds_per_block(gen: Any, batch_size: int) -> int:
     return max(1, batch_size // max(1, per_seed))
 
 
-def plan_block(item: dict[str, Any], *, gen: Any, seeds: Any, model: str, engine: str, written: Any,
+def plan_block(item: dict[str, Any], *, gen: Any, model: str, engine: str, written: Any,
                stop: tuple[int, int] | None) -> Iterator[dict[str, Any]]:
-    """The dialogues left of seeds ``item["first"]`` to ``item["last"]`` (a Ray Data ``flat_map``
-    function: ``seeds`` and ``written`` are object refs, read in the worker), up to ``stop``."""
-    import ray
-
-    seeds, written = ray.get(seeds), ray.get(written)
+    """The dialogues left of the block's seeds (a Ray Data ``flat_map`` function): ``item["seeds"]``
+    holds them pickled, ``item["first"]`` is the first one's index in the run, ``written`` is an object
+    ref of the written ids; the rows stop at ``stop``."""
     planner = Planner(gen, model, engine)
-    for index in range(int(item["first"]), int(item["last"])):
-        rows = _rows_left(planner.rows(seeds[index]), written)
+    written = _written_in_worker(written)
+    for index, seed in enumerate(pickle.loads(item["seeds"]), start=int(item["first"])):
+        rows = _rows_left(planner.rows(seed), written)
         if stop is not None and index == stop[0]:
             yield from rows[:stop[1]]
             return
         yield from rows
 
 
+_WRITTEN_IN_WORKER: dict[str, frozenset[str]] = {}  # the last run's written ids, by object id
+
+
+def _written_in_worker(written: Any) -> frozenset[str]:
+    # a Ray Data worker plans many blocks: on a resumed run it reads the written ids once, not per
+    # block (keyed by the object's id, so the cache does not hold the object itself in the store)
+    import ray
+
+    key = written.hex()
+    if key not in _WRITTEN_IN_WORKER:
+        _WRITTEN_IN_WORKER.clear()
+        _WRITTEN_IN_WORKER[key] = ray.get(written)
+    return _WRITTEN_IN_WORKER[key]
+
+
 def planned_dataset(gen: Any, seeds: Sequence[Any], model: str, engine: str, written: frozenset[str] | set[str],
                     count: PlanCount, batch_size: int) -> Any:
     """A Ray Dataset of the dialogues ``count`` says run now, planned in Ray Data's workers: one block
-    per :func:`seeds_per_block` seeds, up to the seed where a limit stops the run."""
+    per :func:`seeds_per_block` seeds (carrying those seeds alone), up to the seed where a limit stops
+    the run."""
     import ray
 
     end = len(seeds) if count.stop is None else count.stop[0] + 1
     step = seeds_per_block(gen, batch_size)
-    blocks = [{"first": first, "last": min(end, first + step)} for first in range(0, end, step)]
+    blocks = [{"first": first, "seeds": pickle.dumps(list(seeds[first:min(end, first + step)]))}
+              for first in range(0, end, step)]
     # planning takes milliseconds a block: it asks for no CPU, which the agents and dialogue workers hold
     return ray.data.from_items(blocks, override_num_blocks=max(1, len(blocks))).flat_map(
-        plan_block, fn_kwargs={"gen": gen, "seeds": ray.put(list(seeds)), "model": model, "engine": engine,
+        plan_block, fn_kwargs={"gen": gen, "model": model, "engine": engine,
                                "written": ray.put(frozenset(written)), "stop": count.stop}, num_cpus=0)
 
 

@@ -4,8 +4,9 @@ The model is a randomly initialised copy of the default's architecture (SmolLM2-
 LlamaForCausalLM configuration and tokenizer) cut to two layers, built in memory and saved to a
 temporary folder that the transformers engine loads like any model. ITS TEXT IS MEANINGLESS: this
 bench measures the orchestration (planning, Ray Data, agents, the engine's batching, the writer),
-not the model. The seeds are a GlobalOpinionQA-format CSV of 2,500 questions the bench writes, with
-answers for four countries (Germany, China, Egypt, Spain: four cultures).
+not the model. The seeds are a GlobalOpinionQA-format CSV the bench writes, one question per four
+dialogues of the largest size (2,500 questions at 10,000 dialogues, 25,000 at 100,000), with answers
+for four countries (Germany, China, Egypt, Spain: four cultures).
 
 The answer-language check is off here (``sampling.language_candidates: 1``): the detector places
 the random model's text in no language, so with the default (8) every answer would be re-asked with
@@ -47,7 +48,6 @@ for _key, _value in {"HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_EN
 
 CULTURES = ("german", "chinese", "arabic", "spanish")
 COUNTRIES = ("Germany", "China", "Egypt", "Spain")  # one country of each culture
-QUESTIONS = 2500
 OPTIONS = ["Very important", "Rather important", "Not very important", "Not at all important"]
 TOPICS = ["family", "friends", "leisure time", "politics", "work", "religion", "tradition", "science", "art",
           "sport", "the environment", "education", "neighbours", "money", "health", "honesty", "courage",
@@ -71,8 +71,8 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def write_seeds(path: str) -> None:
-    """A GlobalOpinionQA CSV (question, selections, options, source) of QUESTIONS questions, answered
+def write_seeds(path: str, questions: int) -> None:
+    """A GlobalOpinionQA CSV (question, selections, options, source) of ``questions`` questions, answered
     (as shares of each option) for the four countries."""
     import random
 
@@ -80,7 +80,7 @@ def write_seeds(path: str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["question", "selections", "options", "source"])
-        for i in range(QUESTIONS):
+        for i in range(questions):
             topic = TOPICS[i % len(TOPICS)]
             shares = {c: [round(rng.random(), 3) for _ in OPTIONS] for c in COUNTRIES}
             selections = "defaultdict(<class 'list'>, " + repr(shares) + ")"
@@ -207,15 +207,16 @@ def main() -> None:
     if args.one:
         return child(args)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if any(n < len(CULTURES) or n % len(CULTURES) or n // len(CULTURES) > QUESTIONS for n in sizes):
-        raise SystemExit(f"--sizes: each a multiple of {len(CULTURES)} up to {QUESTIONS * len(CULTURES)}")
+    if not sizes or any(n < len(CULTURES) or n % len(CULTURES) for n in sizes):
+        raise SystemExit(f"--sizes: dialogue counts, each a multiple of {len(CULTURES)}")
+    questions = max(sizes) // len(CULTURES)
     work = tempfile.mkdtemp(prefix="cultura-scale-bench-")
     model_dir, seeds_file = os.path.join(work, "model"), os.path.join(work, "goqa.csv")
-    write_seeds(seeds_file)
+    write_seeds(seeds_file, questions)
     build_model(model_dir, args.layers)
     print(f"model: SmolLM2-135M-Instruct's architecture, {args.layers} layers, randomly initialised: its text is "
           "meaningless; this measures the orchestration, not the model", flush=True)
-    print(f"seeds: {QUESTIONS} GlobalOpinionQA-format questions x {len(CULTURES)} cultures; {args.rounds} rounds, "
+    print(f"seeds: {questions} GlobalOpinionQA-format questions x {len(CULTURES)} cultures; {args.rounds} rounds, "
           f"{args.max_tokens} tokens per utterance, {args.workers} workers x {args.batch_size} dialogues; "
           "answer-language check off (the text is in no language)", flush=True)
     results = {}
